@@ -1,0 +1,7 @@
+//! Exposition formats: how samples are written for scrapers.
+
+mod float;
+mod text;
+
+pub use float::format_float;
+pub use text::{MetricType, TEXT_CONTENT_TYPE, TextWriter};

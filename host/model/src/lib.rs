@@ -1,0 +1,13 @@
+//! Labels, samples and exposition formats shared by every part of Pharos.
+//!
+//! This crate is pure: no async runtime and no WebAssembly, so the engines built on it
+//! compile and test quickly. Its exposition writers are the single place where Pharos
+//! turns samples into text, whether for its own `/metrics`, for `/federate` or for the
+//! pushgateway.
+
+pub mod exposition;
+pub mod labels;
+pub mod matcher;
+
+pub use labels::{Label, Labels};
+pub use matcher::{MatchOp, Matcher};

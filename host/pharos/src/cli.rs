@@ -1,0 +1,134 @@
+//! The command line: `pharos run`, `pharos check config`, `pharos version`.
+
+use crate::config::ListenAddress;
+use crate::daemon::{self, ConfigSource};
+use crate::telemetry::build;
+use crate::telemetry::logging::{self, LogFormat, LogLevel};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Pharos scrapes, stores, queries, federates, accepts pushes, evaluates rules and
+/// routes alerts: the Prometheus HA stack in one binary, configured by one JSON file.
+#[derive(Debug, Parser)]
+#[command(name = "pharos", version = build::VERSION, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon. Without --config, runs the built-in all-in-one configuration
+    /// (HTTP endpoints on 0.0.0.0:9090).
+    Run(RunArgs),
+    /// Check files without running anything; exits 1 if any has errors.
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Print version and build information.
+    Version,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The JSON configuration file. Re-read on SIGHUP and on POST /-/reload.
+    #[arg(long, visible_alias = "config.file", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen here instead of the configuration's web.listen_address
+    /// (for example 127.0.0.1:0 to pick a free loopback port).
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    listen_address: Option<ListenAddress>,
+    /// Log line format, written to standard error.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    log_format: LogFormat,
+    /// Least severe level to log. RUST_LOG, when set, takes precedence.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    log_level: LogLevel,
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckCommand {
+    /// Validate configuration files and list every error with its JSON path.
+    Config {
+        /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Parses the command line and runs the chosen command.
+pub fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run(args) => run(args),
+        Command::Check(CheckCommand::Config { files }) => check_config(&files),
+        Command::Version => {
+            println!(
+                "pharos, version {} (revision: {})\n  build rust: {}",
+                build::VERSION,
+                build::REVISION,
+                build::RUSTC
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    logging::init(args.log_format, args.log_level);
+    let source = match args.config {
+        Some(path) => ConfigSource::File(path),
+        None => ConfigSource::Embedded,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pharos: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(source, args.listen_address)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}").replace('\n', "; "), "pharos stopped");
+            eprintln!("pharos: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        println!("Checking {}", file.display());
+        match crate::config::load(file) {
+            Ok(_) => println!("  SUCCESS"),
+            Err(errs) => {
+                failed = true;
+                let n = errs.iter().count();
+                println!("  FAILED: {n} error{}", if n == 1 { "" } else { "s" });
+                for e in errs.iter() {
+                    println!("  - {e}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,232 @@
+//! One lifecycle for every part of the daemon.
+//!
+//! Storage, scraping, rules, the pushgateway, the alert router and plugins each own a
+//! section of the configuration. The [`Supervisor`] compares each component's section
+//! between the running and the new configuration and starts, reloads or stops the
+//! component accordingly, so the daemon's start-up, reload and shutdown paths stay the
+//! same however many components exist.
+
+use crate::config::Config;
+use crate::telemetry::Telemetry;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What components share: the daemon's telemetry now; storage handles as they arrive.
+#[derive(Clone)]
+pub struct Context {
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// A part of the daemon driven by one section of the configuration.
+pub trait Component: Sized + Send + 'static {
+    /// Used in logs and errors.
+    const NAME: &'static str;
+    /// The part of the configuration this component reads. `None` from
+    /// [`Component::section`] means the component is not wanted.
+    type Section: Clone + PartialEq + Send + Sync + 'static;
+
+    fn section(config: &Config) -> Option<Self::Section>;
+
+    /// Starts from a section. An error at daemon start-up aborts the start.
+    fn start(
+        section: Self::Section,
+        ctx: &Context,
+    ) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Applies a changed section to the running component. Called only when the
+    /// section differs from the one the component runs with; on error the component
+    /// must keep running with its previous section.
+    fn reload(&mut self, section: Self::Section)
+    -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Stops, finishing or persisting in-flight work first.
+    fn stop(self) -> impl Future<Output = ()> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A component type behind a uniform, object-safe face.
+trait Slot: Send {
+    fn apply<'a>(
+        &'a mut self,
+        config: &'a Config,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn stop(&mut self) -> BoxFuture<'_, ()>;
+}
+
+struct Managed<C: Component> {
+    running: Option<(C::Section, C)>,
+}
+
+impl<C: Component> Slot for Managed<C> {
+    fn apply<'a>(
+        &'a mut self,
+        config: &'a Config,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let wanted = C::section(config);
+            match (self.running.take(), wanted) {
+                (None, None) => {}
+                (None, Some(section)) => {
+                    let c = C::start(section.clone(), ctx)
+                        .await
+                        .map_err(|e| e.context(format!("starting {}", C::NAME)))?;
+                    tracing::info!(component = C::NAME, "started");
+                    self.running = Some((section, c));
+                }
+                (Some((_, c)), None) => {
+                    c.stop().await;
+                    tracing::info!(component = C::NAME, "stopped: its section was removed");
+                }
+                (Some((old, c)), Some(new)) if old == new => self.running = Some((old, c)),
+                (Some((old, mut c)), Some(new)) => {
+                    let result = c.reload(new.clone()).await;
+                    match result {
+                        Ok(()) => {
+                            tracing::info!(component = C::NAME, "reloaded");
+                            self.running = Some((new, c));
+                        }
+                        Err(e) => {
+                            self.running = Some((old, c));
+                            return Err(e.context(format!("reloading {}", C::NAME)));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some((_, c)) = self.running.take() {
+                c.stop().await;
+                tracing::info!(component = C::NAME, "stopped");
+            }
+        })
+    }
+}
+
+/// Runs the registered components in registration order and stops them in reverse,
+/// so that (for example) storage starts before and stops after what writes to it.
+#[derive(Default)]
+pub struct Supervisor {
+    slots: Vec<Box<dyn Slot>>,
+}
+
+impl Supervisor {
+    /// Registers a component type; it starts on the first [`Supervisor::apply`] whose
+    /// configuration has its section.
+    pub fn with<C: Component>(mut self) -> Self {
+        self.slots.push(Box::new(Managed::<C> { running: None }));
+        self
+    }
+
+    /// Brings every component in line with `config`. Every component is visited even
+    /// when an earlier one fails; the errors are returned together.
+    pub async fn apply(
+        &mut self,
+        config: &Config,
+        ctx: &Context,
+    ) -> Result<(), Vec<anyhow::Error>> {
+        let mut errors = Vec::new();
+        for slot in &mut self.slots {
+            if let Err(e) = slot.apply(config, ctx).await {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Stops every running component, last started first.
+    pub async fn shutdown(&mut self) {
+        for slot in self.slots.iter_mut().rev() {
+            slot.stop().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records lifecycle calls; its section is the external label `probe`, and it
+    /// refuses to reload to the value "bad".
+    struct Probe {
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    static LOG: Mutex<Option<Arc<Mutex<Vec<String>>>>> = Mutex::new(None);
+
+    fn log() -> Arc<Mutex<Vec<String>>> {
+        LOG.lock()
+            .unwrap()
+            .get_or_insert_with(Default::default)
+            .clone()
+    }
+
+    impl Component for Probe {
+        const NAME: &'static str = "probe";
+        type Section = String;
+
+        fn section(config: &Config) -> Option<Self::Section> {
+            config.global.external_labels.get("probe").cloned()
+        }
+
+        async fn start(section: Self::Section, _: &Context) -> anyhow::Result<Self> {
+            let log = log();
+            log.lock().unwrap().push(format!("start {section}"));
+            Ok(Probe { log })
+        }
+
+        async fn reload(&mut self, section: Self::Section) -> anyhow::Result<()> {
+            if section == "bad" {
+                anyhow::bail!("refused");
+            }
+            self.log.lock().unwrap().push(format!("reload {section}"));
+            Ok(())
+        }
+
+        async fn stop(self) {
+            self.log.lock().unwrap().push("stop".into());
+        }
+    }
+
+    fn config(probe: Option<&str>) -> Config {
+        let labels = probe
+            .map(|p| format!(r#""probe": "{p}""#))
+            .unwrap_or_default();
+        crate::config::parse(&format!(
+            r#"{{"global": {{"external_labels": {{{labels}}}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn starts_reloads_only_on_change_and_stops() {
+        let ctx = Context {
+            telemetry: Telemetry::new(),
+        };
+        let mut s = Supervisor::default().with::<Probe>();
+        s.apply(&config(Some("a")), &ctx).await.unwrap();
+        s.apply(&config(Some("a")), &ctx).await.unwrap();
+        s.apply(&config(Some("b")), &ctx).await.unwrap();
+        let errs = s.apply(&config(Some("bad")), &ctx).await.unwrap_err();
+        assert!(format!("{:#}", errs[0]).contains("reloading probe: refused"));
+        s.apply(&config(None), &ctx).await.unwrap();
+        s.apply(&config(Some("c")), &ctx).await.unwrap();
+        s.shutdown().await;
+        assert_eq!(
+            *log().lock().unwrap(),
+            ["start a", "reload b", "stop", "start c", "stop"]
+        );
+    }
+}

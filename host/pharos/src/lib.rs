@@ -1,0 +1,13 @@
+//! Pharos: the daemon and command line that tie the engines together.
+//!
+//! Each module is one part of the daemon: `config` reads and validates the JSON
+//! document, `component` gives every part the same start/reload/stop lifecycle,
+//! `daemon` runs the control loop, `web` serves HTTP and `telemetry` holds logs and
+//! Pharos's own metrics.
+
+pub mod cli;
+pub mod component;
+pub mod config;
+pub mod daemon;
+pub mod telemetry;
+pub mod web;

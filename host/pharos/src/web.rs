@@ -1,0 +1,154 @@
+//! The HTTP surface: lifecycle endpoints and the daemon's own `/metrics`.
+//!
+//! Handlers never touch components directly; reload and quit are requests to the
+//! daemon's control loop, which owns the running configuration and serialises changes.
+
+use crate::telemetry::Telemetry;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use pharos_model::exposition::TEXT_CONTENT_TYPE;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the HTTP surface may ask of the daemon's control loop.
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read and apply the configuration; the answer is `Err(reason)` when refused.
+    Reload(oneshot::Sender<Result<(), String>>),
+    /// Shut down gracefully.
+    Quit,
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct WebState {
+    pub telemetry: Arc<Telemetry>,
+    /// Set once start-up is complete; `/-/ready` answers 503 until then.
+    pub ready: Arc<AtomicBool>,
+    pub control: mpsc::Sender<Control>,
+}
+
+/// The daemon's router.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy).head(healthy))
+        .route("/-/ready", get(ready).head(ready))
+        .route("/-/reload", axum::routing::post(reload).put(reload))
+        .route("/-/quit", axum::routing::post(quit).put(quit))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), instrument))
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "Pharos is Healthy.\n"
+}
+
+async fn ready(State(s): State<WebState>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        "Pharos is Ready.\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+async fn reload(State(s): State<WebState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.control.send(Control::Reload(tx)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rx.await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(reason)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {reason}\n"),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
+
+async fn quit(State(s): State<WebState>) -> &'static str {
+    let _ = s.control.send(Control::Quit).await;
+    "Requesting termination... Goodbye!\n"
+}
+
+async fn metrics(State(s): State<WebState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+        s.telemetry.registry.render(),
+    )
+        .into_response()
+}
+
+/// Counts and times every request by its route pattern (not its raw path, which would
+/// let clients mint unbounded label values).
+async fn instrument(State(s): State<WebState>, req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".to_owned());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let code = response.status().as_u16().to_string();
+    s.telemetry.http_requests.with(&[&handler, &code]).inc();
+    s.telemetry.http_duration.with(&[&handler]).observe(elapsed);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn status(app: &Router, method: &str, path: &str) -> StatusCode {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn ready_only_after_start_up_and_reload_answers_through_control() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let ready = Arc::new(AtomicBool::new(false));
+        let app = router(WebState {
+            telemetry: Telemetry::new(),
+            ready: ready.clone(),
+            control: tx,
+        });
+        assert_eq!(
+            status(&app, "GET", "/-/ready").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(&app, "GET", "/-/healthy").await, StatusCode::OK);
+        ready.store(true, Ordering::Release);
+        assert_eq!(status(&app, "GET", "/-/ready").await, StatusCode::OK);
+
+        tokio::spawn(async move {
+            while let Some(Control::Reload(reply)) = rx.recv().await {
+                let _ = reply.send(Err("global.x: unknown key".into()));
+            }
+        });
+        assert_eq!(
+            status(&app, "POST", "/-/reload").await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(&app, "GET", "/-/reload").await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+}

@@ -1,0 +1,536 @@
+//! The database: a head protected by the write-ahead log, the blocks cut from it, and
+//! the maintenance that cuts, compacts and deletes blocks.
+//!
+//! Directory layout: `wal/` (log segments and checkpoints), `chunks_head/` (scratch
+//! space for full head chunks) and one directory per block.
+
+use crate::block::{self, Block, BlockWriter, ChunkData};
+use crate::chunk::XorChunk;
+use crate::head::{Head, HeadOptions};
+use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
+use crate::wal::{self, Record, SampleRecord, SeriesRecord, Wal, WalOptions};
+use pharos_model::{Labels, Matcher};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// Encoding byte of XOR chunks in blocks.
+pub const ENCODING_XOR: u8 = 1;
+const SAMPLES_PER_BLOCK_CHUNK: usize = 120;
+
+/// How the database behaves; the defaults are Prometheus's.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Length of the blocks cut from the head, in ms.
+    pub block_range: i64,
+    /// Blocks whose data ends this long before the newest sample are deleted.
+    pub retention_time: Option<i64>,
+    /// The oldest blocks are deleted while blocks and the log together exceed this.
+    pub retention_size: Option<u64>,
+    /// How far behind the newest sample older samples are still accepted (0: never).
+    pub out_of_order_time_window: i64,
+    pub wal: WalOptions,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            block_range: 2 * 3600 * 1000,
+            retention_time: Some(15 * 24 * 3600 * 1000),
+            retention_size: None,
+            out_of_order_time_window: 0,
+            wal: WalOptions::default(),
+        }
+    }
+}
+
+/// What a start-up replay found.
+#[derive(Debug, Clone, Default)]
+pub struct OpenStats {
+    pub blocks: usize,
+    pub replay: wal::ReplayStats,
+    /// Logged samples the head refused on replay (for example duplicates).
+    pub replay_rejected: u64,
+}
+
+/// What one [`Db::maintain`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub blocks_cut: usize,
+    pub blocks_compacted: usize,
+    pub blocks_deleted: usize,
+}
+
+/// An open database.
+pub struct Db {
+    dir: PathBuf,
+    opts: DbOptions,
+    head: Head,
+    wal: Mutex<Wal>,
+    /// Sorted by min time. Replaced wholesale, so queriers keep a consistent snapshot.
+    blocks: RwLock<Arc<Vec<Arc<Block>>>>,
+    /// One maintenance pass at a time.
+    maintenance: Mutex<()>,
+}
+
+impl Db {
+    /// Opens (or creates) the database in `dir`, replaying the log into the head.
+    pub fn open(dir: &Path, opts: DbOptions) -> Result<(Db, OpenStats), StorageError> {
+        std::fs::create_dir_all(dir)?;
+        block::clean_temp_dirs(dir).map_err(block_err(dir))?;
+        let mut blocks = Vec::new();
+        for info in block::list_blocks(dir).map_err(block_err(dir))? {
+            blocks.push(Arc::new(Block::open(&info.path).map_err(block_err(&info.path))?));
+        }
+        let head = Head::new(
+            &dir.join("chunks_head"),
+            HeadOptions { chunk_range: opts.block_range, out_of_order_window: opts.out_of_order_time_window, ..HeadOptions::default() },
+        )?;
+        let wal_dir = dir.join("wal");
+        let mut rejected = 0u64;
+        let replay = wal::replay(&wal_dir, |record| match record {
+            Record::Series(series) => {
+                for s in series {
+                    if let Ok(id) = u32::try_from(s.id) {
+                        let _ = head.get_or_create_with_id(&s.labels, Some(id));
+                    }
+                }
+            }
+            Record::Samples(samples) => {
+                for s in samples {
+                    if head.add(s.id, s.t, s.v).is_err() {
+                        rejected += 1;
+                    }
+                }
+            }
+            // Deletions arrive with the admin API; until then none are logged.
+            _ => {}
+        })
+        .map_err(|e| StorageError::Wal(e.to_string()))?;
+        let wal = Wal::open(&wal_dir, opts.wal).map_err(|e| StorageError::Wal(e.to_string()))?;
+        let stats = OpenStats { blocks: blocks.len(), replay, replay_rejected: rejected };
+        let db = Db {
+            dir: dir.to_path_buf(),
+            opts,
+            head,
+            wal: Mutex::new(wal),
+            blocks: RwLock::new(Arc::new(blocks)),
+            maintenance: Mutex::new(()),
+        };
+        Ok((db, stats))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// A new batch of samples.
+    pub fn appender(self: &Arc<Self>) -> Box<dyn Appender> {
+        Box::new(DbAppender { db: self.clone(), samples: Vec::new() })
+    }
+
+    /// A consistent view over the head and the current blocks.
+    pub fn querier(self: &Arc<Self>) -> DbQuerier {
+        DbQuerier { db: self.clone(), blocks: self.block_list() }
+    }
+
+    fn block_list(&self) -> Arc<Vec<Arc<Block>>> {
+        self.blocks.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The blocks on disk, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.block_list().iter().cloned().collect()
+    }
+
+    /// Forces logged data to disk (shutdown).
+    pub fn sync(&self) -> Result<(), StorageError> {
+        lock(&self.wal).sync().map_err(StorageError::from)
+    }
+
+    /// Cuts blocks from the head once it spans one and a half block ranges, compacts
+    /// adjacent blocks, and applies retention. Called periodically by the daemon.
+    pub fn maintain(&self) -> Result<Maintenance, StorageError> {
+        let _one = lock(&self.maintenance);
+        let mut m = Maintenance::default();
+        while let Some((min, max)) = self.head.time_range() {
+            let range = self.opts.block_range;
+            if max - min < range * 3 / 2 {
+                break;
+            }
+            let start = min.div_euclid(range) * range;
+            self.cut_block(start, start + range)?;
+            m.blocks_cut += 1;
+        }
+        m.blocks_compacted = self.compact()?;
+        m.blocks_deleted = self.apply_retention()?;
+        Ok(m)
+    }
+
+    /// Writes the head's samples in `[start, end)` to a new block, then drops them from
+    /// the head and condenses the log.
+    fn cut_block(&self, start: i64, end: i64) -> Result<(), StorageError> {
+        let series = self.head.select(&[], start, end - 1)?;
+        if !series.is_empty() {
+            let mut w = BlockWriter::create(&self.dir, start, end, 1, &[]).map_err(block_err(&self.dir))?;
+            for s in &series {
+                let chunks = encode_chunks(s.samples());
+                let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
+                w.add_series(&s.labels, &data).map_err(block_err(&self.dir))?;
+            }
+            let meta = w.finish().map_err(block_err(&self.dir))?;
+            let path = block::block_dir(&self.dir, meta.id);
+            let b = Block::open(&path).map_err(block_err(&path))?;
+            self.add_block(Arc::new(b), &[]);
+            tracing::info!(block = %meta.id, min_time = start, max_time = end, series = meta.stats.num_series, samples = meta.stats.num_samples, "cut block from head");
+        }
+        let removed = self.head.truncate_before(end)?;
+        let live: std::collections::HashSet<u32> = self.head.series_ids().into_iter().collect();
+        let mut wal = lock(&self.wal);
+        let (_, last) = wal.segments();
+        wal.checkpoint(last, |id| u32::try_from(id).is_ok_and(|id| live.contains(&id)), end)
+            .map_err(|e| StorageError::Wal(e.to_string()))?;
+        tracing::debug!(removed_series = removed.len(), "head truncated");
+        Ok(())
+    }
+
+    fn add_block(&self, b: Arc<Block>, replaces: &[Arc<Block>]) {
+        let mut guard = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<Arc<Block>> =
+            guard.iter().filter(|x| !replaces.iter().any(|r| Arc::ptr_eq(r, x))).cloned().collect();
+        list.push(b);
+        list.sort_by_key(|b| b.meta().min_time);
+        *guard = Arc::new(list);
+    }
+
+    /// Compaction ranges: three times the previous level, up to a tenth of retention
+    /// (at most 31 days), as Prometheus sizes them.
+    fn compaction_ranges(&self) -> Vec<i64> {
+        let cap = self.opts.retention_time.map_or(31 * 24 * 3600 * 1000, |r| (r / 10).min(31 * 24 * 3600 * 1000));
+        let mut ranges = Vec::new();
+        let mut r = self.opts.block_range * 3;
+        while r <= cap {
+            ranges.push(r);
+            r *= 3;
+        }
+        ranges
+    }
+
+    /// Merges blocks that overlap, then blocks filling an aligned larger range that
+    /// is entirely in the past. Returns the number of blocks written.
+    fn compact(&self) -> Result<usize, StorageError> {
+        let mut written = 0;
+        loop {
+            let blocks = self.block_list();
+            let Some(group) = self.next_compaction(&blocks) else { break };
+            self.compact_group(&group)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    fn next_compaction(&self, blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
+        // Overlapping blocks (out-of-order data, or a crash between cut and log
+        // checkpoint) are merged first, so queries read each sample once.
+        for (i, a) in blocks.iter().enumerate() {
+            let overlapping: Vec<Arc<Block>> = blocks[i..]
+                .iter()
+                .filter(|b| b.meta().min_time < a.meta().max_time && a.meta().min_time < b.meta().max_time)
+                .cloned()
+                .collect();
+            if overlapping.len() > 1 {
+                return Some(overlapping);
+            }
+        }
+        let newest = blocks.iter().map(|b| b.meta().max_time).max()?;
+        let head_min = self.head.time_range().map_or(newest, |(min, _)| min.max(newest));
+        for range in self.compaction_ranges() {
+            let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+            for b in blocks {
+                let m = b.meta();
+                let start = m.min_time.div_euclid(range) * range;
+                if m.max_time <= start + range {
+                    groups.entry(start).or_default().push(b.clone());
+                }
+            }
+            for (start, group) in groups {
+                let done = start + range <= head_min;
+                if group.len() > 1 && done {
+                    return Some(group);
+                }
+            }
+        }
+        None
+    }
+
+    fn compact_group(&self, group: &[Arc<Block>]) -> Result<(), StorageError> {
+        let refs: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
+        let min = refs.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
+        let max = refs.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
+        let level = refs.iter().map(|b| b.meta().compaction.level).max().unwrap_or(1) + 1;
+        let mut sources: Vec<ulid::Ulid> = refs.iter().flat_map(|b| b.meta().compaction.sources.clone()).collect();
+        sources.sort();
+        sources.dedup();
+        let mut w = BlockWriter::create(&self.dir, min, max, level, &sources).map_err(block_err(&self.dir))?;
+        for merged in block::merge_series(&refs) {
+            let merged = merged.map_err(block_err(&self.dir))?;
+            let mut loaded = Vec::with_capacity(merged.chunks.len());
+            for (i, meta) in &merged.chunks {
+                loaded.push(refs[*i].chunk(meta).map_err(block_err(refs[*i].dir()))?);
+            }
+            let disjoint = loaded.windows(2).all(|w| w[0].max_time < w[1].min_time);
+            if disjoint {
+                let data: Vec<ChunkData<'_>> = loaded.iter().map(|c| c.as_chunk_data()).collect();
+                w.add_series(&merged.labels, &data).map_err(block_err(&self.dir))?;
+            } else {
+                let series = Series {
+                    labels: merged.labels.clone(),
+                    chunks: loaded
+                        .iter()
+                        .map(|c| EncodedChunk { min_t: c.min_time, max_t: c.max_time, num_samples: c.num_samples, bytes: Arc::from(c.bytes()) })
+                        .collect(),
+                    min_t: min,
+                    max_t: max - 1,
+                };
+                let chunks = encode_chunks(series.samples());
+                let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
+                w.add_series(&merged.labels, &data).map_err(block_err(&self.dir))?;
+            }
+        }
+        let meta = w.finish().map_err(block_err(&self.dir))?;
+        let path = block::block_dir(&self.dir, meta.id);
+        let b = Arc::new(Block::open(&path).map_err(block_err(&path))?);
+        self.add_block(b, group);
+        for old in group {
+            block::delete_block(old.dir()).map_err(block_err(old.dir()))?;
+        }
+        tracing::info!(block = %meta.id, level, sources = group.len(), "compacted blocks");
+        Ok(())
+    }
+
+    /// Deletes blocks past the retention time, then the oldest blocks while the total
+    /// size exceeds the retention size.
+    fn apply_retention(&self) -> Result<usize, StorageError> {
+        let blocks = self.block_list();
+        let newest = blocks
+            .iter()
+            .map(|b| b.meta().max_time)
+            .chain(self.head.time_range().map(|(_, max)| max))
+            .max();
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        if let (Some(retention), Some(newest)) = (self.opts.retention_time, newest) {
+            doomed.extend(blocks.iter().filter(|b| b.meta().max_time <= newest - retention).cloned());
+        }
+        if let Some(limit) = self.opts.retention_size {
+            let wal_bytes = dir_size(&self.dir.join("wal"));
+            let mut total: u64 = wal_bytes + blocks.iter().map(|b| b.size_bytes()).sum::<u64>();
+            for b in blocks.iter() {
+                if total <= limit {
+                    break;
+                }
+                total = total.saturating_sub(b.size_bytes());
+                if !doomed.iter().any(|d| Arc::ptr_eq(d, b)) {
+                    doomed.push(b.clone());
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut guard = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
+            let kept: Vec<Arc<Block>> = guard.iter().filter(|b| !doomed.iter().any(|d| Arc::ptr_eq(d, b))).cloned().collect();
+            *guard = Arc::new(kept);
+        }
+        for b in &doomed {
+            block::delete_block(b.dir()).map_err(block_err(b.dir()))?;
+            tracing::info!(block = %b.meta().id, "deleted block by retention");
+        }
+        Ok(doomed.len())
+    }
+}
+
+/// Re-encodes samples into chunks of at most 120 samples.
+fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<XorChunk> {
+    let mut out = Vec::new();
+    let mut cur = XorChunk::new();
+    for s in samples {
+        if cur.num_samples() as usize >= SAMPLES_PER_BLOCK_CHUNK {
+            out.push(std::mem::take(&mut cur));
+        }
+        // Merged samples are strictly increasing, so the append cannot fail.
+        let _ = cur.append(s.t, s.v);
+    }
+    if cur.num_samples() > 0 {
+        out.push(cur);
+    }
+    out
+}
+
+fn chunk_data(c: &XorChunk) -> ChunkData<'_> {
+    ChunkData {
+        min_time: c.min_time().unwrap_or(0),
+        max_time: c.max_time().unwrap_or(0),
+        encoding: ENCODING_XOR,
+        num_samples: c.num_samples(),
+        bytes: c.bytes(),
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn block_err(path: &Path) -> impl Fn(block::Error) -> StorageError + '_ {
+    move |e| StorageError::Block { path: path.display().to_string(), reason: e.to_string() }
+}
+
+fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A batch of samples for the head.
+struct DbAppender {
+    db: Arc<Db>,
+    samples: Vec<SampleRecord>,
+}
+
+impl Appender for DbAppender {
+    fn append(&mut self, series: Option<SeriesRef>, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, StorageError> {
+        let id = match series {
+            Some(id) => id,
+            None => self.db.head.get_or_create(labels)?.0,
+        };
+        self.db.head.check(id, t, v)?;
+        self.samples.push(SampleRecord { id, t, v });
+        Ok(id)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StorageError> {
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        let head = &self.db.head;
+        let mut new_series: Vec<SeriesRecord> = Vec::new();
+        for s in &self.samples {
+            if new_series.last().is_some_and(|n| n.id == s.id) {
+                continue;
+            }
+            if let Some(labels) = head.unlogged(s.id) {
+                if !new_series.iter().any(|n| n.id == s.id) {
+                    new_series.push(SeriesRecord { id: s.id, labels });
+                }
+            }
+        }
+        {
+            let mut wal = lock(&self.db.wal);
+            let mut records = Vec::with_capacity(2);
+            if !new_series.is_empty() {
+                records.push(Record::Series(new_series.clone()));
+            }
+            records.push(Record::Samples(self.samples.clone()));
+            wal.log(&records)?;
+        }
+        for s in &new_series {
+            head.mark_logged(s.id);
+        }
+        // Samples checked at append time can still lose a race with a concurrent batch
+        // for the same series; those are dropped here, as Prometheus drops them.
+        for s in &self.samples {
+            let _ = head.add(s.id, s.t, s.v);
+        }
+        Ok(())
+    }
+
+    fn rollback(self: Box<Self>) {}
+}
+
+/// Reads the head and a snapshot of the blocks.
+pub struct DbQuerier {
+    db: Arc<Db>,
+    blocks: Arc<Vec<Arc<Block>>>,
+}
+
+impl DbQuerier {
+    fn blocks_in(&self, min_t: i64, max_t: i64) -> impl Iterator<Item = &Arc<Block>> {
+        self.blocks.iter().filter(move |b| b.meta().max_time > min_t && b.meta().min_time <= max_t)
+    }
+}
+
+impl Querier for DbQuerier {
+    fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<Series>, StorageError> {
+        let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
+        for b in self.blocks_in(min_t, max_t) {
+            let err = block_err(b.dir());
+            for n in b.select(matchers).map_err(&err)? {
+                let (labels, metas) = b.series(n).map_err(&err)?;
+                let mut chunks = Vec::new();
+                for m in metas.iter().filter(|m| m.max_time >= min_t && m.min_time <= max_t) {
+                    let c = b.chunk(m).map_err(&err)?;
+                    chunks.push(EncodedChunk { min_t: c.min_time, max_t: c.max_time, num_samples: c.num_samples, bytes: Arc::from(c.bytes()) });
+                }
+                if chunks.is_empty() {
+                    continue;
+                }
+                merged
+                    .entry(labels.clone())
+                    .or_insert_with(|| Series { labels, chunks: Vec::new(), min_t, max_t })
+                    .chunks
+                    .extend(chunks);
+            }
+        }
+        for s in self.db.head.select(matchers, min_t, max_t)? {
+            match merged.get_mut(&s.labels) {
+                Some(existing) => existing.chunks.extend(s.chunks),
+                None => {
+                    merged.insert(s.labels.clone(), s);
+                }
+            }
+        }
+        Ok(merged.into_values().collect())
+    }
+
+    fn label_names(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError> {
+        let mut names: std::collections::BTreeSet<String> = self.db.head.label_names(matchers).into_iter().collect();
+        for b in self.blocks_in(min_t, max_t) {
+            if matchers.is_empty() {
+                names.extend(b.label_names().into_iter().map(str::to_string));
+            } else {
+                let err = block_err(b.dir());
+                for n in b.select(matchers).map_err(&err)? {
+                    names.extend(b.series(n).map_err(&err)?.0.iter().map(|l| l.name.clone()));
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError> {
+        let mut values: std::collections::BTreeSet<String> = self.db.head.label_values(name, matchers).into_iter().collect();
+        for b in self.blocks_in(min_t, max_t) {
+            if matchers.is_empty() {
+                values.extend(b.label_values(name).into_iter().map(str::to_string));
+            } else {
+                let err = block_err(b.dir());
+                for n in b.select(matchers).map_err(&err)? {
+                    if let Some(v) = b.series(n).map_err(&err)?.0.get(name) {
+                        values.insert(v.to_string());
+                    }
+                }
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+}

@@ -1,0 +1,527 @@
+//! The head: the most recent samples, in memory, protected by the write-ahead log.
+//!
+//! Each series keeps one open chunk on the heap; full chunks move to memory-mapped
+//! segment files (see [`chunk_file`]), so the heap holds little more per series than
+//! its interned labels, the open chunk and a short list of chunk locations. Series are
+//! found by a stable hash of their labels in one of several shards, so concurrent
+//! appenders rarely wait on the same lock.
+
+mod chunk_file;
+mod postings;
+mod symbols;
+
+use crate::chunk::XorChunk;
+use crate::storage::{EncodedChunk, Series, SeriesRef, StorageError};
+use chunk_file::{ChunkFile, ChunkLocation};
+use pharos_model::{Labels, Matcher};
+use postings::Postings;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use symbols::Symbols;
+
+/// Samples per chunk before it is cut, as Prometheus: enough for the XOR encoding to
+/// pay off, small enough that decoding a range touches few unneeded samples.
+const SAMPLES_PER_CHUNK: u16 = 120;
+/// Out-of-order samples buffered per series before they are encoded into a chunk.
+const OOO_BUFFER: usize = 32;
+const SHARDS: usize = 16;
+
+/// How the head behaves.
+#[derive(Debug, Clone)]
+pub struct HeadOptions {
+    /// Chunks never span a multiple of this (the block range), so blocks can be cut
+    /// from whole chunks.
+    pub chunk_range: i64,
+    /// How far behind the newest sample an older sample is still accepted.
+    pub out_of_order_window: i64,
+    /// Size of each head chunk segment file.
+    pub chunk_segment_size: u32,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        HeadOptions { chunk_range: 2 * 3600 * 1000, out_of_order_window: 0, chunk_segment_size: 128 << 20 }
+    }
+}
+
+/// Outcome of adding one sample to a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    Stored,
+    /// The same timestamp and value were already there; nothing changed.
+    Duplicate,
+}
+
+pub(crate) struct MemSeries {
+    /// Interned (name, value) pairs sorted by name.
+    labels: Box<[(u32, u32)]>,
+    /// Whether the series' creation is in the write-ahead log. A series is created at
+    /// append time but logged with the first commit that uses it, so a rolled-back
+    /// batch cannot leave later samples pointing at an unlogged series.
+    logged: AtomicBool,
+    data: Mutex<SeriesData>,
+}
+
+struct SeriesData {
+    open: XorChunk,
+    closed: Vec<ClosedChunk>,
+    /// Out-of-order samples, sorted by time, not yet encoded.
+    ooo: Vec<(i64, f64)>,
+    /// Newest in-order timestamp and its value's bits (for duplicate detection).
+    last: Option<(i64, u64)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ClosedChunk {
+    min_t: i64,
+    max_t: i64,
+    num_samples: u16,
+    at: ChunkLocation,
+}
+
+/// The in-memory head.
+pub struct Head {
+    opts: HeadOptions,
+    symbols: Symbols,
+    postings: RwLock<Postings>,
+    /// Series by id; ids are dense and never reused while the process runs.
+    series: RwLock<Vec<Option<Arc<MemSeries>>>>,
+    /// Series ids by label hash, sharded by hash. A collision keeps both ids.
+    by_hash: Box<[RwLock<HashMap<u64, HashIds>>]>,
+    chunks: Mutex<ChunkFile>,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    samples: AtomicU64,
+}
+
+/// Ids under one hash: nearly always one, so no allocation in the common case.
+#[derive(Debug, Clone)]
+enum HashIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Head {
+    /// An empty head whose full chunks go to `chunks_dir`.
+    pub fn new(chunks_dir: &Path, opts: HeadOptions) -> Result<Head, StorageError> {
+        Ok(Head {
+            chunks: Mutex::new(ChunkFile::open(chunks_dir, opts.chunk_segment_size)?),
+            opts,
+            symbols: Symbols::default(),
+            postings: RwLock::new(Postings::default()),
+            series: RwLock::new(Vec::new()),
+            by_hash: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            samples: AtomicU64::new(0),
+        })
+    }
+
+    pub fn options(&self) -> &HeadOptions {
+        &self.opts
+    }
+
+    /// Oldest and newest sample time, `None` when empty.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let (min, max) = (self.min_time.load(Ordering::Acquire), self.max_time.load(Ordering::Acquire));
+        (min <= max).then_some((min, max))
+    }
+
+    /// Number of series held.
+    pub fn num_series(&self) -> usize {
+        read(&self.postings).num_series()
+    }
+
+    /// Samples appended since start (including replayed ones).
+    pub fn num_samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    fn get(&self, id: u32) -> Option<Arc<MemSeries>> {
+        read(&self.series).get(id as usize).and_then(Clone::clone)
+    }
+
+    /// The series with these labels, if it exists.
+    pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
+        let hash = labels.stable_hash();
+        let shard = read(&self.by_hash[hash as usize % SHARDS]);
+        let ids = shard.get(&hash)?;
+        ids.iter().find(|&id| self.labels_equal(id, labels)).map(u64::from)
+    }
+
+    /// The series with these labels, created when new. The flag says whether it was.
+    pub fn get_or_create(&self, labels: &Labels) -> Result<(SeriesRef, bool), StorageError> {
+        self.get_or_create_with_id(labels, None)
+    }
+
+    /// As [`Head::get_or_create`], but with the id the series had when it was logged
+    /// (write-ahead log replay), so that logged samples find it.
+    pub(crate) fn get_or_create_with_id(&self, labels: &Labels, id: Option<u32>) -> Result<(SeriesRef, bool), StorageError> {
+        if labels.is_empty() {
+            return Err(StorageError::EmptyLabels);
+        }
+        let hash = labels.stable_hash();
+        let mut shard = write(&self.by_hash[hash as usize % SHARDS]);
+        if let Some(ids) = shard.get(&hash) {
+            if let Some(found) = ids.iter().find(|&id| self.labels_equal(id, labels)) {
+                return Ok((found.into(), false));
+            }
+        }
+        let mut pairs: Vec<(u32, u32)> =
+            labels.iter().map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value))).collect();
+        pairs.shrink_to_fit();
+        let series = Arc::new(MemSeries {
+            labels: pairs.into_boxed_slice(),
+            logged: AtomicBool::new(id.is_some()),
+            data: Mutex::new(SeriesData { open: XorChunk::new(), closed: Vec::new(), ooo: Vec::new(), last: None }),
+        });
+        let id = {
+            let mut all = write(&self.series);
+            let id = match id {
+                Some(id) => id,
+                None => u32::try_from(all.len()).map_err(|_| StorageError::Wal("series id space exhausted".into()))?,
+            };
+            if all.len() <= id as usize {
+                all.resize(id as usize + 1, None);
+            }
+            all[id as usize] = Some(series.clone());
+            id
+        };
+        write(&self.postings).add(id, &series.labels);
+        match shard.get_mut(&hash) {
+            None => {
+                shard.insert(hash, HashIds::One(id));
+            }
+            Some(HashIds::One(other)) => {
+                let other = *other;
+                shard.insert(hash, HashIds::Many(vec![other, id]));
+            }
+            Some(HashIds::Many(v)) => v.push(id),
+        }
+        Ok((id.into(), true))
+    }
+
+    fn labels_equal(&self, id: u32, labels: &Labels) -> bool {
+        let Some(s) = self.get(id) else { return false };
+        s.labels.len() == labels.len()
+            && self.symbols.with(|resolve| {
+                s.labels
+                    .iter()
+                    .zip(labels.iter())
+                    .all(|(&(n, v), l)| resolve(n) == l.name && resolve(v) == l.value)
+            })
+    }
+
+    fn resolve_labels(&self, pairs: &[(u32, u32)]) -> Labels {
+        self.symbols.with(|resolve| Labels::from_pairs(pairs.iter().map(|&(n, v)| (resolve(n), resolve(v)))))
+    }
+
+    /// The labels of a series.
+    pub fn labels_of(&self, series: SeriesRef) -> Option<Labels> {
+        let id = u32::try_from(series).ok()?;
+        self.get(id).map(|s| self.resolve_labels(&s.labels))
+    }
+
+    /// The labels of a series that is not yet in the write-ahead log.
+    pub(crate) fn unlogged(&self, series: SeriesRef) -> Option<Labels> {
+        let s = self.series_ref(series).ok()?;
+        (!s.logged.load(Ordering::Acquire)).then(|| self.resolve_labels(&s.labels))
+    }
+
+    /// Records that the series' creation has been logged.
+    pub(crate) fn mark_logged(&self, series: SeriesRef) {
+        if let Ok(s) = self.series_ref(series) {
+            s.logged.store(true, Ordering::Release);
+        }
+    }
+
+    /// Checks whether a sample would be accepted, without storing it.
+    pub(crate) fn check(&self, series: SeriesRef, t: i64, v: f64) -> Result<(), StorageError> {
+        let s = self.series_ref(series)?;
+        let d = lock(&s.data);
+        self.classify(&d, t, v).map(|_| ())
+    }
+
+    /// Stores one sample. Out-of-order samples within the window go to the series'
+    /// out-of-order buffer; older ones are refused.
+    pub(crate) fn add(&self, series: SeriesRef, t: i64, v: f64) -> Result<Added, StorageError> {
+        let s = self.series_ref(series)?;
+        let mut d = lock(&s.data);
+        let class = self.classify(&d, t, v)?;
+        match class {
+            Class::Duplicate => return Ok(Added::Duplicate),
+            Class::InOrder => {
+                let boundary = (d.open.min_time().unwrap_or(t).div_euclid(self.opts.chunk_range) + 1) * self.opts.chunk_range;
+                if d.open.num_samples() >= SAMPLES_PER_CHUNK || (d.open.num_samples() > 0 && t >= boundary) {
+                    let full = std::mem::take(&mut d.open);
+                    self.close_chunk(&mut d, &full)?;
+                }
+                d.open.append(t, v).map_err(|e| StorageError::Wal(e.to_string()))?;
+                d.last = Some((t, v.to_bits()));
+            }
+            Class::OutOfOrder(at) => {
+                d.ooo.insert(at, (t, v));
+                if d.ooo.len() >= OOO_BUFFER {
+                    self.flush_ooo(&mut d)?;
+                }
+            }
+        }
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        self.min_time.fetch_min(t, Ordering::AcqRel);
+        self.max_time.fetch_max(t, Ordering::AcqRel);
+        Ok(Added::Stored)
+    }
+
+    fn classify(&self, d: &SeriesData, t: i64, v: f64) -> Result<Class, StorageError> {
+        let Some((last_t, last_bits)) = d.last else { return Ok(Class::InOrder) };
+        if t > last_t {
+            return Ok(Class::InOrder);
+        }
+        if t == last_t {
+            return if v.to_bits() == last_bits { Ok(Class::Duplicate) } else { Err(StorageError::DuplicateSample { t }) };
+        }
+        let min_valid = self.max_time.load(Ordering::Acquire).saturating_sub(self.opts.out_of_order_window);
+        if self.opts.out_of_order_window <= 0 || t < min_valid {
+            return Err(StorageError::OutOfBounds { t, min_valid: if self.opts.out_of_order_window <= 0 { last_t + 1 } else { min_valid } });
+        }
+        match d.ooo.binary_search_by_key(&t, |s| s.0) {
+            Ok(i) if d.ooo[i].1.to_bits() == v.to_bits() => Ok(Class::Duplicate),
+            Ok(_) => Err(StorageError::DuplicateSample { t }),
+            Err(i) => Ok(Class::OutOfOrder(i)),
+        }
+    }
+
+    fn close_chunk(&self, d: &mut SeriesData, chunk: &XorChunk) -> Result<(), StorageError> {
+        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else { return Ok(()) };
+        let at = lock(&self.chunks).write(chunk.bytes(), max_t)?;
+        d.closed.push(ClosedChunk { min_t, max_t, num_samples: chunk.num_samples(), at });
+        Ok(())
+    }
+
+    fn flush_ooo(&self, d: &mut SeriesData) -> Result<(), StorageError> {
+        let chunk = encode(&d.ooo);
+        d.ooo.clear();
+        self.close_chunk(d, &chunk)
+    }
+
+    fn series_ref(&self, series: SeriesRef) -> Result<Arc<MemSeries>, StorageError> {
+        u32::try_from(series).ok().and_then(|id| self.get(id)).ok_or(StorageError::UnknownRef(series))
+    }
+
+    /// Series matching `matchers` with samples in `[min_t, max_t]`, sorted by labels.
+    pub fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<Series>, StorageError> {
+        let ids = read(&self.postings).select(&self.symbols, matchers);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(s) = self.get(id) else { continue };
+            let chunks = self.chunks_of(&s, min_t, max_t)?;
+            if chunks.is_empty() {
+                continue;
+            }
+            out.push(Series { labels: self.resolve_labels(&s.labels), chunks, min_t, max_t });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    fn chunks_of(&self, s: &MemSeries, min_t: i64, max_t: i64) -> Result<Vec<EncodedChunk>, StorageError> {
+        let d = lock(&s.data);
+        let overlaps = |lo: i64, hi: i64| hi >= min_t && lo <= max_t;
+        let mut out = Vec::new();
+        {
+            let file = lock(&self.chunks);
+            for c in d.closed.iter().filter(|c| overlaps(c.min_t, c.max_t)) {
+                out.push(EncodedChunk { min_t: c.min_t, max_t: c.max_t, num_samples: c.num_samples, bytes: file.read(c.at)? });
+            }
+        }
+        // Out-of-order data was flushed after the in-order chunks it overlaps, and the
+        // open chunk is newest; the list order encodes precedence for equal timestamps.
+        if let (Some(lo), Some(hi)) = (d.ooo.first(), d.ooo.last()) {
+            if overlaps(lo.0, hi.0) {
+                out.push(encoded(&encode(&d.ooo)));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (d.open.min_time(), d.open.max_time()) {
+            if overlaps(lo, hi) {
+                out.push(encoded(&d.open));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Label names among series matching `matchers`, sorted.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        let mut names: Vec<String> = if matchers.is_empty() {
+            let postings = read(&self.postings);
+            self.symbols.with(|r| postings.names().map(|n| r(n).to_string()).collect())
+        } else {
+            // The postings guard must be gone before series are looked up (lock order).
+            let ids = read(&self.postings).select(&self.symbols, matchers);
+            let mut seen = std::collections::BTreeSet::new();
+            for id in ids {
+                if let Some(s) = self.get(id) {
+                    seen.extend(s.labels.iter().map(|&(n, _)| n));
+                }
+            }
+            self.symbols.with(|r| seen.into_iter().map(|n| r(n).to_string()).collect())
+        };
+        names.sort();
+        names
+    }
+
+    /// Values of `name` among series matching `matchers`, sorted.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        let Some(name_id) = self.symbols.get(name) else { return Vec::new() };
+        let postings = read(&self.postings);
+        let selected = (!matchers.is_empty()).then(|| postings.select(&self.symbols, matchers));
+        let mut values: Vec<String> = self.symbols.with(|r| {
+            postings
+                .values(name_id)
+                .filter(|(_, ids)| selected.as_ref().is_none_or(|sel| !postings::intersect(sel, ids).is_empty()))
+                .map(|(v, _)| r(v).to_string())
+                .collect()
+        });
+        values.sort();
+        values
+    }
+
+    /// Drops every sample before `t` (they have been persisted in a block), and the
+    /// series left without samples. Returns the ids of removed series, so the caller
+    /// can leave them out of the next log checkpoint.
+    pub fn truncate_before(&self, t: i64) -> Result<Vec<u32>, StorageError> {
+        let all: Vec<(u32, Arc<MemSeries>)> = read(&self.series)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i as u32, s)))
+            .collect();
+        let mut removed = Vec::new();
+        for (id, s) in all {
+            let empty = {
+                let mut d = lock(&s.data);
+                d.closed.retain(|c| c.max_t >= t);
+                d.ooo.retain(|&(st, _)| st >= t);
+                if d.open.max_time().is_some_and(|m| m < t) {
+                    d.open = XorChunk::new();
+                }
+                d.closed.is_empty() && d.ooo.is_empty() && d.open.num_samples() == 0
+            };
+            if empty {
+                self.remove_series(id, &s);
+                removed.push(id);
+            }
+        }
+        lock(&self.chunks).truncate_before(t)?;
+        let new_min = read(&self.series)
+            .iter()
+            .flatten()
+            .filter_map(|s| {
+                let d = lock(&s.data);
+                let closed = d.closed.iter().map(|c| c.min_t).min();
+                let ooo = d.ooo.first().map(|s| s.0);
+                [closed, ooo, d.open.min_time()].into_iter().flatten().min()
+            })
+            .min();
+        self.min_time.store(new_min.unwrap_or(i64::MAX), Ordering::Release);
+        if new_min.is_none() {
+            self.max_time.store(i64::MIN, Ordering::Release);
+        }
+        Ok(removed)
+    }
+
+    fn remove_series(&self, id: u32, s: &MemSeries) {
+        let labels = self.resolve_labels(&s.labels);
+        let hash = labels.stable_hash();
+        let mut shard = write(&self.by_hash[hash as usize % SHARDS]);
+        match shard.get_mut(&hash) {
+            Some(HashIds::One(one)) if *one == id => {
+                shard.remove(&hash);
+            }
+            Some(HashIds::Many(v)) => {
+                v.retain(|&x| x != id);
+                if let [only] = v.as_slice() {
+                    let only = *only;
+                    shard.insert(hash, HashIds::One(only));
+                }
+            }
+            _ => {}
+        }
+        // Lock order everywhere: hash shard, then series table, then postings.
+        if let Some(slot) = write(&self.series).get_mut(id as usize) {
+            *slot = None;
+        }
+        write(&self.postings).remove(id, &s.labels);
+    }
+
+    /// Ids of the series currently held, for log checkpoints.
+    pub fn series_ids(&self) -> Vec<u32> {
+        read(&self.series).iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32).collect()
+    }
+
+    /// Heap bytes held by the head's index structures and open chunks (the
+    /// memory-mapped chunk segments are not counted: the kernel pages them out).
+    pub fn memory_bytes(&self) -> usize {
+        let series = read(&self.series);
+        let mut total = series.capacity() * 8 + self.symbols.memory_bytes() + read(&self.postings).memory_bytes();
+        for s in series.iter().flatten() {
+            let d = lock(&s.data);
+            total += std::mem::size_of::<MemSeries>() + 16 // Arc header
+                + s.labels.len() * 8
+                + d.open.bytes().len()
+                + d.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+                + d.ooo.capacity() * 16;
+        }
+        for shard in self.by_hash.iter() {
+            total += read(shard).capacity() * (8 + std::mem::size_of::<HashIds>() + 1);
+        }
+        total
+    }
+}
+
+enum Class {
+    InOrder,
+    Duplicate,
+    /// Out of order, to be inserted at this index of the series' buffer.
+    OutOfOrder(usize),
+}
+
+impl HashIds {
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let (one, many) = match self {
+            HashIds::One(id) => (Some(*id), &[][..]),
+            HashIds::Many(v) => (None, v.as_slice()),
+        };
+        one.into_iter().chain(many.iter().copied())
+    }
+}
+
+fn encode(samples: &[(i64, f64)]) -> XorChunk {
+    let mut c = XorChunk::new();
+    for &(t, v) in samples {
+        // The samples are sorted and unique, so appends cannot fail.
+        let _ = c.append(t, v);
+    }
+    c
+}
+
+fn encoded(c: &XorChunk) -> EncodedChunk {
+    EncodedChunk {
+        min_t: c.min_time().unwrap_or(i64::MAX),
+        max_t: c.max_time().unwrap_or(i64::MIN),
+        num_samples: c.num_samples(),
+        bytes: Arc::from(c.bytes()),
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(PoisonError::into_inner)
+}

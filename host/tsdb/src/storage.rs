@@ -1,0 +1,156 @@
+//! The storage seam: everything that writes samples goes through an [`Appender`],
+//! everything that reads through a [`Querier`]. Scraping, rules, the pushgateway and
+//! backfill are appenders; the HTTP API, federation, rules and remote read are
+//! queriers. Neither side knows whether samples live in the head or in blocks.
+
+use pharos_model::{Labels, Matcher};
+
+/// The id the head gives a series; lets a steady writer append without re-hashing
+/// labels. Valid for the life of the process (ids are not reused while it runs).
+pub type SeriesRef = u64;
+
+/// The staleness marker: a NaN with this exact bit pattern, written when a series
+/// disappears. It must be stored and returned bit-exact.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether `v` is the staleness marker (not just any NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// Why a sample or a batch was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("out of order sample: {t} is before the accepted window (min {min_valid})")]
+    OutOfBounds { t: i64, min_valid: i64 },
+    #[error("duplicate sample for timestamp {t} with a different value")]
+    DuplicateSample { t: i64 },
+    #[error("series has no labels")]
+    EmptyLabels,
+    #[error("unknown series ref {0}")]
+    UnknownRef(SeriesRef),
+    #[error("storage is closed")]
+    Closed,
+    #[error("write-ahead log: {0}")]
+    Wal(String),
+    #[error("block {path}: {reason}")]
+    Block { path: String, reason: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A batch of samples that becomes visible to queriers at once, on commit.
+pub trait Appender: Send {
+    /// Adds a sample. `series` is a ref a previous append returned for these labels;
+    /// with it the labels are not looked up again. Returns the series' ref.
+    fn append(&mut self, series: Option<SeriesRef>, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, StorageError>;
+
+    /// Writes the batch to the write-ahead log and makes it visible. A batch is all or
+    /// nothing: on error, nothing of it is visible.
+    fn commit(self: Box<Self>) -> Result<(), StorageError>;
+
+    /// Discards the batch.
+    fn rollback(self: Box<Self>);
+}
+
+/// Reads series over a time range.
+pub trait Querier {
+    /// The series matching every matcher that have samples in `[min_t, max_t]`
+    /// (inclusive), sorted by labels, each series' samples sorted by time and unique
+    /// per timestamp.
+    fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<Series>, StorageError>;
+
+    /// Label names of series matching `matchers` (all series when empty), sorted.
+    fn label_names(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError>;
+
+    /// Values of label `name` among series matching `matchers`, sorted.
+    fn label_values(&self, name: &str, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError>;
+}
+
+/// One series and its samples in the selected range, held as encoded chunks (about
+/// 1–2 bytes a sample) and decoded only while iterating, so a query over many series
+/// costs little more memory than the compressed data it touches.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub labels: Labels,
+    pub(crate) chunks: Vec<EncodedChunk>,
+    pub(crate) min_t: i64,
+    pub(crate) max_t: i64,
+}
+
+/// An immutable copy of one chunk's encoded samples.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub num_samples: u16,
+    pub bytes: std::sync::Arc<[u8]>,
+}
+
+impl Series {
+    /// The samples in range, in time order, one per timestamp. Where chunks overlap
+    /// (out-of-order data, overlapping blocks) the chunk listed later wins a tie, so
+    /// newer data shadows older.
+    pub fn samples(&self) -> SampleIter<'_> {
+        let iters = self
+            .chunks
+            .iter()
+            .filter(|c| c.max_t >= self.min_t && c.min_t <= self.max_t)
+            .map(|c| {
+                let mut it = crate::chunk::iter_bytes(&c.bytes, c.num_samples);
+                it.seek(self.min_t);
+                it.peekable()
+            })
+            .collect();
+        SampleIter { iters, max_t: self.max_t }
+    }
+
+    /// Collects [`Series::samples`].
+    pub fn to_vec(&self) -> Vec<Sample> {
+        self.samples().collect()
+    }
+}
+
+/// Merges the chunk iterators of one series. Series have few overlapping chunks, so
+/// a linear scan for the smallest head beats a heap.
+pub struct SampleIter<'a> {
+    iters: Vec<std::iter::Peekable<crate::chunk::XorIter<'a>>>,
+    max_t: i64,
+}
+
+impl Iterator for SampleIter<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        let t = self
+            .iters
+            .iter_mut()
+            .filter_map(|it| it.peek().map(|&(t, _)| t))
+            .min()?;
+        if t > self.max_t {
+            return None;
+        }
+        // Every chunk holding this timestamp advances; the last one listed wins.
+        let mut v = None;
+        for it in &mut self.iters {
+            if it.peek().is_some_and(|&(pt, _)| pt == t) {
+                v = it.next().map(|(_, v)| v);
+            }
+        }
+        v.map(|v| Sample { t, v })
+    }
+}
+
+/// A float sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub t: i64,
+    pub v: f64,
+}
+
+impl PartialEq for Sample {
+    /// Bit equality, so that NaNs (and the staleness marker) compare as stored.
+    fn eq(&self, other: &Self) -> bool {
+        self.t == other.t && self.v.to_bits() == other.v.to_bits()
+    }
+}

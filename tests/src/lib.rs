@@ -1,0 +1,257 @@
+//! Harness for black-box tests: runs the real `pharos` binary on a loopback port and
+//! talks to it over HTTP, as an operator's tools would.
+
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `pharos` binary built alongside these tests (`PHAROS_BIN` overrides).
+pub fn pharos_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PHAROS_BIN") {
+        return PathBuf::from(p);
+    }
+    // Test executables live in <target>/<profile>/deps; the binary one level up.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("pharos"))
+        .unwrap_or_default();
+    assert!(
+        bin.is_file(),
+        "the pharos binary is not at {}: run the tests with `cargo test --workspace` \
+         so that it is built, or set PHAROS_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A tool from the system the compatibility tests depend on; missing tools fail the
+/// test loudly, naming the script that installs them.
+pub fn require_tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => p,
+        None => panic!("`{name}` is not installed: run scripts/setup, which installs it"),
+    }
+}
+
+/// A running `pharos run` process, killed when dropped.
+pub struct Pharos {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub base: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Pharos {
+    /// Starts Pharos with `config` (a JSON document) written to a file in a fresh
+    /// directory. The document should listen on `127.0.0.1:0`; the port actually bound
+    /// is read from the start-up log.
+    pub fn start(config: &str) -> anyhow::Result<Pharos> {
+        let dir = tempfile::tempdir()?;
+        let config_path = dir.path().join("pharos.json");
+        std::fs::write(&config_path, config)?;
+        let args = vec![
+            "run".to_string(),
+            "--config".to_string(),
+            config_path.display().to_string(),
+        ];
+        Self::spawn(dir, config_path, &args)
+    }
+
+    /// Starts Pharos with the given arguments after `run` (for the embedded default).
+    pub fn start_with_args(args: &[&str]) -> anyhow::Result<Pharos> {
+        let dir = tempfile::tempdir()?;
+        let config_path = dir.path().join("unused.json");
+        let mut all = vec!["run".to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::spawn(dir, config_path, &all)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        args: &[String],
+    ) -> anyhow::Result<Pharos> {
+        let mut child = Command::new(pharos_bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting pharos")?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().context("no stderr")?;
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[pharos] {line}");
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let mut p = Pharos {
+            child,
+            dir,
+            config_path,
+            base: String::new(),
+            logs,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(addr) = p.log_lines().iter().find_map(|l| listening_address(l)) {
+                p.base = format!("http://{addr}");
+                break;
+            }
+            if let Some(status) = p.child.try_wait()? {
+                bail!(
+                    "pharos exited during start-up ({status}):\n{}",
+                    p.log_lines().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "pharos did not report its address:\n{}",
+                    p.log_lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(p)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until `/-/ready` answers 200.
+    pub fn wait_ready(&self) -> anyhow::Result<()> {
+        wait_for(Duration::from_secs(30), || {
+            Ok(self.get("/-/ready")?.0 == 200)
+        })
+    }
+
+    /// GET `path`: the status code and the body.
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        request("GET", &format!("{}{path}", self.base))
+    }
+
+    /// POST an empty body to `path`.
+    pub fn post(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        request("POST", &format!("{}{path}", self.base))
+    }
+
+    /// The value of an unlabelled series in `/metrics`.
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .with_context(|| format!("{name} missing from /metrics"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{name} is not a number"))
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{sig} failed");
+        }
+        Ok(())
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("pharos did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Pharos {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns true or the time is up.
+pub fn wait_for(
+    timeout: Duration,
+    mut check: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    while Instant::now() < deadline {
+        match check() {
+            Ok(true) => return Ok(()),
+            Ok(false) => last_err = None,
+            Err(e) => last_err = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    match last_err {
+        Some(e) => Err(e.context(format!("condition not met within {timeout:?}"))),
+        None => bail!("condition not met within {timeout:?}"),
+    }
+}
+
+/// One HTTP request; non-2xx answers are returned, not turned into errors.
+pub fn request(method: &str, url: &str) -> anyhow::Result<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let response = match method {
+        "GET" => agent.get(url).call()?,
+        "POST" => agent.post(url).send_empty()?,
+        other => bail!("unsupported method {other}"),
+    };
+    let status = response.status().as_u16();
+    let body = response.into_body().read_to_string()?;
+    Ok((status, body))
+}
+
+/// Finds the bound address in the daemon's "listening" log line.
+fn listening_address(line: &str) -> Option<String> {
+    if !line.contains("listening") {
+        return None;
+    }
+    // logfmt: `address=127.0.0.1:9090`; JSON: `"address":"127.0.0.1:9090"`.
+    let rest = line
+        .split_once("address=")
+        .or_else(|| line.split_once("\"address\":"))?
+        .1;
+    let addr: String = rest
+        .trim_start_matches('"')
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',')
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
