@@ -20,10 +20,15 @@ pub struct Labels(Vec<Label>);
 impl Labels {
     /// Builds the canonical form from pairs in any order: sorted by name, empty values
     /// dropped (an empty value means "absent" in Prometheus), later duplicates win.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Labels {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
         let mut v: Vec<Label> = pairs
             .into_iter()
-            .map(|(n, v)| Label { name: n.into(), value: v.into() })
+            .map(|(n, v)| Label {
+                name: n.into(),
+                value: v.into(),
+            })
             .collect();
         // A stable sort keeps duplicates in input order, so keeping the last of each
         // run implements "later wins".
@@ -113,7 +118,10 @@ mod tests {
     #[test]
     fn canonical_form() {
         let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", ""), ("b", "3")]);
-        let pairs: Vec<_> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let pairs: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         assert_eq!(pairs, [("a", "1"), ("b", "3")]);
         assert_eq!(l.get("b"), Some("3"));
         assert_eq!(l.get("c"), None);
@@ -125,8 +133,14 @@ mod tests {
         let b = Labels::from_pairs([("ab", "c")]);
         assert_ne!(a.stable_hash(), b.stable_hash());
         // Pinned: the hash is persisted, so it must never change between releases.
-        assert_eq!(a.stable_hash(), Labels::from_pairs([("a", "bc")]).stable_hash());
-        assert_eq!(Labels::default().stable_hash(), xxhash_rust::xxh3::xxh3_64(b""));
+        assert_eq!(
+            a.stable_hash(),
+            Labels::from_pairs([("a", "bc")]).stable_hash()
+        );
+        assert_eq!(
+            Labels::default().stable_hash(),
+            xxhash_rust::xxh3::xxh3_64(b"")
+        );
     }
 
     #[test]

@@ -32,7 +32,11 @@ pub struct BadRegex {
 
 impl Matcher {
     /// Builds a matcher. Regexes are anchored at both ends, as Prometheus anchors them.
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Matcher, BadRegex> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher, BadRegex> {
         let value = value.into();
         let regex = match op {
             MatchOp::Regex | MatchOp::NotRegex => Some(
@@ -43,7 +47,12 @@ impl Matcher {
             ),
             _ => None,
         };
-        Ok(Matcher { name: name.into(), op, value, regex })
+        Ok(Matcher {
+            name: name.into(),
+            op,
+            value,
+            regex,
+        })
     }
 
     /// Whether a label value (empty when the label is absent) satisfies the matcher.

@@ -5,7 +5,7 @@
 //! space for full head chunks) and one directory per block.
 
 use crate::block::{self, Block, BlockWriter, ChunkData};
-use crate::chunk::XorChunk;
+use crate::chunk::{Encoding, XorChunk};
 use crate::head::{Head, HeadOptions};
 use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
 use crate::wal::{self, Record, SampleRecord, SeriesRecord, Wal, WalOptions};
@@ -14,8 +14,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-/// Encoding byte of XOR chunks in blocks.
-pub const ENCODING_XOR: u8 = 1;
 const SAMPLES_PER_BLOCK_CHUNK: usize = 120;
 
 /// How the database behaves; the defaults are Prometheus's.
@@ -80,11 +78,17 @@ impl Db {
         block::clean_temp_dirs(dir).map_err(block_err(dir))?;
         let mut blocks = Vec::new();
         for info in block::list_blocks(dir).map_err(block_err(dir))? {
-            blocks.push(Arc::new(Block::open(&info.path).map_err(block_err(&info.path))?));
+            blocks.push(Arc::new(
+                Block::open(&info.path).map_err(block_err(&info.path))?,
+            ));
         }
         let head = Head::new(
             &dir.join("chunks_head"),
-            HeadOptions { chunk_range: opts.block_range, out_of_order_window: opts.out_of_order_time_window, ..HeadOptions::default() },
+            HeadOptions {
+                chunk_range: opts.block_range,
+                out_of_order_window: opts.out_of_order_time_window,
+                ..HeadOptions::default()
+            },
         )?;
         let wal_dir = dir.join("wal");
         let mut rejected = 0u64;
@@ -108,7 +112,11 @@ impl Db {
         })
         .map_err(|e| StorageError::Wal(e.to_string()))?;
         let wal = Wal::open(&wal_dir, opts.wal).map_err(|e| StorageError::Wal(e.to_string()))?;
-        let stats = OpenStats { blocks: blocks.len(), replay, replay_rejected: rejected };
+        let stats = OpenStats {
+            blocks: blocks.len(),
+            replay,
+            replay_rejected: rejected,
+        };
         let db = Db {
             dir: dir.to_path_buf(),
             opts,
@@ -130,16 +138,25 @@ impl Db {
 
     /// A new batch of samples.
     pub fn appender(self: &Arc<Self>) -> Box<dyn Appender> {
-        Box::new(DbAppender { db: self.clone(), samples: Vec::new() })
+        Box::new(DbAppender {
+            db: self.clone(),
+            samples: Vec::new(),
+        })
     }
 
     /// A consistent view over the head and the current blocks.
     pub fn querier(self: &Arc<Self>) -> DbQuerier {
-        DbQuerier { db: self.clone(), blocks: self.block_list() }
+        DbQuerier {
+            db: self.clone(),
+            blocks: self.block_list(),
+        }
     }
 
     fn block_list(&self) -> Arc<Vec<Arc<Block>>> {
-        self.blocks.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.blocks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The blocks on disk, oldest first.
@@ -176,11 +193,13 @@ impl Db {
     fn cut_block(&self, start: i64, end: i64) -> Result<(), StorageError> {
         let series = self.head.select(&[], start, end - 1)?;
         if !series.is_empty() {
-            let mut w = BlockWriter::create(&self.dir, start, end, 1, &[]).map_err(block_err(&self.dir))?;
+            let mut w =
+                BlockWriter::create(&self.dir, start, end, 1, &[]).map_err(block_err(&self.dir))?;
             for s in &series {
                 let chunks = encode_chunks(s.samples());
                 let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
-                w.add_series(&s.labels, &data).map_err(block_err(&self.dir))?;
+                w.add_series(&s.labels, &data)
+                    .map_err(block_err(&self.dir))?;
             }
             let meta = w.finish().map_err(block_err(&self.dir))?;
             let path = block::block_dir(&self.dir, meta.id);
@@ -192,16 +211,23 @@ impl Db {
         let live: std::collections::HashSet<u32> = self.head.series_ids().into_iter().collect();
         let mut wal = lock(&self.wal);
         let (_, last) = wal.segments();
-        wal.checkpoint(last, |id| u32::try_from(id).is_ok_and(|id| live.contains(&id)), end)
-            .map_err(|e| StorageError::Wal(e.to_string()))?;
+        wal.checkpoint(
+            last,
+            |id| u32::try_from(id).is_ok_and(|id| live.contains(&id)),
+            end,
+        )
+        .map_err(|e| StorageError::Wal(e.to_string()))?;
         tracing::debug!(removed_series = removed.len(), "head truncated");
         Ok(())
     }
 
     fn add_block(&self, b: Arc<Block>, replaces: &[Arc<Block>]) {
         let mut guard = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
-        let mut list: Vec<Arc<Block>> =
-            guard.iter().filter(|x| !replaces.iter().any(|r| Arc::ptr_eq(r, x))).cloned().collect();
+        let mut list: Vec<Arc<Block>> = guard
+            .iter()
+            .filter(|x| !replaces.iter().any(|r| Arc::ptr_eq(r, x)))
+            .cloned()
+            .collect();
         list.push(b);
         list.sort_by_key(|b| b.meta().min_time);
         *guard = Arc::new(list);
@@ -210,7 +236,9 @@ impl Db {
     /// Compaction ranges: three times the previous level, up to a tenth of retention
     /// (at most 31 days), as Prometheus sizes them.
     fn compaction_ranges(&self) -> Vec<i64> {
-        let cap = self.opts.retention_time.map_or(31 * 24 * 3600 * 1000, |r| (r / 10).min(31 * 24 * 3600 * 1000));
+        let cap = self.opts.retention_time.map_or(31 * 24 * 3600 * 1000, |r| {
+            (r / 10).min(31 * 24 * 3600 * 1000)
+        });
         let mut ranges = Vec::new();
         let mut r = self.opts.block_range * 3;
         while r <= cap {
@@ -226,7 +254,9 @@ impl Db {
         let mut written = 0;
         loop {
             let blocks = self.block_list();
-            let Some(group) = self.next_compaction(&blocks) else { break };
+            let Some(group) = self.next_compaction(&blocks) else {
+                break;
+            };
             self.compact_group(&group)?;
             written += 1;
         }
@@ -239,7 +269,9 @@ impl Db {
         for (i, a) in blocks.iter().enumerate() {
             let overlapping: Vec<Arc<Block>> = blocks[i..]
                 .iter()
-                .filter(|b| b.meta().min_time < a.meta().max_time && a.meta().min_time < b.meta().max_time)
+                .filter(|b| {
+                    b.meta().min_time < a.meta().max_time && a.meta().min_time < b.meta().max_time
+                })
                 .cloned()
                 .collect();
             if overlapping.len() > 1 {
@@ -247,7 +279,10 @@ impl Db {
             }
         }
         let newest = blocks.iter().map(|b| b.meta().max_time).max()?;
-        let head_min = self.head.time_range().map_or(newest, |(min, _)| min.max(newest));
+        let head_min = self
+            .head
+            .time_range()
+            .map_or(newest, |(min, _)| min.max(newest));
         for range in self.compaction_ranges() {
             let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
             for b in blocks {
@@ -271,11 +306,20 @@ impl Db {
         let refs: Vec<&Block> = group.iter().map(|b| b.as_ref()).collect();
         let min = refs.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
         let max = refs.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
-        let level = refs.iter().map(|b| b.meta().compaction.level).max().unwrap_or(1) + 1;
-        let mut sources: Vec<ulid::Ulid> = refs.iter().flat_map(|b| b.meta().compaction.sources.clone()).collect();
+        let level = refs
+            .iter()
+            .map(|b| b.meta().compaction.level)
+            .max()
+            .unwrap_or(1)
+            + 1;
+        let mut sources: Vec<ulid::Ulid> = refs
+            .iter()
+            .flat_map(|b| b.meta().compaction.sources.clone())
+            .collect();
         sources.sort();
         sources.dedup();
-        let mut w = BlockWriter::create(&self.dir, min, max, level, &sources).map_err(block_err(&self.dir))?;
+        let mut w = BlockWriter::create(&self.dir, min, max, level, &sources)
+            .map_err(block_err(&self.dir))?;
         for merged in block::merge_series(&refs) {
             let merged = merged.map_err(block_err(&self.dir))?;
             let mut loaded = Vec::with_capacity(merged.chunks.len());
@@ -285,20 +329,22 @@ impl Db {
             let disjoint = loaded.windows(2).all(|w| w[0].max_time < w[1].min_time);
             if disjoint {
                 let data: Vec<ChunkData<'_>> = loaded.iter().map(|c| c.as_chunk_data()).collect();
-                w.add_series(&merged.labels, &data).map_err(block_err(&self.dir))?;
+                w.add_series(&merged.labels, &data)
+                    .map_err(block_err(&self.dir))?;
             } else {
                 let series = Series {
                     labels: merged.labels.clone(),
                     chunks: loaded
                         .iter()
-                        .map(|c| EncodedChunk { min_t: c.min_time, max_t: c.max_time, num_samples: c.num_samples, bytes: Arc::from(c.bytes()) })
-                        .collect(),
+                        .map(|c| encoded_block_chunk(c, refs[0].dir()))
+                        .collect::<Result<_, _>>()?,
                     min_t: min,
                     max_t: max - 1,
                 };
                 let chunks = encode_chunks(series.samples());
                 let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
-                w.add_series(&merged.labels, &data).map_err(block_err(&self.dir))?;
+                w.add_series(&merged.labels, &data)
+                    .map_err(block_err(&self.dir))?;
             }
         }
         let meta = w.finish().map_err(block_err(&self.dir))?;
@@ -323,7 +369,12 @@ impl Db {
             .max();
         let mut doomed: Vec<Arc<Block>> = Vec::new();
         if let (Some(retention), Some(newest)) = (self.opts.retention_time, newest) {
-            doomed.extend(blocks.iter().filter(|b| b.meta().max_time <= newest - retention).cloned());
+            doomed.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.meta().max_time <= newest - retention)
+                    .cloned(),
+            );
         }
         if let Some(limit) = self.opts.retention_size {
             let wal_bytes = dir_size(&self.dir.join("wal"));
@@ -343,7 +394,11 @@ impl Db {
         }
         {
             let mut guard = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
-            let kept: Vec<Arc<Block>> = guard.iter().filter(|b| !doomed.iter().any(|d| Arc::ptr_eq(d, b))).cloned().collect();
+            let kept: Vec<Arc<Block>> = guard
+                .iter()
+                .filter(|b| !doomed.iter().any(|d| Arc::ptr_eq(d, b)))
+                .cloned()
+                .collect();
             *guard = Arc::new(kept);
         }
         for b in &doomed {
@@ -375,14 +430,31 @@ fn chunk_data(c: &XorChunk) -> ChunkData<'_> {
     ChunkData {
         min_time: c.min_time().unwrap_or(0),
         max_time: c.max_time().unwrap_or(0),
-        encoding: ENCODING_XOR,
+        encoding: c.encoding().code(),
         num_samples: c.num_samples(),
         bytes: c.bytes(),
     }
 }
 
+/// Copies a chunk read from a block, refusing encodings this build cannot decode.
+fn encoded_block_chunk(c: &block::ChunkBytes, dir: &Path) -> Result<EncodedChunk, StorageError> {
+    let encoding = Encoding::from_code(c.encoding).ok_or_else(|| StorageError::Block {
+        path: dir.display().to_string(),
+        reason: format!("unknown chunk encoding {:#04x}", c.encoding),
+    })?;
+    Ok(EncodedChunk {
+        encoding,
+        min_t: c.min_time,
+        max_t: c.max_time,
+        num_samples: c.num_samples,
+        bytes: Arc::from(c.bytes()),
+    })
+}
+
 fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| match e.metadata() {
@@ -394,7 +466,10 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 fn block_err(path: &Path) -> impl Fn(block::Error) -> StorageError + '_ {
-    move |e| StorageError::Block { path: path.display().to_string(), reason: e.to_string() }
+    move |e| StorageError::Block {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -408,7 +483,13 @@ struct DbAppender {
 }
 
 impl Appender for DbAppender {
-    fn append(&mut self, series: Option<SeriesRef>, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, StorageError> {
+    fn append(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<SeriesRef, StorageError> {
         let id = match series {
             Some(id) => id,
             None => self.db.head.get_or_create(labels)?.0,
@@ -428,10 +509,10 @@ impl Appender for DbAppender {
             if new_series.last().is_some_and(|n| n.id == s.id) {
                 continue;
             }
-            if let Some(labels) = head.unlogged(s.id) {
-                if !new_series.iter().any(|n| n.id == s.id) {
-                    new_series.push(SeriesRecord { id: s.id, labels });
-                }
+            if !new_series.iter().any(|n| n.id == s.id)
+                && let Some(labels) = head.unlogged(s.id)
+            {
+                new_series.push(SeriesRecord { id: s.id, labels });
             }
         }
         {
@@ -465,28 +546,43 @@ pub struct DbQuerier {
 
 impl DbQuerier {
     fn blocks_in(&self, min_t: i64, max_t: i64) -> impl Iterator<Item = &Arc<Block>> {
-        self.blocks.iter().filter(move |b| b.meta().max_time > min_t && b.meta().min_time <= max_t)
+        self.blocks
+            .iter()
+            .filter(move |b| b.meta().max_time > min_t && b.meta().min_time <= max_t)
     }
 }
 
 impl Querier for DbQuerier {
-    fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<Series>, StorageError> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError> {
         let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
         for b in self.blocks_in(min_t, max_t) {
             let err = block_err(b.dir());
             for n in b.select(matchers).map_err(&err)? {
                 let (labels, metas) = b.series(n).map_err(&err)?;
                 let mut chunks = Vec::new();
-                for m in metas.iter().filter(|m| m.max_time >= min_t && m.min_time <= max_t) {
+                for m in metas
+                    .iter()
+                    .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
+                {
                     let c = b.chunk(m).map_err(&err)?;
-                    chunks.push(EncodedChunk { min_t: c.min_time, max_t: c.max_time, num_samples: c.num_samples, bytes: Arc::from(c.bytes()) });
+                    chunks.push(encoded_block_chunk(&c, b.dir())?);
                 }
                 if chunks.is_empty() {
                     continue;
                 }
                 merged
                     .entry(labels.clone())
-                    .or_insert_with(|| Series { labels, chunks: Vec::new(), min_t, max_t })
+                    .or_insert_with(|| Series {
+                        labels,
+                        chunks: Vec::new(),
+                        min_t,
+                        max_t,
+                    })
                     .chunks
                     .extend(chunks);
             }
@@ -502,8 +598,14 @@ impl Querier for DbQuerier {
         Ok(merged.into_values().collect())
     }
 
-    fn label_names(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError> {
-        let mut names: std::collections::BTreeSet<String> = self.db.head.label_names(matchers).into_iter().collect();
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.db.head.label_names(matchers).into_iter().collect();
         for b in self.blocks_in(min_t, max_t) {
             if matchers.is_empty() {
                 names.extend(b.label_names().into_iter().map(str::to_string));
@@ -517,8 +619,19 @@ impl Querier for DbQuerier {
         Ok(names.into_iter().collect())
     }
 
-    fn label_values(&self, name: &str, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError> {
-        let mut values: std::collections::BTreeSet<String> = self.db.head.label_values(name, matchers).into_iter().collect();
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut values: std::collections::BTreeSet<String> = self
+            .db
+            .head
+            .label_values(name, matchers)
+            .into_iter()
+            .collect();
         for b in self.blocks_in(min_t, max_t) {
             if matchers.is_empty() {
                 values.extend(b.label_values(name).into_iter().map(str::to_string));

@@ -12,5 +12,8 @@ pub mod head;
 mod storage;
 pub mod wal;
 
-pub use db::{Db, DbOptions, DbQuerier, ENCODING_XOR, Maintenance, OpenStats};
-pub use storage::{Appender, Querier, STALE_NAN_BITS, Sample, SampleIter, Series, SeriesRef, StorageError, is_stale_nan};
+pub use db::{Db, DbOptions, DbQuerier, Maintenance, OpenStats};
+pub use storage::{
+    Appender, Querier, STALE_NAN_BITS, Sample, SampleIter, Series, SeriesRef, StorageError,
+    is_stale_nan,
+};

@@ -43,7 +43,13 @@ pub enum StorageError {
 pub trait Appender: Send {
     /// Adds a sample. `series` is a ref a previous append returned for these labels;
     /// with it the labels are not looked up again. Returns the series' ref.
-    fn append(&mut self, series: Option<SeriesRef>, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, StorageError>;
+    fn append(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<SeriesRef, StorageError>;
 
     /// Writes the batch to the write-ahead log and makes it visible. A batch is all or
     /// nothing: on error, nothing of it is visible.
@@ -58,13 +64,29 @@ pub trait Querier {
     /// The series matching every matcher that have samples in `[min_t, max_t]`
     /// (inclusive), sorted by labels, each series' samples sorted by time and unique
     /// per timestamp.
-    fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<Series>, StorageError>;
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError>;
 
     /// Label names of series matching `matchers` (all series when empty), sorted.
-    fn label_names(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError>;
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError>;
 
     /// Values of label `name` among series matching `matchers`, sorted.
-    fn label_values(&self, name: &str, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<String>, StorageError>;
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError>;
 }
 
 /// One series and its samples in the selected range, held as encoded chunks (about
@@ -81,6 +103,7 @@ pub struct Series {
 /// An immutable copy of one chunk's encoded samples.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedChunk {
+    pub encoding: crate::chunk::Encoding,
     pub min_t: i64,
     pub max_t: i64,
     pub num_samples: u16,
@@ -97,12 +120,15 @@ impl Series {
             .iter()
             .filter(|c| c.max_t >= self.min_t && c.min_t <= self.max_t)
             .map(|c| {
-                let mut it = crate::chunk::iter_bytes(&c.bytes, c.num_samples);
+                let mut it = crate::chunk::iter_bytes_with(c.encoding, &c.bytes, c.num_samples);
                 it.seek(self.min_t);
                 it.peekable()
             })
             .collect();
-        SampleIter { iters, max_t: self.max_t }
+        SampleIter {
+            iters,
+            max_t: self.max_t,
+        }
     }
 
     /// Collects [`Series::samples`].

@@ -1,6 +1,9 @@
 //! The database through its public seam: append, commit, query, restart, cut blocks,
 //! compact, retention, out-of-order samples and staleness markers.
 
+// A test fails by panicking, helpers included.
+#![allow(clippy::unwrap_used)]
+
 use pharos_model::{Labels, MatchOp, Matcher};
 use pharos_tsdb::wal::{FsyncPolicy, WalOptions};
 use pharos_tsdb::{Db, DbOptions, Querier, STALE_NAN_BITS, Sample};
@@ -9,7 +12,13 @@ use std::sync::Arc;
 const H: i64 = 3600 * 1000;
 
 fn opts() -> DbOptions {
-    DbOptions { wal: WalOptions { fsync: FsyncPolicy::Never, ..WalOptions::default() }, ..DbOptions::default() }
+    DbOptions {
+        wal: WalOptions {
+            fsync: FsyncPolicy::Never,
+            ..WalOptions::default()
+        },
+        ..DbOptions::default()
+    }
 }
 
 fn open(dir: &std::path::Path, o: DbOptions) -> Arc<Db> {
@@ -31,14 +40,22 @@ fn fill(db: &Arc<Db>, names: &[Labels], start: i64, n: i64) {
         let t = start + i * 15_000;
         let mut app = db.appender();
         for (j, l) in names.iter().enumerate() {
-            refs[j] = Some(app.append(refs[j], l, t, (i * (j as i64 + 1)) as f64).unwrap());
+            refs[j] = Some(
+                app.append(refs[j], l, t, (i * (j as i64 + 1)) as f64)
+                    .unwrap(),
+            );
         }
         app.commit().unwrap();
     }
 }
 
 fn values(db: &Arc<Db>, m: &[Matcher], min: i64, max: i64) -> Vec<(Labels, Vec<Sample>)> {
-    db.querier().select(m, min, max).unwrap().into_iter().map(|s| (s.labels.clone(), s.to_vec())).collect()
+    db.querier()
+        .select(m, min, max)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.labels.clone(), s.to_vec()))
+        .collect()
 }
 
 #[test]
@@ -54,11 +71,26 @@ fn append_commit_and_select() {
     assert_eq!(got[0].1.len(), 10);
     assert_eq!(got[1].1[3], Sample { t: 45_000, v: 6.0 });
     // Range limits are inclusive.
-    assert_eq!(values(&db, &[eq("instance", "a:1")], 15_000, 30_000)[0].1.len(), 2);
+    assert_eq!(
+        values(&db, &[eq("instance", "a:1")], 15_000, 30_000)[0]
+            .1
+            .len(),
+        2
+    );
     let q = db.querier();
-    assert_eq!(q.label_names(&[], 0, i64::MAX).unwrap(), ["__name__", "instance", "job"]);
-    assert_eq!(q.label_values("instance", &[], 0, i64::MAX).unwrap(), ["a:1", "b:1"]);
-    assert_eq!(q.label_values("instance", &[eq("instance", "b:1")], 0, i64::MAX).unwrap(), ["b:1"]);
+    assert_eq!(
+        q.label_names(&[], 0, i64::MAX).unwrap(),
+        ["__name__", "instance", "job"]
+    );
+    assert_eq!(
+        q.label_values("instance", &[], 0, i64::MAX).unwrap(),
+        ["a:1", "b:1"]
+    );
+    assert_eq!(
+        q.label_values("instance", &[eq("instance", "b:1")], 0, i64::MAX)
+            .unwrap(),
+        ["b:1"]
+    );
 }
 
 #[test]
@@ -68,7 +100,10 @@ fn rollback_and_uncommitted_are_invisible_and_refs_stay_valid() {
     let a = series("x", "a");
     let mut app = db.appender();
     let r = app.append(None, &a, 1000, 1.0).unwrap();
-    assert!(values(&db, &[], 0, i64::MAX).is_empty(), "not visible before commit");
+    assert!(
+        values(&db, &[], 0, i64::MAX).is_empty(),
+        "not visible before commit"
+    );
     app.rollback();
     assert!(values(&db, &[], 0, i64::MAX).is_empty());
     // The series was created by the rolled-back batch; a later batch must still log it.
@@ -77,7 +112,10 @@ fn rollback_and_uncommitted_are_invisible_and_refs_stay_valid() {
     app.commit().unwrap();
     drop(db);
     let db = open(dir.path(), opts());
-    assert_eq!(values(&db, &[], 0, i64::MAX)[0].1, [Sample { t: 2000, v: 2.0 }]);
+    assert_eq!(
+        values(&db, &[], 0, i64::MAX)[0].1,
+        [Sample { t: 2000, v: 2.0 }]
+    );
 }
 
 #[test]
@@ -88,7 +126,8 @@ fn restart_replays_the_log_bit_exact() {
         let db = open(dir.path(), opts());
         fill(&db, &[series("a", "1")], 0, 300);
         let mut app = db.appender();
-        app.append(None, &series("a", "1"), 300 * 15_000, stale).unwrap();
+        app.append(None, &series("a", "1"), 300 * 15_000, stale)
+            .unwrap();
         app.commit().unwrap();
     }
     let (db, stats) = Db::open(dir.path(), opts()).unwrap();
@@ -99,7 +138,8 @@ fn restart_replays_the_log_bit_exact() {
     assert_eq!(got[0].1[300].v.to_bits(), STALE_NAN_BITS);
     // Appends continue after the restart.
     let mut app = db.appender();
-    app.append(None, &series("a", "1"), 301 * 15_000, 7.0).unwrap();
+    app.append(None, &series("a", "1"), 301 * 15_000, 7.0)
+        .unwrap();
     app.commit().unwrap();
     assert_eq!(values(&db, &[], 0, i64::MAX)[0].1.len(), 302);
 }
@@ -109,24 +149,43 @@ fn out_of_order_is_refused_without_a_window_and_accepted_within_one() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), opts());
     let a = series("a", "1");
-    fill(&db, &[a.clone()], 100_000, 2);
+    fill(&db, std::slice::from_ref(&a), 100_000, 2);
     let mut app = db.appender();
     assert!(app.append(None, &a, 50_000, 1.0).is_err());
     drop(dir);
 
     let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path(), DbOptions { out_of_order_time_window: 60_000, ..opts() });
-    fill(&db, &[a.clone()], 100_000, 2);
+    let db = open(
+        dir.path(),
+        DbOptions {
+            out_of_order_time_window: 60_000,
+            ..opts()
+        },
+    );
+    fill(&db, std::slice::from_ref(&a), 100_000, 2);
     let mut app = db.appender();
     app.append(None, &a, 70_000, 9.0).unwrap();
-    assert!(app.append(None, &a, 50_000, 9.0).is_err(), "older than the window");
+    assert!(
+        app.append(None, &a, 50_000, 9.0).is_err(),
+        "older than the window"
+    );
     app.commit().unwrap();
     let got = values(&db, &[], 0, i64::MAX);
     let ts: Vec<i64> = got[0].1.iter().map(|s| s.t).collect();
     assert_eq!(ts, [70_000, 100_000, 115_000]);
     drop(db);
-    let db = open(dir.path(), DbOptions { out_of_order_time_window: 60_000, ..opts() });
-    assert_eq!(values(&db, &[], 0, i64::MAX)[0].1.len(), 3, "out-of-order samples survive restart");
+    let db = open(
+        dir.path(),
+        DbOptions {
+            out_of_order_time_window: 60_000,
+            ..opts()
+        },
+    );
+    assert_eq!(
+        values(&db, &[], 0, i64::MAX)[0].1.len(),
+        3,
+        "out-of-order samples survive restart"
+    );
 }
 
 #[test]
@@ -134,7 +193,7 @@ fn duplicates_are_ignored_and_conflicts_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), opts());
     let a = series("a", "1");
-    fill(&db, &[a.clone()], 0, 1);
+    fill(&db, std::slice::from_ref(&a), 0, 1);
     let mut app = db.appender();
     app.append(None, &a, 0, 0.0).unwrap();
     assert!(app.append(None, &a, 0, 5.0).is_err());
@@ -146,32 +205,54 @@ fn duplicates_are_ignored_and_conflicts_refused() {
 fn blocks_are_cut_queried_compacted_and_retained() {
     let dir = tempfile::tempdir().unwrap();
     // Blocks compact up to a tenth of retention: 100 h allows 6 h blocks.
-    let o = DbOptions { retention_time: Some(100 * H), ..opts() };
+    let o = DbOptions {
+        retention_time: Some(100 * H),
+        ..opts()
+    };
     let db = open(dir.path(), o.clone());
     let names: Vec<Labels> = (0..20).map(|i| series("m", &format!("i{i}"))).collect();
     // 9 hours at 15 s.
     fill(&db, &names, 0, 9 * 240);
     let m = db.maintain().unwrap();
     assert!(m.blocks_cut >= 3, "{m:?}");
-    assert!(m.blocks_compacted >= 1, "the first 6 h compact into one block: {m:?}");
+    assert!(
+        m.blocks_compacted >= 1,
+        "the first 6 h compact into one block: {m:?}"
+    );
     let got = values(&db, &[eq("instance", "i3")], 0, i64::MAX);
-    assert_eq!(got[0].1.len(), 9 * 240, "every sample readable across blocks and head");
+    assert_eq!(
+        got[0].1.len(),
+        9 * 240,
+        "every sample readable across blocks and head"
+    );
     let ts: Vec<i64> = got[0].1.iter().map(|s| s.t).collect();
     assert!(ts.windows(2).all(|w| w[1] - w[0] == 15_000));
 
     // A restart reads blocks and the head again.
     drop(db);
     let db = open(dir.path(), o.clone());
-    assert_eq!(values(&db, &[eq("instance", "i3")], 0, i64::MAX)[0].1.len(), 9 * 240);
+    assert_eq!(
+        values(&db, &[eq("instance", "i3")], 0, i64::MAX)[0].1.len(),
+        9 * 240
+    );
     assert!(!db.blocks().is_empty());
 
     // With a shorter retention, far newer data pushes the old blocks out.
     drop(db);
-    let db = open(dir.path(), DbOptions { retention_time: Some(30 * H), ..opts() });
+    let db = open(
+        dir.path(),
+        DbOptions {
+            retention_time: Some(30 * H),
+            ..opts()
+        },
+    );
     fill(&db, &names[..1], 60 * H, 2);
     let m = db.maintain().unwrap();
     assert!(m.blocks_deleted >= 1, "{m:?}");
-    assert!(db.blocks().iter().all(|b| b.meta().max_time > 30 * H), "old blocks deleted");
+    assert!(
+        db.blocks().iter().all(|b| b.meta().max_time > 30 * H),
+        "old blocks deleted"
+    );
     assert!(values(&db, &[eq("instance", "i3")], 0, 6 * H).is_empty());
 }
 
@@ -184,7 +265,12 @@ fn torn_log_tail_is_survived() {
     }
     // Cut the last few bytes of the newest segment, as a crash mid-write would.
     let wal = dir.path().join("wal");
-    let mut segs: Vec<_> = std::fs::read_dir(&wal).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut segs: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     segs.sort();
     let last = segs.last().unwrap();
     let len = std::fs::metadata(last).unwrap().len();
@@ -194,5 +280,9 @@ fn torn_log_tail_is_survived() {
     let (db, stats) = Db::open(dir.path(), opts()).unwrap();
     assert!(stats.replay.truncated_bytes > 0);
     let db = Arc::new(db);
-    assert_eq!(values(&db, &[], 0, i64::MAX)[0].1.len(), 49, "all but the torn commit");
+    assert_eq!(
+        values(&db, &[], 0, i64::MAX)[0].1.len(),
+        49,
+        "all but the torn commit"
+    );
 }

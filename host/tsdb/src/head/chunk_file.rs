@@ -49,12 +49,18 @@ impl ChunkFile {
                 fs::remove_file(entry.path())?;
             }
         }
-        Ok(ChunkFile { dir: dir.to_path_buf(), segment_size, segments: Vec::new(), write_offset: 0 })
+        Ok(ChunkFile {
+            dir: dir.to_path_buf(),
+            segment_size,
+            segments: Vec::new(),
+            write_offset: 0,
+        })
     }
 
     /// Stores `bytes` (one encoded chunk whose newest sample is at `max_t`).
     pub fn write(&mut self, bytes: &[u8], max_t: i64) -> io::Result<ChunkLocation> {
-        let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
         let needs_new = match self.segments.last() {
             None => true,
             Some(_) => self.write_offset as u64 + len as u64 > self.segment_size as u64,
@@ -63,21 +69,37 @@ impl ChunkFile {
             self.new_segment(len)?;
         }
         let offset = self.write_offset;
-        let seg = self.segments.last_mut().ok_or_else(|| io::Error::other("no head chunk segment"))?;
+        let seg = self
+            .segments
+            .last_mut()
+            .ok_or_else(|| io::Error::other("no head chunk segment"))?;
         seg.file.write_all_at(bytes, offset as u64)?;
         seg.max_t = seg.max_t.max(max_t);
         self.write_offset += len;
-        Ok(ChunkLocation { segment: seg.id, offset, len })
+        Ok(ChunkLocation {
+            segment: seg.id,
+            offset,
+            len,
+        })
     }
 
     fn new_segment(&mut self, at_least: u32) -> io::Result<()> {
         let id = self.segments.last().map_or(1, |s| s.id + 1);
         let size = self.segment_size.max(at_least);
         let path = self.dir.join(format!("{id:06}"));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         file.set_len(size as u64)?;
         let map = Arc::new(map_file(&file)?);
-        self.segments.push(Segment { id, file, map, max_t: i64::MIN });
+        self.segments.push(Segment {
+            id,
+            file,
+            map,
+            max_t: i64::MIN,
+        });
         self.write_offset = 0;
         Ok(())
     }
@@ -88,7 +110,9 @@ impl ChunkFile {
             .segments
             .iter()
             .find(|s| s.id == loc.segment)
-            .ok_or_else(|| io::Error::other(format!("head chunk segment {} is gone", loc.segment)))?;
+            .ok_or_else(|| {
+                io::Error::other(format!("head chunk segment {} is gone", loc.segment))
+            })?;
         let start = loc.offset as usize;
         seg.map
             .get(start..start + loc.len as usize)
@@ -99,8 +123,10 @@ impl ChunkFile {
     /// Deletes segments whose chunks all end before `t`, except the one being written.
     pub fn truncate_before(&mut self, t: i64) -> io::Result<()> {
         let last = self.segments.last().map(|s| s.id);
-        let (gone, kept): (Vec<Segment>, Vec<Segment>) =
-            self.segments.drain(..).partition(|s| s.max_t < t && Some(s.id) != last);
+        let (gone, kept): (Vec<Segment>, Vec<Segment>) = self
+            .segments
+            .drain(..)
+            .partition(|s| s.max_t < t && Some(s.id) != last);
         self.segments = kept;
         for s in gone {
             let path = self.dir.join(format!("{:06}", s.id));

@@ -10,7 +10,7 @@ mod chunk_file;
 mod postings;
 mod symbols;
 
-use crate::chunk::XorChunk;
+use crate::chunk::{Encoding, XorChunk};
 use crate::storage::{EncodedChunk, Series, SeriesRef, StorageError};
 use chunk_file::{ChunkFile, ChunkLocation};
 use pharos_model::{Labels, Matcher};
@@ -42,7 +42,11 @@ pub struct HeadOptions {
 
 impl Default for HeadOptions {
     fn default() -> Self {
-        HeadOptions { chunk_range: 2 * 3600 * 1000, out_of_order_window: 0, chunk_segment_size: 128 << 20 }
+        HeadOptions {
+            chunk_range: 2 * 3600 * 1000,
+            out_of_order_window: 0,
+            chunk_segment_size: 128 << 20,
+        }
     }
 }
 
@@ -75,6 +79,7 @@ struct SeriesData {
 
 #[derive(Debug, Clone, Copy)]
 struct ClosedChunk {
+    encoding: Encoding,
     min_t: i64,
     max_t: i64,
     num_samples: u16,
@@ -125,7 +130,10 @@ impl Head {
 
     /// Oldest and newest sample time, `None` when empty.
     pub fn time_range(&self) -> Option<(i64, i64)> {
-        let (min, max) = (self.min_time.load(Ordering::Acquire), self.max_time.load(Ordering::Acquire));
+        let (min, max) = (
+            self.min_time.load(Ordering::Acquire),
+            self.max_time.load(Ordering::Acquire),
+        );
         (min <= max).then_some((min, max))
     }
 
@@ -148,7 +156,9 @@ impl Head {
         let hash = labels.stable_hash();
         let shard = read(&self.by_hash[hash as usize % SHARDS]);
         let ids = shard.get(&hash)?;
-        ids.iter().find(|&id| self.labels_equal(id, labels)).map(u64::from)
+        ids.iter()
+            .find(|&id| self.labels_equal(id, labels))
+            .map(u64::from)
     }
 
     /// The series with these labels, created when new. The flag says whether it was.
@@ -158,30 +168,43 @@ impl Head {
 
     /// As [`Head::get_or_create`], but with the id the series had when it was logged
     /// (write-ahead log replay), so that logged samples find it.
-    pub(crate) fn get_or_create_with_id(&self, labels: &Labels, id: Option<u32>) -> Result<(SeriesRef, bool), StorageError> {
+    pub(crate) fn get_or_create_with_id(
+        &self,
+        labels: &Labels,
+        id: Option<u32>,
+    ) -> Result<(SeriesRef, bool), StorageError> {
         if labels.is_empty() {
             return Err(StorageError::EmptyLabels);
         }
         let hash = labels.stable_hash();
         let mut shard = write(&self.by_hash[hash as usize % SHARDS]);
-        if let Some(ids) = shard.get(&hash) {
-            if let Some(found) = ids.iter().find(|&id| self.labels_equal(id, labels)) {
-                return Ok((found.into(), false));
-            }
+        if let Some(found) = shard
+            .get(&hash)
+            .and_then(|ids| ids.iter().find(|&id| self.labels_equal(id, labels)))
+        {
+            return Ok((found.into(), false));
         }
-        let mut pairs: Vec<(u32, u32)> =
-            labels.iter().map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value))).collect();
+        let mut pairs: Vec<(u32, u32)> = labels
+            .iter()
+            .map(|l| (self.symbols.intern(&l.name), self.symbols.intern(&l.value)))
+            .collect();
         pairs.shrink_to_fit();
         let series = Arc::new(MemSeries {
             labels: pairs.into_boxed_slice(),
             logged: AtomicBool::new(id.is_some()),
-            data: Mutex::new(SeriesData { open: XorChunk::new(), closed: Vec::new(), ooo: Vec::new(), last: None }),
+            data: Mutex::new(SeriesData {
+                open: XorChunk::new(),
+                closed: Vec::new(),
+                ooo: Vec::new(),
+                last: None,
+            }),
         });
         let id = {
             let mut all = write(&self.series);
             let id = match id {
                 Some(id) => id,
-                None => u32::try_from(all.len()).map_err(|_| StorageError::Wal("series id space exhausted".into()))?,
+                None => u32::try_from(all.len())
+                    .map_err(|_| StorageError::Wal("series id space exhausted".into()))?,
             };
             if all.len() <= id as usize {
                 all.resize(id as usize + 1, None);
@@ -215,7 +238,9 @@ impl Head {
     }
 
     fn resolve_labels(&self, pairs: &[(u32, u32)]) -> Labels {
-        self.symbols.with(|resolve| Labels::from_pairs(pairs.iter().map(|&(n, v)| (resolve(n), resolve(v)))))
+        self.symbols.with(|resolve| {
+            Labels::from_pairs(pairs.iter().map(|&(n, v)| (resolve(n), resolve(v))))
+        })
     }
 
     /// The labels of a series.
@@ -253,12 +278,22 @@ impl Head {
         match class {
             Class::Duplicate => return Ok(Added::Duplicate),
             Class::InOrder => {
-                let boundary = (d.open.min_time().unwrap_or(t).div_euclid(self.opts.chunk_range) + 1) * self.opts.chunk_range;
-                if d.open.num_samples() >= SAMPLES_PER_CHUNK || (d.open.num_samples() > 0 && t >= boundary) {
+                let boundary = (d
+                    .open
+                    .min_time()
+                    .unwrap_or(t)
+                    .div_euclid(self.opts.chunk_range)
+                    + 1)
+                    * self.opts.chunk_range;
+                if d.open.num_samples() >= SAMPLES_PER_CHUNK
+                    || (d.open.num_samples() > 0 && t >= boundary)
+                {
                     let full = std::mem::take(&mut d.open);
                     self.close_chunk(&mut d, &full)?;
                 }
-                d.open.append(t, v).map_err(|e| StorageError::Wal(e.to_string()))?;
+                d.open
+                    .append(t, v)
+                    .map_err(|e| StorageError::Wal(e.to_string()))?;
                 d.last = Some((t, v.to_bits()));
             }
             Class::OutOfOrder(at) => {
@@ -275,16 +310,32 @@ impl Head {
     }
 
     fn classify(&self, d: &SeriesData, t: i64, v: f64) -> Result<Class, StorageError> {
-        let Some((last_t, last_bits)) = d.last else { return Ok(Class::InOrder) };
+        let Some((last_t, last_bits)) = d.last else {
+            return Ok(Class::InOrder);
+        };
         if t > last_t {
             return Ok(Class::InOrder);
         }
         if t == last_t {
-            return if v.to_bits() == last_bits { Ok(Class::Duplicate) } else { Err(StorageError::DuplicateSample { t }) };
+            return if v.to_bits() == last_bits {
+                Ok(Class::Duplicate)
+            } else {
+                Err(StorageError::DuplicateSample { t })
+            };
         }
-        let min_valid = self.max_time.load(Ordering::Acquire).saturating_sub(self.opts.out_of_order_window);
+        let min_valid = self
+            .max_time
+            .load(Ordering::Acquire)
+            .saturating_sub(self.opts.out_of_order_window);
         if self.opts.out_of_order_window <= 0 || t < min_valid {
-            return Err(StorageError::OutOfBounds { t, min_valid: if self.opts.out_of_order_window <= 0 { last_t + 1 } else { min_valid } });
+            return Err(StorageError::OutOfBounds {
+                t,
+                min_valid: if self.opts.out_of_order_window <= 0 {
+                    last_t + 1
+                } else {
+                    min_valid
+                },
+            });
         }
         match d.ooo.binary_search_by_key(&t, |s| s.0) {
             Ok(i) if d.ooo[i].1.to_bits() == v.to_bits() => Ok(Class::Duplicate),
@@ -294,9 +345,17 @@ impl Head {
     }
 
     fn close_chunk(&self, d: &mut SeriesData, chunk: &XorChunk) -> Result<(), StorageError> {
-        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else { return Ok(()) };
+        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+            return Ok(());
+        };
         let at = lock(&self.chunks).write(chunk.bytes(), max_t)?;
-        d.closed.push(ClosedChunk { min_t, max_t, num_samples: chunk.num_samples(), at });
+        d.closed.push(ClosedChunk {
+            encoding: chunk.encoding(),
+            min_t,
+            max_t,
+            num_samples: chunk.num_samples(),
+            at,
+        });
         Ok(())
     }
 
@@ -307,11 +366,19 @@ impl Head {
     }
 
     fn series_ref(&self, series: SeriesRef) -> Result<Arc<MemSeries>, StorageError> {
-        u32::try_from(series).ok().and_then(|id| self.get(id)).ok_or(StorageError::UnknownRef(series))
+        u32::try_from(series)
+            .ok()
+            .and_then(|id| self.get(id))
+            .ok_or(StorageError::UnknownRef(series))
     }
 
     /// Series matching `matchers` with samples in `[min_t, max_t]`, sorted by labels.
-    pub fn select(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<Vec<Series>, StorageError> {
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError> {
         let ids = read(&self.postings).select(&self.symbols, matchers);
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -320,33 +387,49 @@ impl Head {
             if chunks.is_empty() {
                 continue;
             }
-            out.push(Series { labels: self.resolve_labels(&s.labels), chunks, min_t, max_t });
+            out.push(Series {
+                labels: self.resolve_labels(&s.labels),
+                chunks,
+                min_t,
+                max_t,
+            });
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
 
-    fn chunks_of(&self, s: &MemSeries, min_t: i64, max_t: i64) -> Result<Vec<EncodedChunk>, StorageError> {
+    fn chunks_of(
+        &self,
+        s: &MemSeries,
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<EncodedChunk>, StorageError> {
         let d = lock(&s.data);
         let overlaps = |lo: i64, hi: i64| hi >= min_t && lo <= max_t;
         let mut out = Vec::new();
         {
             let file = lock(&self.chunks);
             for c in d.closed.iter().filter(|c| overlaps(c.min_t, c.max_t)) {
-                out.push(EncodedChunk { min_t: c.min_t, max_t: c.max_t, num_samples: c.num_samples, bytes: file.read(c.at)? });
+                out.push(EncodedChunk {
+                    encoding: c.encoding,
+                    min_t: c.min_t,
+                    max_t: c.max_t,
+                    num_samples: c.num_samples,
+                    bytes: file.read(c.at)?,
+                });
             }
         }
         // Out-of-order data was flushed after the in-order chunks it overlaps, and the
         // open chunk is newest; the list order encodes precedence for equal timestamps.
-        if let (Some(lo), Some(hi)) = (d.ooo.first(), d.ooo.last()) {
-            if overlaps(lo.0, hi.0) {
-                out.push(encoded(&encode(&d.ooo)));
-            }
+        if let (Some(lo), Some(hi)) = (d.ooo.first(), d.ooo.last())
+            && overlaps(lo.0, hi.0)
+        {
+            out.push(encoded(&encode(&d.ooo)));
         }
-        if let (Some(lo), Some(hi)) = (d.open.min_time(), d.open.max_time()) {
-            if overlaps(lo, hi) {
-                out.push(encoded(&d.open));
-            }
+        if let (Some(lo), Some(hi)) = (d.open.min_time(), d.open.max_time())
+            && overlaps(lo, hi)
+        {
+            out.push(encoded(&d.open));
         }
         Ok(out)
     }
@@ -355,7 +438,8 @@ impl Head {
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut names: Vec<String> = if matchers.is_empty() {
             let postings = read(&self.postings);
-            self.symbols.with(|r| postings.names().map(|n| r(n).to_string()).collect())
+            self.symbols
+                .with(|r| postings.names().map(|n| r(n).to_string()).collect())
         } else {
             // The postings guard must be gone before series are looked up (lock order).
             let ids = read(&self.postings).select(&self.symbols, matchers);
@@ -365,7 +449,8 @@ impl Head {
                     seen.extend(s.labels.iter().map(|&(n, _)| n));
                 }
             }
-            self.symbols.with(|r| seen.into_iter().map(|n| r(n).to_string()).collect())
+            self.symbols
+                .with(|r| seen.into_iter().map(|n| r(n).to_string()).collect())
         };
         names.sort();
         names
@@ -373,13 +458,19 @@ impl Head {
 
     /// Values of `name` among series matching `matchers`, sorted.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
-        let Some(name_id) = self.symbols.get(name) else { return Vec::new() };
+        let Some(name_id) = self.symbols.get(name) else {
+            return Vec::new();
+        };
         let postings = read(&self.postings);
         let selected = (!matchers.is_empty()).then(|| postings.select(&self.symbols, matchers));
         let mut values: Vec<String> = self.symbols.with(|r| {
             postings
                 .values(name_id)
-                .filter(|(_, ids)| selected.as_ref().is_none_or(|sel| !postings::intersect(sel, ids).is_empty()))
+                .filter(|(_, ids)| {
+                    selected
+                        .as_ref()
+                        .is_none_or(|sel| !postings::intersect(sel, ids).is_empty())
+                })
                 .map(|(v, _)| r(v).to_string())
                 .collect()
         });
@@ -423,7 +514,8 @@ impl Head {
                 [closed, ooo, d.open.min_time()].into_iter().flatten().min()
             })
             .min();
-        self.min_time.store(new_min.unwrap_or(i64::MAX), Ordering::Release);
+        self.min_time
+            .store(new_min.unwrap_or(i64::MAX), Ordering::Release);
         if new_min.is_none() {
             self.max_time.store(i64::MIN, Ordering::Release);
         }
@@ -456,14 +548,21 @@ impl Head {
 
     /// Ids of the series currently held, for log checkpoints.
     pub fn series_ids(&self) -> Vec<u32> {
-        read(&self.series).iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as u32).collect()
+        read(&self.series)
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u32)
+            .collect()
     }
 
     /// Heap bytes held by the head's index structures and open chunks (the
     /// memory-mapped chunk segments are not counted: the kernel pages them out).
     pub fn memory_bytes(&self) -> usize {
         let series = read(&self.series);
-        let mut total = series.capacity() * 8 + self.symbols.memory_bytes() + read(&self.postings).memory_bytes();
+        let mut total = series.capacity() * 8
+            + self.symbols.memory_bytes()
+            + read(&self.postings).memory_bytes();
         for s in series.iter().flatten() {
             let d = lock(&s.data);
             total += std::mem::size_of::<MemSeries>() + 16 // Arc header
@@ -507,6 +606,7 @@ fn encode(samples: &[(i64, f64)]) -> XorChunk {
 
 fn encoded(c: &XorChunk) -> EncodedChunk {
     EncodedChunk {
+        encoding: c.encoding(),
         min_t: c.min_time().unwrap_or(i64::MAX),
         max_t: c.max_time().unwrap_or(i64::MIN),
         num_samples: c.num_samples(),

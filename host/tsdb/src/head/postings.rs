@@ -73,8 +73,12 @@ impl Postings {
 
     /// Series having `m.name` with a value `m` accepts (never the empty value).
     fn matching(&self, symbols: &Symbols, m: &Matcher) -> Vec<u32> {
-        let Some(name) = symbols.get(&m.name) else { return Vec::new() };
-        let Some(values) = self.by_name.get(&name) else { return Vec::new() };
+        let Some(name) = symbols.get(&m.name) else {
+            return Vec::new();
+        };
+        let Some(values) = self.by_name.get(&name) else {
+            return Vec::new();
+        };
         if m.op == MatchOp::Equal {
             return symbols
                 .get(&m.value)
@@ -94,8 +98,12 @@ impl Postings {
 
     /// Series having `m.name` with a value `m` rejects.
     fn not_matching(&self, symbols: &Symbols, m: &Matcher) -> Vec<u32> {
-        let Some(name) = symbols.get(&m.name) else { return Vec::new() };
-        let Some(values) = self.by_name.get(&name) else { return Vec::new() };
+        let Some(name) = symbols.get(&m.name) else {
+            return Vec::new();
+        };
+        let Some(values) = self.by_name.get(&name) else {
+            return Vec::new();
+        };
         let lists: Vec<&Vec<u32>> = symbols.with(|resolve| {
             values
                 .iter()
@@ -129,7 +137,9 @@ impl Postings {
         let lists: usize = self
             .by_name
             .values()
-            .map(|vals| vals.capacity() * 40 + vals.values().map(|l| l.capacity() * 4).sum::<usize>())
+            .map(|vals| {
+                vals.capacity() * 40 + vals.values().map(|l| l.capacity() * 4).sum::<usize>()
+            })
             .sum();
         lists + self.by_name.capacity() * 56 + self.all.capacity() * 4
     }
@@ -203,8 +213,10 @@ mod tests {
             if i % 5 != 0 {
                 labels.push(("b".to_string(), (i % 2).to_string()));
             }
-            let ids: Vec<(u32, u32)> =
-                labels.iter().map(|(n, v)| (symbols.intern(n), symbols.intern(v))).collect();
+            let ids: Vec<(u32, u32)> = labels
+                .iter()
+                .map(|(n, v)| (symbols.intern(n), symbols.intern(v)))
+                .collect();
             p.add(i, &ids);
             all.push(labels);
         }
@@ -214,11 +226,18 @@ mod tests {
     #[test]
     fn select_agrees_with_brute_force() {
         let (symbols, p, all) = fixture(100);
-        let ops = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex];
+        let ops = [
+            MatchOp::Equal,
+            MatchOp::NotEqual,
+            MatchOp::Regex,
+            MatchOp::NotRegex,
+        ];
         for name in ["a", "b", "c"] {
             for op in ops {
                 for value in ["", "0", "1", "1|2", ".*", ".+"] {
-                    let Ok(m) = Matcher::new(op, name, value) else { continue };
+                    let Ok(m) = Matcher::new(op, name, value) else {
+                        continue;
+                    };
                     for extra in [None, Some(Matcher::new(MatchOp::Equal, "a", "1").unwrap())] {
                         let ms: Vec<Matcher> = std::iter::once(m.clone()).chain(extra).collect();
                         let want: Vec<u32> = (0..100u32)
@@ -243,7 +262,10 @@ mod tests {
     #[test]
     fn removal() {
         let (symbols, mut p, _) = fixture(10);
-        let ids = [(symbols.intern("a"), symbols.intern("1")), (symbols.intern("b"), symbols.intern("1"))];
+        let ids = [
+            (symbols.intern("a"), symbols.intern("1")),
+            (symbols.intern("b"), symbols.intern("1")),
+        ];
         p.remove(1, &ids);
         let m = Matcher::new(MatchOp::Equal, "a", "1").unwrap();
         assert_eq!(p.select(&symbols, &[m]), vec![4, 7]);

@@ -23,7 +23,13 @@ struct Table {
 impl Symbols {
     /// The id of `s`, adding it on first sight.
     pub fn intern(&self, s: &str) -> u32 {
-        if let Some(&id) = self.inner.read().unwrap_or_else(PoisonError::into_inner).ids.get(s) {
+        if let Some(&id) = self
+            .inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ids
+            .get(s)
+        {
             return id;
         }
         let mut t = self.inner.write().unwrap_or_else(PoisonError::into_inner);
@@ -40,7 +46,12 @@ impl Symbols {
     /// The id of `s` if it was ever interned; lookups for unknown strings (a query for
     /// a label value no series has) allocate nothing.
     pub fn get(&self, s: &str) -> Option<u32> {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).ids.get(s).copied()
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ids
+            .get(s)
+            .copied()
     }
 
     /// Runs `f` with a resolver from ids to strings under one lock acquisition.
