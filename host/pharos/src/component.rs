@@ -7,15 +7,35 @@
 //! same however many components exist.
 
 use crate::config::Config;
+use crate::storage::StorageSlot;
 use crate::telemetry::Telemetry;
+use crate::telemetry::metrics::Counter;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-/// What components share: the daemon's telemetry now; storage handles as they arrive.
+/// What components share.
 #[derive(Clone)]
 pub struct Context {
     pub telemetry: Arc<Telemetry>,
+    /// The local TSDB while the storage component runs.
+    pub storage: StorageSlot,
+    /// Counts failed TSDB maintenance passes (registered once, so a storage restart
+    /// keeps counting).
+    pub storage_failures: Arc<Counter>,
+}
+
+impl Context {
+    /// A context whose metrics are registered with `telemetry`.
+    pub fn new(telemetry: Arc<Telemetry>) -> Context {
+        let storage = StorageSlot::default();
+        let storage_failures = crate::storage::register_metrics(&telemetry, &storage).with(&[]);
+        Context {
+            telemetry,
+            storage,
+            storage_failures,
+        }
+    }
 }
 
 /// A part of the daemon driven by one section of the configuration.
@@ -212,9 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn starts_reloads_only_on_change_and_stops() {
-        let ctx = Context {
-            telemetry: Telemetry::new(),
-        };
+        let ctx = Context::new(Telemetry::new());
         let mut s = Supervisor::default().with::<Probe>();
         s.apply(&config(Some("a")), &ctx).await.unwrap();
         s.apply(&config(Some("a")), &ctx).await.unwrap();

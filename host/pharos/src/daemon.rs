@@ -38,7 +38,7 @@ impl ConfigSource {
 
 /// The components the daemon runs, in start order. Each later issue adds one line.
 fn components() -> Supervisor {
-    Supervisor::default()
+    Supervisor::default().with::<crate::storage::Storage>()
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `POST /-/quit`. `listen` overrides the
@@ -50,9 +50,7 @@ pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow:
     tracing::info!(config = %source.describe(), version = crate::telemetry::build::VERSION, "starting Pharos");
 
     let telemetry = Telemetry::new();
-    let ctx = Context {
-        telemetry: telemetry.clone(),
-    };
+    let ctx = Context::new(telemetry.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let (control_tx, mut control_rx) = mpsc::channel(8);
 

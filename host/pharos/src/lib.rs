@@ -2,12 +2,13 @@
 //!
 //! Each module is one part of the daemon: `config` reads and validates the JSON
 //! document, `component` gives every part the same start/reload/stop lifecycle,
-//! `daemon` runs the control loop, `web` serves HTTP and `telemetry` holds logs and
+//! `daemon` runs the control loop, `storage` runs the local TSDB, `web` serves HTTP and `telemetry` holds logs and
 //! Pharos's own metrics.
 
 pub mod cli;
 pub mod component;
 pub mod config;
 pub mod daemon;
+pub mod storage;
 pub mod telemetry;
 pub mod web;

@@ -69,6 +69,9 @@ pub struct Db {
     blocks: RwLock<Arc<Vec<Arc<Block>>>>,
     /// One maintenance pass at a time.
     maintenance: Mutex<()>,
+    /// Retention can change while running (a configuration reload); the rest of the
+    /// options cannot.
+    retention: RwLock<(Option<i64>, Option<u64>)>,
 }
 
 impl Db {
@@ -117,8 +120,10 @@ impl Db {
             replay,
             replay_rejected: rejected,
         };
+        let retention = RwLock::new((opts.retention_time, opts.retention_size));
         let db = Db {
             dir: dir.to_path_buf(),
+            retention,
             opts,
             head,
             wal: Mutex::new(wal),
@@ -162,6 +167,21 @@ impl Db {
     /// The blocks on disk, oldest first.
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.block_list().iter().cloned().collect()
+    }
+
+    /// Changes retention; takes effect at the next [`Db::maintain`].
+    pub fn set_retention(&self, time: Option<i64>, size: Option<u64>) {
+        *self
+            .retention
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = (time, size);
+    }
+
+    fn current_retention(&self) -> (Option<i64>, Option<u64>) {
+        *self
+            .retention
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Forces logged data to disk (shutdown).
@@ -236,9 +256,12 @@ impl Db {
     /// Compaction ranges: three times the previous level, up to a tenth of retention
     /// (at most 31 days), as Prometheus sizes them.
     fn compaction_ranges(&self) -> Vec<i64> {
-        let cap = self.opts.retention_time.map_or(31 * 24 * 3600 * 1000, |r| {
-            (r / 10).min(31 * 24 * 3600 * 1000)
-        });
+        let cap = self
+            .current_retention()
+            .0
+            .map_or(31 * 24 * 3600 * 1000, |r| {
+                (r / 10).min(31 * 24 * 3600 * 1000)
+            });
         let mut ranges = Vec::new();
         let mut r = self.opts.block_range * 3;
         while r <= cap {
@@ -367,8 +390,9 @@ impl Db {
             .map(|b| b.meta().max_time)
             .chain(self.head.time_range().map(|(_, max)| max))
             .max();
+        let (retention_time, retention_size) = self.current_retention();
         let mut doomed: Vec<Arc<Block>> = Vec::new();
-        if let (Some(retention), Some(newest)) = (self.opts.retention_time, newest) {
+        if let (Some(retention), Some(newest)) = (retention_time, newest) {
             doomed.extend(
                 blocks
                     .iter()
@@ -376,7 +400,7 @@ impl Db {
                     .cloned(),
             );
         }
-        if let Some(limit) = self.opts.retention_size {
+        if let Some(limit) = retention_size {
             let wal_bytes = dir_size(&self.dir.join("wal"));
             let mut total: u64 = wal_bytes + blocks.iter().map(|b| b.size_bytes()).sum::<u64>();
             for b in blocks.iter() {

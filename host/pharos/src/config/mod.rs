@@ -15,6 +15,7 @@ mod error;
 mod global;
 mod json;
 mod labels;
+mod storage;
 mod web;
 
 use serde_json::Value;
@@ -26,6 +27,7 @@ pub use global::{
     DEFAULT_EVALUATION_INTERVAL, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SCRAPE_TIMEOUT, GlobalConfig,
 };
 pub use labels::{LabelMap, is_valid_label_name};
+pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
 pub use web::{ListenAddress, ParseListenAddressError, WebConfig};
 
 /// The document `pharos run` uses when given no configuration: an all-in-one node with
@@ -39,6 +41,9 @@ pub struct Config {
     pub global: GlobalConfig,
     /// The HTTP listener.
     pub web: WebConfig,
+    /// The local TSDB; absent on nodes that store nothing (an alert router, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageConfig>,
 }
 
 impl Decode for Config {
@@ -46,6 +51,7 @@ impl Decode for Config {
         let mut doc = Object::open(v, path, errs)?;
         let global = doc.or_default("global");
         let web = doc.or_default("web");
+        let storage = doc.optional("storage");
         // Sections of components that are not built yet. They are refused, not ignored,
         // so a carried-over file never appears to work while doing nothing. When a
         // component lands, its line here becomes `let x = doc.or_default("x");` and its
@@ -56,7 +62,6 @@ impl Decode for Config {
         doc.refuse("alerting");
         doc.refuse("remote_write");
         doc.refuse("remote_read");
-        doc.refuse("storage");
         // Pharos's own:
         doc.refuse("plugins");
         doc.refuse("pushgateway");
@@ -69,6 +74,7 @@ impl Decode for Config {
         Some(Config {
             global: global?,
             web: web?,
+            storage: storage?,
         })
     }
 }
@@ -135,7 +141,13 @@ mod tests {
     #[test]
     fn embedded_default_parses() {
         let config = parse(EMBEDDED_DEFAULT);
-        assert_eq!(config, Ok(Config::default()));
+        assert_eq!(
+            config,
+            Ok(Config {
+                storage: Some(StorageConfig::default()),
+                ..Config::default()
+            })
+        );
         assert_eq!(
             config.map(|c| c.web.listen_address.socket_addr().to_string()),
             Ok("0.0.0.0:9090".to_owned())
@@ -155,6 +167,7 @@ mod tests {
                     external_labels: BTreeMap::new(),
                 },
                 web: WebConfig::default(),
+                storage: None,
             })
         );
     }
@@ -193,7 +206,8 @@ mod tests {
     fn serialized_config_parses_back_to_itself() {
         let config = parse(
             r#"{"global": {"scrape_interval": "90s", "external_labels": {"a": "b"}},
-                "web": {"listen_address": ":9090"}}"#,
+                "web": {"listen_address": ":9090"},
+                "storage": {"tsdb": {"retention": {"size": "1GB"}}}}"#,
         );
         let text = config
             .as_ref()
@@ -202,7 +216,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             text,
-            r#"{"global":{"scrape_interval":"1m30s","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{"a":"b"}},"web":{"listen_address":":9090"}}"#
+            r#"{"global":{"scrape_interval":"1m30s","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{"a":"b"}},"web":{"listen_address":":9090"},"storage":{"tsdb":{"path":"data/","retention":{"time":"15d","size":"1GB"},"out_of_order_time_window":"0s","wal_fsync":"1s"}}}"#
         );
         assert_eq!(parse(&text), config);
     }
@@ -302,7 +316,6 @@ mod tests {
             "alerting",
             "remote_write",
             "remote_read",
-            "storage",
             "plugins",
             "pushgateway",
             "route",

@@ -1,0 +1,233 @@
+//! The storage component: opens the local TSDB from `storage.tsdb`, runs its
+//! maintenance (cutting blocks, compaction, retention) once a minute as Prometheus
+//! does, and syncs the log at shutdown. Other components reach the database through
+//! [`StorageSlot`].
+
+use crate::component::{Component, Context};
+use crate::config::{Config, TsdbConfig, WalFsync};
+use crate::telemetry::metrics::{Collect, Counter, Family};
+use pharos_model::exposition::{MetricType, TextWriter};
+use pharos_tsdb::wal::{FsyncPolicy, WalOptions};
+use pharos_tsdb::{Db, DbOptions};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How often maintenance runs.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The running database, if storage is configured. Shared with every component.
+#[derive(Clone, Default)]
+pub struct StorageSlot(Arc<RwLock<Option<Arc<Db>>>>);
+
+impl StorageSlot {
+    /// The database, when storage is running.
+    pub fn get(&self) -> Option<Arc<Db>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, db: Option<Arc<Db>>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = db;
+    }
+}
+
+/// Writes the `pharos_tsdb_*` gauges from whatever database is in the slot.
+pub struct TsdbCollector {
+    slot: StorageSlot,
+    maintenance_failures: Arc<Family<Counter>>,
+}
+
+impl Collect for TsdbCollector {
+    fn collect(&self, w: &mut TextWriter<'_>) {
+        let Some(db) = self.slot.get() else { return };
+        let head = db.head();
+        let blocks = db.blocks();
+        let gauge = |w: &mut TextWriter<'_>, name: &str, help: &str, kind: MetricType, v: f64| {
+            w.family(name, help, kind);
+            w.sample(name, &[], v, None);
+        };
+        gauge(
+            w,
+            "pharos_tsdb_head_series",
+            "Series in the head.",
+            MetricType::Gauge,
+            head.num_series() as f64,
+        );
+        gauge(
+            w,
+            "pharos_tsdb_head_samples_appended_total",
+            "Samples appended to the head since start, including those replayed from the log.",
+            MetricType::Counter,
+            head.num_samples() as f64,
+        );
+        if let Some((min, max)) = head.time_range() {
+            gauge(
+                w,
+                "pharos_tsdb_head_min_time",
+                "Oldest sample time in the head, in ms.",
+                MetricType::Gauge,
+                min as f64,
+            );
+            gauge(
+                w,
+                "pharos_tsdb_head_max_time",
+                "Newest sample time in the head, in ms.",
+                MetricType::Gauge,
+                max as f64,
+            );
+        }
+        gauge(
+            w,
+            "pharos_tsdb_blocks_loaded",
+            "Persisted blocks.",
+            MetricType::Gauge,
+            blocks.len() as f64,
+        );
+        gauge(
+            w,
+            "pharos_tsdb_storage_blocks_bytes",
+            "Bytes on disk of the persisted blocks.",
+            MetricType::Gauge,
+            blocks.iter().map(|b| b.size_bytes()).sum::<u64>() as f64,
+        );
+        self.maintenance_failures.collect(w);
+    }
+}
+
+/// The local TSDB as a daemon component.
+pub struct Storage {
+    db: Arc<Db>,
+    section: TsdbConfig,
+    maintenance: JoinHandle<()>,
+    ctx: Context,
+}
+
+fn options(c: &TsdbConfig) -> DbOptions {
+    let ms = |d: crate::config::Duration| i64::try_from(d.as_std().as_millis()).unwrap_or(i64::MAX);
+    DbOptions {
+        retention_time: Some(ms(c.retention.time)),
+        retention_size: c.retention.size.map(|s| s.0),
+        out_of_order_time_window: ms(c.out_of_order_time_window),
+        wal: WalOptions {
+            fsync: match c.wal_fsync {
+                WalFsync::Always => FsyncPolicy::Always,
+                WalFsync::Never => FsyncPolicy::Never,
+                WalFsync::Interval(d) => FsyncPolicy::Interval(d.as_std()),
+            },
+            ..WalOptions::default()
+        },
+        ..DbOptions::default()
+    }
+}
+
+impl Component for Storage {
+    const NAME: &'static str = "storage";
+    type Section = TsdbConfig;
+
+    fn section(config: &Config) -> Option<TsdbConfig> {
+        config.storage.as_ref().map(|s| s.tsdb.clone())
+    }
+
+    async fn start(section: TsdbConfig, ctx: &Context) -> anyhow::Result<Self> {
+        let path = section.path.clone();
+        let opts = options(&section);
+        let started = std::time::Instant::now();
+        let (db, stats) = tokio::task::spawn_blocking(move || Db::open(&path, opts))
+            .await?
+            .map_err(|e| anyhow::anyhow!("opening the TSDB in {}: {e}", section.path.display()))?;
+        tracing::info!(
+            path = %section.path.display(),
+            blocks = stats.blocks,
+            replayed_samples = stats.replay.samples,
+            replayed_series = stats.replay.series,
+            rejected = stats.replay_rejected,
+            truncated_bytes = stats.replay.truncated_bytes,
+            duration = ?started.elapsed(),
+            "TSDB opened"
+        );
+        let db = Arc::new(db);
+        ctx.storage.set(Some(db.clone()));
+        let maintenance = tokio::spawn(maintain_forever(db.clone(), ctx.clone()));
+        Ok(Storage {
+            db,
+            section,
+            maintenance,
+            ctx: ctx.clone(),
+        })
+    }
+
+    async fn reload(&mut self, section: TsdbConfig) -> anyhow::Result<()> {
+        let old = &self.section;
+        if section.path != old.path
+            || section.out_of_order_time_window != old.out_of_order_time_window
+            || section.wal_fsync != old.wal_fsync
+        {
+            anyhow::bail!(
+                "storage.tsdb path, out_of_order_time_window and wal_fsync take effect at the next restart; only retention reloads"
+            );
+        }
+        let opts = options(&section);
+        self.db
+            .set_retention(opts.retention_time, opts.retention_size);
+        self.section = section;
+        Ok(())
+    }
+
+    async fn stop(self) {
+        self.maintenance.abort();
+        self.ctx.storage.set(None);
+        let db = self.db;
+        let synced = tokio::task::spawn_blocking(move || db.sync()).await;
+        if let Ok(Err(e)) | Err(e) =
+            synced.map_err(|e| pharos_tsdb::StorageError::Wal(e.to_string()))
+        {
+            tracing::error!(error = %e, "syncing the TSDB log at shutdown failed");
+        }
+    }
+}
+
+async fn maintain_forever(db: Arc<Db>, ctx: Context) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let db = db.clone();
+        match tokio::task::spawn_blocking(move || db.maintain()).await {
+            Ok(Ok(m)) if m != Default::default() => {
+                tracing::info!(
+                    cut = m.blocks_cut,
+                    compacted = m.blocks_compacted,
+                    deleted = m.blocks_deleted,
+                    "TSDB maintenance"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                ctx.storage_failures.inc();
+                tracing::error!(error = %e, "TSDB maintenance failed; retrying at the next interval");
+            }
+            Err(e) => tracing::error!(error = %e, "TSDB maintenance task failed"),
+        }
+    }
+}
+
+/// Registers the TSDB collector; returns the failure counter maintenance updates.
+pub fn register_metrics(
+    telemetry: &crate::telemetry::Telemetry,
+    slot: &StorageSlot,
+) -> Arc<Family<Counter>> {
+    let failures = Family::new(
+        "pharos_tsdb_maintenance_failures_total",
+        "Maintenance passes (block cutting, compaction, retention) that failed.",
+        &[],
+    );
+    failures.with(&[]);
+    telemetry.registry.register(Arc::new(TsdbCollector {
+        slot: slot.clone(),
+        maintenance_failures: failures.clone(),
+    }));
+    failures
+}
