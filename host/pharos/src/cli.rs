@@ -25,8 +25,36 @@ enum Command {
     /// Check files without running anything; exits 1 if any has errors.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Inspect a TSDB data directory (read-only).
+    #[command(subcommand)]
+    Tsdb(TsdbCommand),
     /// Print version and build information.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum TsdbCommand {
+    /// Series, samples, bytes per sample and label cardinality of the persisted blocks.
+    Analyze {
+        /// The data directory (storage.tsdb.path).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// How many label names and pairs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print every persisted sample as `series value timestamp_ms`.
+    Dump {
+        /// The data directory (storage.tsdb.path).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Earliest timestamp to print, in ms since the epoch.
+        #[arg(long = "min-time", default_value_t = i64::MIN, allow_hyphen_values = true)]
+        min_time: i64,
+        /// Latest timestamp to print, in ms since the epoch.
+        #[arg(long = "max-time", default_value_t = i64::MAX, allow_hyphen_values = true)]
+        max_time: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +89,27 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run(args),
         Command::Check(CheckCommand::Config { files }) => check_config(&files),
+        Command::Tsdb(cmd) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let result = match cmd {
+                TsdbCommand::Analyze { dir, limit } => {
+                    crate::tsdb_tools::analyze(&dir, limit, &mut out)
+                }
+                TsdbCommand::Dump {
+                    dir,
+                    min_time,
+                    max_time,
+                } => crate::tsdb_tools::dump(&dir, min_time, max_time, &mut out),
+            };
+            match result.and_then(|()| std::io::Write::flush(&mut out).map_err(Into::into)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pharos tsdb: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Version => {
             println!(
                 "pharos, version {} (revision: {})\n  build rust: {}",

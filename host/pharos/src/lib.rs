@@ -11,4 +11,5 @@ pub mod config;
 pub mod daemon;
 pub mod storage;
 pub mod telemetry;
+pub mod tsdb_tools;
 pub mod web;
