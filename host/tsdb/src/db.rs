@@ -434,7 +434,7 @@ impl Db {
 }
 
 /// Re-encodes samples into chunks of at most 120 samples.
-fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<XorChunk> {
+pub(crate) fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<XorChunk> {
     let mut out = Vec::new();
     let mut cur = XorChunk::new();
     for s in samples {
@@ -450,7 +450,7 @@ fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<XorChunk> {
     out
 }
 
-fn chunk_data(c: &XorChunk) -> ChunkData<'_> {
+pub(crate) fn chunk_data(c: &XorChunk) -> ChunkData<'_> {
     ChunkData {
         min_time: c.min_time().unwrap_or(0),
         max_time: c.max_time().unwrap_or(0),
@@ -489,7 +489,7 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn block_err(path: &Path) -> impl Fn(block::Error) -> StorageError + '_ {
+pub(crate) fn block_err(path: &Path) -> impl Fn(block::Error) -> StorageError + '_ {
     move |e| StorageError::Block {
         path: path.display().to_string(),
         reason: e.to_string(),

@@ -5,6 +5,7 @@
 //! retention; [`Querier`]s read head and blocks merged. See `docs/tsdb-*.md` for the
 //! on-disk formats.
 
+pub mod backfill;
 pub mod block;
 pub mod chunk;
 mod db;
