@@ -23,7 +23,7 @@ pub fn pharos_bin() -> PathBuf {
     assert!(
         bin.is_file(),
         "the pharos binary is not at {}: run the tests with `cargo test --workspace` \
-         so that it is built, or set PHAROS_BIN",
+         (the pharos package's own integration tests make cargo build it), or set PHAROS_BIN",
         bin.display()
     );
     bin

@@ -43,7 +43,16 @@ enum TsdbCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Print every persisted sample as `series value timestamp_ms`.
+    /// Build blocks from an OpenMetrics file with timestamps, then compact them.
+    ImportOpenmetrics {
+        /// The data directory to write (stop any daemon using it first).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The OpenMetrics file; every sample needs a timestamp.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print every persisted sample as `{labels} value timestamp_ms` (as promtool does).
     Dump {
         /// The data directory (storage.tsdb.path).
         #[arg(value_name = "DIR")]
@@ -95,6 +104,9 @@ pub fn main() -> ExitCode {
             let result = match cmd {
                 TsdbCommand::Analyze { dir, limit } => {
                     crate::tsdb_tools::analyze(&dir, limit, &mut out)
+                }
+                TsdbCommand::ImportOpenmetrics { data, file } => {
+                    crate::tsdb_tools::import_openmetrics(&data, &file, &mut out)
                 }
                 TsdbCommand::Dump {
                     dir,

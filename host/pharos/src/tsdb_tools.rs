@@ -1,12 +1,15 @@
-//! `pharos tsdb analyze|dump`: offline views of a TSDB directory's persisted blocks,
-//! for operators sizing storage or checking what was written. They only read, so they
-//! are safe to run beside a live daemon (the head, still in the write-ahead log, is not
-//! included; it reaches blocks within about three hours).
+//! `pharos tsdb analyze|dump|import-openmetrics`: offline work on a TSDB directory.
+//! `analyze` and `dump` only read persisted blocks, so they are safe beside a live
+//! daemon (the head, still in the write-ahead log, is not included; it reaches blocks
+//! within about three hours). `import-openmetrics` writes blocks.
 
 use pharos_model::exposition::format_float;
+use pharos_model::exposition::parse::{Format, parse};
 use pharos_model::{MatchOp, Matcher};
+use pharos_tsdb::backfill::Backfill;
 use pharos_tsdb::block::{self, Block};
 use pharos_tsdb::chunk::{Encoding, iter_bytes_with};
+use pharos_tsdb::{Db, DbOptions};
 use std::io::Write;
 use std::path::Path;
 
@@ -79,8 +82,8 @@ pub fn analyze(dir: &Path, limit: usize, out: &mut impl Write) -> anyhow::Result
     Ok(())
 }
 
-/// Prints every sample in `[min_t, max_t]` as `series value timestamp_ms`, block by
-/// block, in the text format's sample syntax.
+/// Prints every sample in `[min_t, max_t]` as `{labels} value timestamp_ms`, block by
+/// block, in the line format of `promtool tsdb dump`.
 pub fn dump(dir: &Path, min_t: i64, max_t: i64, out: &mut impl Write) -> anyhow::Result<()> {
     for b in open_blocks(dir)? {
         let m = b.meta();
@@ -89,13 +92,12 @@ pub fn dump(dir: &Path, min_t: i64, max_t: i64, out: &mut impl Write) -> anyhow:
         }
         for n in 0..b.num_series() {
             let (labels, chunks) = b.series(n)?;
-            let name = labels.metric_name().unwrap_or("").to_string();
-            let rest: Vec<String> = labels
+            // The same line shape as `promtool tsdb dump`, so outputs can be compared.
+            let pairs: Vec<String> = labels
                 .iter()
-                .filter(|l| l.name != "__name__")
                 .map(|l| format!("{}={:?}", l.name, l.value))
                 .collect();
-            let series = format!("{name}{{{}}}", rest.join(","));
+            let series = format!("{{{}}}", pairs.join(", "));
             for meta in chunks
                 .iter()
                 .filter(|c| c.max_time >= min_t && c.min_time <= max_t)
@@ -117,6 +119,45 @@ pub fn dump(dir: &Path, min_t: i64, max_t: i64, out: &mut impl Write) -> anyhow:
             }
         }
     }
+    Ok(())
+}
+
+/// Builds blocks in `dir` from an OpenMetrics file whose samples all carry timestamps
+/// (as `promtool tsdb create-blocks-from openmetrics` does), then compacts them with
+/// whatever the directory already holds. Run it against a directory no daemon is using.
+pub fn import_openmetrics(dir: &Path, file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    let body =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    let parsed = parse(Format::OpenMetrics, &body)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut backfill = Backfill::default();
+    for s in parsed.samples {
+        let Some(t) = s.timestamp_ms else {
+            anyhow::bail!(
+                "{}: sample {} has no timestamp; every imported sample needs one",
+                file.display(),
+                s.labels
+            );
+        };
+        backfill.add(s.labels, t, s.value);
+    }
+    let range = DbOptions::default().block_range;
+    let stats = backfill.write_blocks(dir, range)?;
+    writeln!(
+        out,
+        "imported {} samples of {} series into {} blocks ({} duplicate timestamps dropped)",
+        stats.samples, stats.series, stats.blocks, stats.duplicates
+    )?;
+    let (db, _) = Db::open(dir, DbOptions::default())?;
+    let m = db.maintain()?;
+    db.sync()?;
+    writeln!(
+        out,
+        "compaction wrote {} blocks; {} blocks in {}",
+        m.blocks_compacted,
+        db.blocks().len(),
+        dir.display()
+    )?;
     Ok(())
 }
 
@@ -174,9 +215,43 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "up{instance=\"a\"} 1 0\nup{instance=\"a\"} 1 15000\nup{instance=\"a\"} 1 30000\n\
-             up{instance=\"b\"} 1 0\nup{instance=\"b\"} 1 15000\nup{instance=\"b\"} 1 30000\n"
+            "{__name__=\"up\", instance=\"a\"} 1 0\n{__name__=\"up\", instance=\"a\"} 1 15000\n\
+             {__name__=\"up\", instance=\"a\"} 1 30000\n{__name__=\"up\", instance=\"b\"} 1 0\n\
+             {__name__=\"up\", instance=\"b\"} 1 15000\n{__name__=\"up\", instance=\"b\"} 1 30000\n"
         );
+    }
+
+    #[test]
+    fn import_builds_compacted_blocks_and_refuses_untimed_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("in.om");
+        let mut body = String::from("# TYPE temp gauge\n");
+        for i in 0..(7 * 60) {
+            body.push_str(&format!("temp{{room=\"a\"}} {i}.5 {}\n", i * 60));
+        }
+        body.push_str("# EOF\n");
+        std::fs::write(&file, body).unwrap();
+        let data = dir.path().join("data");
+        let mut out = Vec::new();
+        import_openmetrics(&data, &file, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("imported 420 samples of 1 series into 4 blocks"),
+            "{text}"
+        );
+        let mut dumped = Vec::new();
+        dump(&data, 60_000, 60_000, &mut dumped).unwrap();
+        assert_eq!(
+            String::from_utf8(dumped).unwrap(),
+            "{__name__=\"temp\", room=\"a\"} 1.5 60000\n"
+        );
+
+        std::fs::write(&file, "temp 1\n# EOF\n").unwrap();
+        let e = import_openmetrics(&data, &file, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("has no timestamp"), "{e}");
+        std::fs::write(&file, "temp 1 1\n").unwrap();
+        let e = import_openmetrics(&data, &file, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("in.om"), "{e}");
     }
 
     #[test]

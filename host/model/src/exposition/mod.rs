@@ -1,6 +1,7 @@
 //! Exposition formats: how samples are written for scrapers.
 
 mod float;
+pub mod parse;
 mod text;
 
 pub use float::format_float;
