@@ -2,6 +2,9 @@
 //! also makes `cargo test --workspace` build the `pharos` binary that the black-box
 //! tests in `tests/` start.
 
+// A test fails by panicking, helpers included.
+#![allow(clippy::expect_used)]
+
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
