@@ -69,6 +69,8 @@ fn import_openmetrics_matches_promtool() {
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&input)
         .arg(&prom_dir));
+    // promtool's dump opens the directory as a database, which needs a log directory.
+    std::fs::create_dir_all(prom_dir.join("wal")).unwrap();
     let prom = sample_lines(&run(Command::new(&promtool)
         .args(["tsdb", "dump"])
         .arg(&prom_dir)));
