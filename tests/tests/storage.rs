@@ -20,7 +20,10 @@ fn opens_the_tsdb_and_reloads_retention_only() -> anyhow::Result<()> {
     );
     assert_eq!(p.metric("pharos_tsdb_head_series")?, 0.0);
     assert_eq!(p.metric("pharos_tsdb_blocks_loaded")?, 0.0);
-    assert_eq!(p.metric("pharos_tsdb_maintenance_failures_total")?, 0.0);
+    assert_eq!(
+        p.metric("pharos_tsdb_maintenance_total{kind=\"failure\"}")?,
+        0.0
+    );
 
     std::fs::write(&p.config_path, config("tsdb-data", "30d"))?;
     assert_eq!(p.post("/-/reload")?.0, 200);

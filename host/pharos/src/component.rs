@@ -9,7 +9,6 @@
 use crate::config::Config;
 use crate::storage::StorageSlot;
 use crate::telemetry::Telemetry;
-use crate::telemetry::metrics::Counter;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,20 +19,19 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// The local TSDB while the storage component runs.
     pub storage: StorageSlot,
-    /// Counts failed TSDB maintenance passes (registered once, so a storage restart
-    /// keeps counting).
-    pub storage_failures: Arc<Counter>,
+    /// Counts the TSDB's maintenance events.
+    pub storage_metrics: Arc<crate::storage::StorageMetrics>,
 }
 
 impl Context {
     /// A context whose metrics are registered with `telemetry`.
     pub fn new(telemetry: Arc<Telemetry>) -> Context {
         let storage = StorageSlot::default();
-        let storage_failures = crate::storage::register_metrics(&telemetry, &storage).with(&[]);
+        let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
         Context {
             telemetry,
             storage,
-            storage_failures,
+            storage_metrics,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::config::{Config, TsdbConfig, WalFsync};
 use crate::telemetry::metrics::{Collect, Counter, Family};
 use pharos_model::exposition::{MetricType, TextWriter};
 use pharos_tsdb::wal::{FsyncPolicy, WalOptions};
-use pharos_tsdb::{Db, DbOptions};
+use pharos_tsdb::{Db, DbOptions, Maintenance};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -37,7 +37,7 @@ impl StorageSlot {
 /// Writes the `pharos_tsdb_*` gauges from whatever database is in the slot.
 pub struct TsdbCollector {
     slot: StorageSlot,
-    maintenance_failures: Arc<Family<Counter>>,
+    events: Arc<Family<Counter>>,
 }
 
 impl Collect for TsdbCollector {
@@ -93,7 +93,21 @@ impl Collect for TsdbCollector {
             MetricType::Gauge,
             blocks.iter().map(|b| b.size_bytes()).sum::<u64>() as f64,
         );
-        self.maintenance_failures.collect(w);
+        gauge(
+            w,
+            "pharos_tsdb_out_of_order_samples_total",
+            "Samples accepted behind their series' newest sample, within the out-of-order window.",
+            MetricType::Counter,
+            head.num_out_of_order_samples() as f64,
+        );
+        gauge(
+            w,
+            "pharos_tsdb_wal_size_bytes",
+            "Bytes of the write-ahead log on disk.",
+            MetricType::Gauge,
+            db.wal_bytes() as f64,
+        );
+        self.events.collect(w);
     }
 }
 
@@ -197,6 +211,7 @@ async fn maintain_forever(db: Arc<Db>, ctx: Context) {
         let db = db.clone();
         match tokio::task::spawn_blocking(move || db.maintain()).await {
             Ok(Ok(m)) if m != Default::default() => {
+                ctx.storage_metrics.record(&m);
                 tracing::info!(
                     cut = m.blocks_cut,
                     compacted = m.blocks_compacted,
@@ -206,7 +221,7 @@ async fn maintain_forever(db: Arc<Db>, ctx: Context) {
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                ctx.storage_failures.inc();
+                ctx.storage_metrics.failed();
                 tracing::error!(error = %e, "TSDB maintenance failed; retrying at the next interval");
             }
             Err(e) => tracing::error!(error = %e, "TSDB maintenance task failed"),
@@ -214,20 +229,46 @@ async fn maintain_forever(db: Arc<Db>, ctx: Context) {
     }
 }
 
-/// Registers the TSDB collector; returns the failure counter maintenance updates.
+/// Counters of the maintenance loop, registered once so a storage restart (its
+/// section removed and added again) keeps counting.
+pub struct StorageMetrics {
+    events: Arc<Family<Counter>>,
+}
+
+impl StorageMetrics {
+    fn record(&self, m: &Maintenance) {
+        for (kind, n) in [
+            ("cut", m.blocks_cut),
+            ("compaction", m.blocks_compacted),
+            ("retention", m.blocks_deleted),
+        ] {
+            for _ in 0..n {
+                self.events.with(&[kind]).inc();
+            }
+        }
+    }
+
+    fn failed(&self) {
+        self.events.with(&["failure"]).inc();
+    }
+}
+
+/// Registers the TSDB collector and the maintenance counters.
 pub fn register_metrics(
     telemetry: &crate::telemetry::Telemetry,
     slot: &StorageSlot,
-) -> Arc<Family<Counter>> {
-    let failures = Family::new(
-        "pharos_tsdb_maintenance_failures_total",
-        "Maintenance passes (block cutting, compaction, retention) that failed.",
-        &[],
+) -> Arc<StorageMetrics> {
+    let events = Family::new(
+        "pharos_tsdb_maintenance_total",
+        "Maintenance events by kind: blocks cut from the head, blocks written by compaction, blocks deleted by retention, and failed passes.",
+        &["kind"],
     );
-    failures.with(&[]);
+    for kind in ["cut", "compaction", "retention", "failure"] {
+        events.with(&[kind]);
+    }
     telemetry.registry.register(Arc::new(TsdbCollector {
         slot: slot.clone(),
-        maintenance_failures: failures.clone(),
+        events: events.clone(),
     }));
-    failures
+    Arc::new(StorageMetrics { events })
 }

@@ -2,25 +2,22 @@
 //!
 //! Writes a block of 10,000 node_exporter-shaped series × 720 samples (15 s scrape
 //! interval, 3 h, chunks of 120 samples) and prints index bytes per series, chunk-page
-//! compression, write time and `select` latency.
+//! compression, write time, `select` latency and read times.
 //!
-//! The chunk payloads are STAND-INS generated here, not the chunk module's encoding (the
-//! block treats payloads as opaque bytes):
+//! The chunk payloads are the chunk module's real encodings of synthetic node_exporter-like
+//! samples (constants, integer counters, centisecond CPU counters, wandering gauges, rare
+//! ms scrape jitter):
 //!
-//! * `random`: 156 random bytes per 120-sample chunk (1.3 B/sample, the Gorilla figure),
-//!   incompressible — the worst case for page compression;
-//! * `gorilla`: a bit-packed delta-of-delta timestamp / XOR float encoder written below
-//!   after the published Gorilla scheme, run over synthetic node_exporter-like values
-//!   (constants, integer counters, centisecond CPU counters, wandering gauges, rare ms
-//!   scrape jitter);
-//! * `bytewise`: the same samples in a byte-aligned encoding (delta-of-delta varints of
-//!   timestamps and of decimal-scaled values), the kind of payload page compression is
-//!   designed for.
+//! * `random`: 156 random bytes per 120-sample chunk (1.3 B/sample), incompressible — the
+//!   worst case for page compression, kept as a reference point;
+//! * `PharosXor`: the head's bit-packed XOR chunks, as they would be stored unchanged;
+//! * `PharosColumnar`: the byte-aligned columnar chunks blocks are written with.
 //!
 //! Set `PHAROS_BENCH_SERIES` to change the series count.
 
 use pharos_model::{Labels, MatchOp, Matcher};
 use pharos_tsdb::block::{Block, BlockOptions, BlockWriter, ChunkData, block_dir, merge_series};
+use pharos_tsdb::chunk::{ColumnarChunk, Encoding, XorChunk, iter_bytes_with};
 use std::time::{Duration, Instant};
 
 const SAMPLES: usize = 720;
@@ -272,92 +269,6 @@ fn generate_series(n: usize) -> Vec<(Labels, Shape)> {
     all
 }
 
-/// A bit writer for the Gorilla stand-in.
-struct Bits {
-    buf: Vec<u8>,
-    used: u32,
-}
-
-impl Bits {
-    fn new() -> Bits {
-        Bits {
-            buf: Vec::new(),
-            used: 8,
-        }
-    }
-    fn put(&mut self, v: u64, n: u32) {
-        for i in (0..n).rev() {
-            if self.used == 8 {
-                self.buf.push(0);
-                self.used = 0;
-            }
-            if (v >> i) & 1 == 1
-                && let Some(last) = self.buf.last_mut()
-            {
-                *last |= 0x80 >> self.used;
-            }
-            self.used += 1;
-        }
-    }
-}
-
-/// Gorilla-style encoding of one chunk: first timestamp and value raw, timestamps as
-/// delta-of-delta in variable buckets, values XORed with their predecessor.
-fn gorilla(ts: &[i64], vs: &[f64]) -> Vec<u8> {
-    let mut b = Bits::new();
-    let (mut prev_t, mut prev_d) = (ts[0], 0i64);
-    let mut prev_v = vs[0].to_bits();
-    let (mut lead, mut trail) = (u32::MAX, 0u32);
-    b.put(ts[0] as u64, 64);
-    b.put(prev_v, 64);
-    for (&t, &v) in ts.iter().zip(vs).skip(1) {
-        let d = t - prev_t;
-        let dod = d - prev_d;
-        match dod {
-            0 => b.put(0, 1),
-            -63..=64 => {
-                b.put(0b10, 2);
-                b.put(dod as u64 & 0x7f, 7)
-            }
-            -255..=256 => {
-                b.put(0b110, 3);
-                b.put(dod as u64 & 0x1ff, 9)
-            }
-            -2047..=2048 => {
-                b.put(0b1110, 4);
-                b.put(dod as u64 & 0xfff, 12)
-            }
-            _ => {
-                b.put(0b1111, 4);
-                b.put(dod as u64, 64)
-            }
-        }
-        prev_t = t;
-        prev_d = d;
-        let x = v.to_bits() ^ prev_v;
-        prev_v = v.to_bits();
-        if x == 0 {
-            b.put(0, 1);
-            continue;
-        }
-        let l = x.leading_zeros().min(31);
-        let t = x.trailing_zeros();
-        if lead != u32::MAX && l >= lead && t >= trail {
-            b.put(0b10, 2);
-            b.put(x >> trail, 64 - lead - trail);
-        } else {
-            lead = l;
-            trail = t;
-            let sig = 64 - l - t;
-            b.put(0b11, 2);
-            b.put(u64::from(l), 5);
-            b.put(u64::from(sig & 63), 6);
-            b.put(x >> t, sig);
-        }
-    }
-    b.buf
-}
-
 /// 720 timestamps with occasional scrape jitter and values of the given shape.
 fn samples(rng: &mut Rng, shape: Shape) -> (Vec<i64>, Vec<f64>) {
     let mut ts = Vec::with_capacity(SAMPLES);
@@ -408,70 +319,39 @@ fn samples(rng: &mut Rng, shape: Shape) -> (Vec<i64>, Vec<f64>) {
     (ts, vs)
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-/// A byte-aligned stand-in in the style of VictoriaMetrics: timestamps as delta-of-delta
-/// varints; values scaled by the smallest power of ten that makes them integers, then
-/// delta-of-delta varints (XORed f64 bytes when no such scale exists). Byte alignment
-/// leaves the repetition visible to the page compressor.
-fn bytewise(ts: &[i64], vs: &[f64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ts.len() * 2);
-    let (mut pt, mut pd) = (0i64, 0i64);
-    for (i, &t) in ts.iter().enumerate() {
-        let d = if i == 0 { t } else { t - pt };
-        put_uvarint(&mut out, zigzag(d - pd));
-        pd = if i == 0 { 0 } else { d };
-        pt = t;
-    }
-    let scale = (0..=6).find(|&e| {
-        let f = 10f64.powi(e);
-        vs.iter().all(|v| {
-            let m = v * f;
-            m.abs() < 9e15 && (m - m.round()).abs() < 1e-6
-        })
-    });
-    match scale {
-        Some(e) => {
-            out.push(e as u8);
-            let f = 10f64.powi(e);
-            let (mut pv, mut pd) = (0i64, 0i64);
-            for (i, v) in vs.iter().enumerate() {
-                let m = (v * f).round() as i64;
-                let d = m - pv;
-                put_uvarint(&mut out, zigzag(if i == 0 { m } else { d - pd }));
-                pd = if i == 0 { 0 } else { d };
-                pv = m;
-            }
-        }
-        None => {
-            out.push(0xff);
-            let mut prev = 0u64;
-            for v in vs {
-                out.extend_from_slice(&(v.to_bits() ^ prev).to_be_bytes());
-                prev = v.to_bits();
-            }
-        }
-    }
-    out
-}
-
+/// One chunk payload, as handed to the block writer.
 struct OwnedChunk {
     min_time: i64,
     max_time: i64,
+    encoding: u8,
+    num_samples: u16,
     bytes: Vec<u8>,
 }
 
-fn payloads(series: &[(Labels, Shape)], kind: &str) -> Vec<Vec<OwnedChunk>> {
+fn encode_chunk(encoding: Encoding, ts: &[i64], vs: &[f64]) -> OwnedChunk {
+    let samples: Vec<(i64, f64)> = ts.iter().copied().zip(vs.iter().copied()).collect();
+    let (num_samples, bytes) = if encoding.is_xor() {
+        let mut c = XorChunk::with_encoding(encoding);
+        for &(t, v) in &samples {
+            c.append(t, v).unwrap_or_else(|e| panic!("{e}"));
+        }
+        (c.num_samples(), c.bytes().to_vec())
+    } else {
+        let c = ColumnarChunk::encode(&samples).unwrap_or_else(|e| panic!("{e}"));
+        (c.num_samples(), c.bytes().to_vec())
+    };
+    OwnedChunk {
+        min_time: ts[0],
+        max_time: ts[ts.len() - 1],
+        encoding: encoding.code(),
+        num_samples,
+        bytes,
+    }
+}
+
+/// Chunk payloads of every series: `None` for the random stand-in, otherwise the
+/// samples encoded in `encoding`.
+fn payloads(series: &[(Labels, Shape)], encoding: Option<Encoding>) -> Vec<Vec<OwnedChunk>> {
     let mut rng = Rng(42);
     series
         .iter()
@@ -479,13 +359,14 @@ fn payloads(series: &[(Labels, Shape)], kind: &str) -> Vec<Vec<OwnedChunk>> {
             let (ts, vs) = samples(&mut rng, *shape);
             ts.chunks(PER_CHUNK)
                 .zip(vs.chunks(PER_CHUNK))
-                .map(|(t, v)| OwnedChunk {
-                    min_time: t[0],
-                    max_time: t[t.len() - 1],
-                    bytes: match kind {
-                        "random" => (0..PER_CHUNK * 13 / 10).map(|_| rng.next() as u8).collect(),
-                        "bytewise" => bytewise(t, v),
-                        _ => gorilla(t, v),
+                .map(|(t, v)| match encoding {
+                    Some(encoding) => encode_chunk(encoding, t, v),
+                    None => OwnedChunk {
+                        min_time: t[0],
+                        max_time: t[t.len() - 1],
+                        encoding: Encoding::PharosXor.code(),
+                        num_samples: t.len() as u16,
+                        bytes: (0..PER_CHUNK * 13 / 10).map(|_| rng.next() as u8).collect(),
                     },
                 })
                 .collect()
@@ -509,8 +390,8 @@ fn write_block(
             .map(|c| ChunkData {
                 min_time: c.min_time,
                 max_time: c.max_time,
-                encoding: 1,
-                num_samples: PER_CHUNK as u16,
+                encoding: c.encoding,
+                num_samples: c.num_samples,
                 bytes: &c.bytes,
             })
             .collect();
@@ -553,20 +434,23 @@ fn main() {
         "block benchmark: {n} node_exporter-like series x {SAMPLES} samples ({} chunks of {PER_CHUNK})",
         n * SAMPLES / PER_CHUNK
     );
-    println!(
-        "payloads are stand-ins generated by the benchmark, not the chunk module's encoding\n"
-    );
+    println!("payloads: random bytes, then the chunk module's encodings\n");
 
     let mut detail_block = None;
-    for kind in ["random", "gorilla", "bytewise"] {
-        let chunks = payloads(&series, kind);
+    for encoding in [
+        None,
+        Some(Encoding::PharosXor),
+        Some(Encoding::PharosColumnar),
+    ] {
+        let kind = encoding.map_or("random".to_string(), |e| format!("{e:?}"));
+        let chunks = payloads(&series, encoding);
         let payload: u64 = chunks.iter().flatten().map(|c| c.bytes.len() as u64).sum();
         println!(
             "== payload `{kind}`: {:.3} B/sample before page compression",
             payload as f64 / samples_total
         );
         let mut configs = vec![("default (zstd 9, 64 KiB pages)", BlockOptions::default())];
-        if kind != "random" {
+        if encoding.is_some() {
             for (label, level, page) in [
                 ("zstd 3, 64 KiB", 3, 64 << 10),
                 ("zstd 19, 64 KiB", 19, 64 << 10),
@@ -611,7 +495,11 @@ fn main() {
             let raw: u64 = chunks
                 .iter()
                 .flatten()
-                .map(|c| 1 + 1 + uvarint_len(c.bytes.len() as u64) + c.bytes.len() as u64)
+                .map(|c| {
+                    1 + uvarint_len(u64::from(c.num_samples))
+                        + uvarint_len(c.bytes.len() as u64)
+                        + c.bytes.len() as u64
+                })
                 .sum();
             let (read, _) = time(5, || read_instance(&block, "10.0.0.7:9100"));
             println!(
@@ -625,8 +513,17 @@ fn main() {
                 block.size_bytes() as f64 / samples_total,
                 read.as_secs_f64() * 1e3,
             );
-            if kind == "bytewise" && opts == BlockOptions::default() {
-                detail_block = Some(block);
+            if opts == BlockOptions::default() && encoding.is_some() {
+                let (took, samples) = time(3, || decode_all(&block));
+                println!(
+                    "  {:30} decode all {samples} samples: {:.1} ms ({:.1} M samples/s)",
+                    "",
+                    took.as_secs_f64() * 1e3,
+                    samples as f64 / took.as_secs_f64() / 1e6
+                );
+                if encoding == Some(Encoding::PharosColumnar) {
+                    detail_block = Some(block);
+                }
             }
         }
         println!();
@@ -783,6 +680,27 @@ fn report_reads(block: &Block) {
         n.0,
         took.as_secs_f64() * 1e3
     );
+}
+
+/// Reads and decodes every chunk of the block; returns the number of samples.
+fn decode_all(block: &Block) -> usize {
+    let mut n = 0;
+    let mut sum = 0.0;
+    for s in 0..block.num_series() {
+        let (_, metas) = block.series(s).unwrap_or_else(|e| panic!("{e}"));
+        for meta in &metas {
+            let c = block.chunk(meta).unwrap_or_else(|e| panic!("{e}"));
+            let encoding = Encoding::from_code(c.encoding).unwrap_or_else(|| panic!("encoding"));
+            let mut it = iter_bytes_with(encoding, c.bytes(), c.num_samples);
+            for (_, v) in it.by_ref() {
+                sum += v;
+                n += 1;
+            }
+            assert!(it.err().is_none(), "decode error");
+        }
+    }
+    std::hint::black_box(sum);
+    n
 }
 
 /// Selects one target's series and reads all their chunks: the random-access pattern,

@@ -1,10 +1,11 @@
 //! Chunk encoding benchmark on a node_exporter-shaped workload.
 //!
-//! Run with `cargo bench -p pharos-tsdb --bench chunk`. It prints, for both chunk dialects,
-//! bytes per sample (overall and per kind of series, at several amounts of scrape jitter),
-//! encode throughput and decode throughput. A plain `main` rather than criterion: the
-//! figures that matter are sizes, which need no statistics, and the timings are best-of-N
-//! wall-clock runs over the whole workload.
+//! Run with `cargo bench -p pharos-tsdb --bench chunk`. It prints, for every chunk encoding,
+//! bytes per sample (overall and per kind of series, at several amounts of scrape jitter)
+//! both raw and after page compression as a block stores them, then encode and decode
+//! throughput. A plain `main` rather than criterion: the figures that matter are sizes,
+//! which need no statistics, and the timings are best-of-N wall-clock runs over the whole
+//! workload.
 //!
 //! The workload: 1,000 series × 720 samples (2 hours at a 10 s interval) from 4 targets.
 //! All series of a target share its scrape timestamps, which jitter by ±J ms around the
@@ -13,11 +14,17 @@
 //! drops), CPU seconds (USER_HZ ticks / 100), byte/packet counters, page-granular memory
 //! gauges, two- or three-decimal gauges (load, temperatures) and a few full-entropy floats
 //! (durations). Chunks are cut at 120 samples, as the head does.
+//!
+//! "Paged" sizes mimic the block writer (`block/chunks.rs`): each chunk becomes a record
+//! `encoding u8 · num_samples uvarint · len uvarint · payload`, records of consecutive
+//! chunks (series by series, in workload order) fill pages of up to 64 KiB, each page is
+//! compressed with zstd level 9 and costs its compressed size plus a 13-byte page header
+//! and checksum. Per-kind paged figures compress each kind's chunks on their own pages.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use pharos_tsdb::chunk::{Encoding, XorChunk, iter_bytes_with};
+use pharos_tsdb::chunk::{ColumnarChunk, Encoding, XorChunk, iter_bytes_with};
 
 const SERIES: usize = 1_000;
 const SAMPLES: usize = 720;
@@ -25,7 +32,16 @@ const TARGETS: usize = 4;
 const INTERVAL_MS: i64 = 10_000;
 const CHUNK_SAMPLES: usize = 120;
 const RUNS: usize = 7;
-const ENCODINGS: [Encoding; 2] = [Encoding::PrometheusXor, Encoding::PharosXor];
+const ENCODINGS: [Encoding; 3] = [
+    Encoding::PrometheusXor,
+    Encoding::PharosXor,
+    Encoding::PharosColumnar,
+];
+/// What the block writer uses: 64 KiB pages, zstd level 9.
+const PAGE_SIZE: usize = 64 << 10;
+const ZSTD_LEVEL: i32 = 9;
+/// Page header (encoding, raw and stored lengths) and trailing CRC.
+const PAGE_OVERHEAD: usize = 9 + 4;
 
 /// SplitMix64, so the workload is identical on every run and machine.
 struct Rng(u64);
@@ -175,28 +191,58 @@ fn workload(jitter_ms: i64) -> Vec<Series> {
         .collect()
 }
 
-fn encode(encoding: Encoding, data: &[Series]) -> Vec<Vec<XorChunk>> {
+/// An encoded chunk in any encoding.
+enum Chunk {
+    Xor(XorChunk),
+    Columnar(ColumnarChunk),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Xor(c) => c.bytes(),
+            Chunk::Columnar(c) => c.bytes(),
+        }
+    }
+
+    fn num_samples(&self) -> u16 {
+        match self {
+            Chunk::Xor(c) => c.num_samples(),
+            Chunk::Columnar(c) => c.num_samples(),
+        }
+    }
+}
+
+fn encode_chunk(encoding: Encoding, part: &[(i64, f64)]) -> Chunk {
+    if encoding.is_xor() {
+        let mut chunk = XorChunk::with_encoding(encoding);
+        for &(t, v) in part {
+            if let Err(err) = chunk.append(t, v) {
+                panic!("append failed: {err}");
+            }
+        }
+        chunk.shrink_to_fit();
+        Chunk::Xor(chunk)
+    } else {
+        Chunk::Columnar(
+            ColumnarChunk::encode(part).unwrap_or_else(|err| panic!("encode failed: {err}")),
+        )
+    }
+}
+
+fn encode(encoding: Encoding, data: &[Series]) -> Vec<Vec<Chunk>> {
     data.iter()
         .map(|series| {
             series
                 .samples
                 .chunks(CHUNK_SAMPLES)
-                .map(|part| {
-                    let mut chunk = XorChunk::with_encoding(encoding);
-                    for &(t, v) in part {
-                        if let Err(err) = chunk.append(t, v) {
-                            panic!("append failed: {err}");
-                        }
-                    }
-                    chunk.shrink_to_fit();
-                    chunk
-                })
+                .map(|part| encode_chunk(encoding, part))
                 .collect()
         })
         .collect()
 }
 
-fn check_round_trip(encoding: Encoding, data: &[Series], chunks: &[Vec<XorChunk>]) {
+fn check_round_trip(encoding: Encoding, data: &[Series], chunks: &[Vec<Chunk>]) {
     for (series, chunks) in data.iter().zip(chunks) {
         let decoded = chunks
             .iter()
@@ -208,6 +254,48 @@ fn check_round_trip(encoding: Encoding, data: &[Series], chunks: &[Vec<XorChunk>
         }
         assert_eq!(n, series.samples.len(), "sample count");
     }
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Bytes the chunks take in a block's chunk files: packed into pages and compressed as
+/// the block writer does (see the module documentation).
+fn paged_bytes<'a>(encoding: Encoding, chunks: impl Iterator<Item = &'a Chunk>) -> usize {
+    let mut compressor =
+        zstd::bulk::Compressor::new(ZSTD_LEVEL).unwrap_or_else(|e| panic!("zstd: {e}"));
+    let mut stored = 0;
+    let mut page = Vec::with_capacity(PAGE_SIZE + 1024);
+    let mut flush = |page: &mut Vec<u8>| {
+        if page.is_empty() {
+            return;
+        }
+        let z = compressor
+            .compress(page)
+            .unwrap_or_else(|e| panic!("zstd: {e}"));
+        // The writer stores a page raw when compression does not shrink it.
+        stored += z.len().min(page.len()) + PAGE_OVERHEAD;
+        page.clear();
+    };
+    let mut record = Vec::new();
+    for c in chunks {
+        record.clear();
+        record.push(encoding.code());
+        put_uvarint(&mut record, u64::from(c.num_samples()));
+        put_uvarint(&mut record, c.bytes().len() as u64);
+        record.extend_from_slice(c.bytes());
+        if !page.is_empty() && page.len() + record.len() > PAGE_SIZE {
+            flush(&mut page);
+        }
+        page.extend_from_slice(&record);
+    }
+    flush(&mut page);
+    stored
 }
 
 fn best_of(mut f: impl FnMut()) -> f64 {
@@ -225,36 +313,63 @@ fn main() {
         "workload: {SERIES} series x {SAMPLES} samples at {} s from {TARGETS} targets, chunks of {CHUNK_SAMPLES}",
         INTERVAL_MS / 1000
     );
-    println!("\nbytes per sample (chunk bytes incl. 2-byte headers / samples):");
-    print!("{:>8} {:>14} {:>7}", "jitter", "encoding", "all");
+    println!(
+        "\nbytes per sample, raw (chunk bytes incl. headers / samples) and paged (64 KiB pages, zstd {ZSTD_LEVEL}):"
+    );
+    print!("{:>8} {:>15} {:>6} {:>7}", "jitter", "encoding", "", "all");
     for (kind, share) in KINDS {
         print!(" {:>15}", format!("{kind:?} {:.0}%", share * 100.0));
     }
     println!();
     for jitter in [0, 2, 5, 25] {
         let data = workload(jitter);
+        let samples = data.iter().map(|s| s.samples.len()).sum::<usize>() as f64;
+        let slot = |series: &Series| {
+            KINDS
+                .iter()
+                .position(|(k, _)| *k == series.kind)
+                .unwrap_or(0)
+        };
         for encoding in ENCODINGS {
             let chunks = encode(encoding, &data);
             check_round_trip(encoding, &data, &chunks);
-            let mut per_kind = [(0usize, 0usize); KINDS.len()];
+            let mut per_kind = [(0usize, 0usize, 0usize); KINDS.len()];
             for (series, chunks) in data.iter().zip(&chunks) {
-                let slot = KINDS
-                    .iter()
-                    .position(|(k, _)| *k == series.kind)
-                    .unwrap_or(0);
-                per_kind[slot].0 += chunks.iter().map(|c| c.bytes().len()).sum::<usize>();
-                per_kind[slot].1 += series.samples.len();
+                let k = &mut per_kind[slot(series)];
+                k.0 += chunks.iter().map(|c| c.bytes().len()).sum::<usize>();
+                k.1 += series.samples.len();
             }
-            let bytes: usize = per_kind.iter().map(|p| p.0).sum();
-            let samples: usize = per_kind.iter().map(|p| p.1).sum();
+            for (k, kind) in per_kind.iter_mut().enumerate() {
+                let of_kind = data
+                    .iter()
+                    .zip(&chunks)
+                    .filter(|(series, _)| slot(series) == k)
+                    .flat_map(|(_, chunks)| chunks);
+                kind.2 = paged_bytes(encoding, of_kind);
+            }
+            let raw: usize = per_kind.iter().map(|p| p.0).sum();
+            let paged = paged_bytes(encoding, chunks.iter().flatten());
+            let label = (format!("±{jitter} ms"), format!("{encoding:?}"));
             print!(
-                "{:>8} {:>14} {:>7.3}",
-                format!("±{jitter} ms"),
-                format!("{encoding:?}"),
-                bytes as f64 / samples as f64
+                "{:>8} {:>15} {:>6} {:>7.3}",
+                label.0,
+                label.1,
+                "raw",
+                raw as f64 / samples
             );
-            for (b, n) in per_kind {
+            for (b, n, _) in per_kind {
                 print!(" {:>15.2}", b as f64 / n.max(1) as f64);
+            }
+            println!();
+            print!(
+                "{:>8} {:>15} {:>6} {:>7.3}",
+                label.0,
+                label.1,
+                "paged",
+                paged as f64 / samples
+            );
+            for (_, n, p) in per_kind {
+                print!(" {:>15.2}", p as f64 / n.max(1) as f64);
             }
             println!();
         }
@@ -272,7 +387,7 @@ fn main() {
             let mut sum = 0.0;
             let mut last_t = 0;
             for chunk in chunks.iter().flatten() {
-                for (t, v) in chunk.iter() {
+                for (t, v) in iter_bytes_with(encoding, chunk.bytes(), chunk.num_samples()) {
                     sum += v;
                     last_t = t;
                 }
@@ -290,5 +405,9 @@ fn main() {
     println!(
         "\nsize_of::<XorChunk>() = {} bytes (+ encoded bytes on the heap)",
         std::mem::size_of::<XorChunk>()
+    );
+    println!(
+        "size_of::<ChunkIter>() = {} bytes",
+        std::mem::size_of::<pharos_tsdb::chunk::ChunkIter<'_>>()
     );
 }

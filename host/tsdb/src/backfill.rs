@@ -21,7 +21,7 @@ pub struct BackfillStats {
     pub duplicates: u64,
 }
 
-/// Samples grouped by series, in any order; [`write_blocks`] sorts them.
+/// Samples grouped by series, in any order; [`Backfill::write_blocks`] sorts them.
 #[derive(Debug, Default)]
 pub struct Backfill {
     series: BTreeMap<Labels, Vec<(i64, f64)>>,

@@ -5,7 +5,7 @@
 //! space for full head chunks) and one directory per block.
 
 use crate::block::{self, Block, BlockWriter, ChunkData};
-use crate::chunk::{Encoding, XorChunk};
+use crate::chunk::{ColumnarChunk, Encoding};
 use crate::head::{Head, HeadOptions};
 use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
 use crate::wal::{self, Record, SampleRecord, SeriesRecord, Wal, WalOptions};
@@ -49,6 +49,8 @@ pub struct OpenStats {
     pub replay: wal::ReplayStats,
     /// Logged samples the head refused on replay (for example duplicates).
     pub replay_rejected: u64,
+    /// Corrupt blocks and log segments that were moved out of the way (where to).
+    pub moved_aside: Vec<PathBuf>,
 }
 
 /// What one [`Db::maintain`] pass did.
@@ -78,48 +80,12 @@ impl Db {
     /// Opens (or creates) the database in `dir`, replaying the log into the head.
     pub fn open(dir: &Path, opts: DbOptions) -> Result<(Db, OpenStats), StorageError> {
         std::fs::create_dir_all(dir)?;
-        block::clean_temp_dirs(dir).map_err(block_err(dir))?;
-        let mut blocks = Vec::new();
-        for info in block::list_blocks(dir).map_err(block_err(dir))? {
-            blocks.push(Arc::new(
-                Block::open(&info.path).map_err(block_err(&info.path))?,
-            ));
-        }
-        let head = Head::new(
-            &dir.join("chunks_head"),
-            HeadOptions {
-                chunk_range: opts.block_range,
-                out_of_order_window: opts.out_of_order_time_window,
-                ..HeadOptions::default()
-            },
-        )?;
+        let mut stats = OpenStats::default();
+        let blocks = open_blocks(dir, &mut stats.moved_aside)?;
+        stats.blocks = blocks.len();
         let wal_dir = dir.join("wal");
-        let mut rejected = 0u64;
-        let replay = wal::replay(&wal_dir, |record| match record {
-            Record::Series(series) => {
-                for s in series {
-                    if let Ok(id) = u32::try_from(s.id) {
-                        let _ = head.get_or_create_with_id(&s.labels, Some(id));
-                    }
-                }
-            }
-            Record::Samples(samples) => {
-                for s in samples {
-                    if head.add(s.id, s.t, s.v).is_err() {
-                        rejected += 1;
-                    }
-                }
-            }
-            // Deletions arrive with the admin API; until then none are logged.
-            _ => {}
-        })
-        .map_err(|e| StorageError::Wal(e.to_string()))?;
+        let head = replay_wal(dir, &opts, &mut stats)?;
         let wal = Wal::open(&wal_dir, opts.wal).map_err(|e| StorageError::Wal(e.to_string()))?;
-        let stats = OpenStats {
-            blocks: blocks.len(),
-            replay,
-            replay_rejected: rejected,
-        };
         let retention = RwLock::new((opts.retention_time, opts.retention_size));
         let db = Db {
             dir: dir.to_path_buf(),
@@ -169,6 +135,11 @@ impl Db {
         self.block_list().iter().cloned().collect()
     }
 
+    /// Bytes of the write-ahead log on disk.
+    pub fn wal_bytes(&self) -> u64 {
+        dir_size(&self.dir.join("wal"))
+    }
+
     /// Changes retention; takes effect at the next [`Db::maintain`].
     pub fn set_retention(&self, time: Option<i64>, size: Option<u64>) {
         *self
@@ -211,16 +182,28 @@ impl Db {
     /// Writes the head's samples in `[start, end)` to a new block, then drops them from
     /// the head and condenses the log.
     fn cut_block(&self, start: i64, end: i64) -> Result<(), StorageError> {
-        let series = self.head.select(&[], start, end - 1)?;
-        if !series.is_empty() {
-            let mut w =
-                BlockWriter::create(&self.dir, start, end, 1, &[]).map_err(block_err(&self.dir))?;
-            for s in &series {
-                let chunks = encode_chunks(s.samples());
-                let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
-                w.add_series(&s.labels, &data)
-                    .map_err(block_err(&self.dir))?;
+        // Series by series, so memory holds one series' chunks rather than the range.
+        let mut writer: Option<BlockWriter> = None;
+        for (labels, id) in self.head.ids_by_labels() {
+            let Some(s) = self.head.series_in_range(id, labels, start, end - 1)? else {
+                continue;
+            };
+            let chunks = encode_chunks(s.samples());
+            if chunks.is_empty() {
+                continue;
             }
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(
+                    BlockWriter::create(&self.dir, start, end, 1, &[])
+                        .map_err(block_err(&self.dir))?,
+                ),
+            };
+            let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
+            w.add_series(&s.labels, &data)
+                .map_err(block_err(&self.dir))?;
+        }
+        if let Some(w) = writer {
             let meta = w.finish().map_err(block_err(&self.dir))?;
             let path = block::block_dir(&self.dir, meta.id);
             let b = Block::open(&path).map_err(block_err(&path))?;
@@ -433,24 +416,159 @@ impl Db {
     }
 }
 
-/// Re-encodes samples into chunks of at most 120 samples.
-pub(crate) fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<XorChunk> {
-    let mut out = Vec::new();
-    let mut cur = XorChunk::new();
-    for s in samples {
-        if cur.num_samples() as usize >= SAMPLES_PER_BLOCK_CHUNK {
-            out.push(std::mem::take(&mut cur));
+/// Opens every block in `dir`. A block that cannot be opened is renamed to
+/// `<id>.corrupt` (which listing ignores) and reported, so one damaged block does not
+/// keep the rest of the data from being served.
+fn open_blocks(dir: &Path, moved: &mut Vec<PathBuf>) -> Result<Vec<Arc<Block>>, StorageError> {
+    block::clean_temp_dirs(dir).map_err(block_err(dir))?;
+    let mut blocks = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if ulid::Ulid::from_string(name).is_err() || !entry.file_type()?.is_dir() {
+            continue;
         }
-        // Merged samples are strictly increasing, so the append cannot fail.
-        let _ = cur.append(s.t, s.v);
+        let path = entry.path();
+        match Block::open(&path) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            Err(e) => {
+                let aside = dir.join(format!("{name}.corrupt"));
+                std::fs::rename(&path, &aside)?;
+                tracing::error!(block = %path.display(), error = %e, moved_to = %aside.display(), "corrupt block moved aside; serving the others");
+                moved.push(aside);
+            }
+        }
     }
-    if cur.num_samples() > 0 {
-        out.push(cur);
+    blocks.sort_by_key(|b| b.meta().min_time);
+    Ok(blocks)
+}
+
+/// Replays the log into a new head. A corrupt segment is moved aside with every later
+/// segment (their samples may refer to series created in the damaged one) into
+/// `wal.corrupt-<ms>/`, and the replay starts over with what remains; damage inside a
+/// checkpoint moves the whole log aside.
+fn replay_wal(dir: &Path, opts: &DbOptions, stats: &mut OpenStats) -> Result<Head, StorageError> {
+    let wal_dir = dir.join("wal");
+    let mut moved_once = false;
+    loop {
+        let head = Head::new(
+            &dir.join("chunks_head"),
+            HeadOptions {
+                chunk_range: opts.block_range,
+                out_of_order_window: opts.out_of_order_time_window,
+                ..HeadOptions::default()
+            },
+        )?;
+        let mut rejected = 0u64;
+        let result = wal::replay(&wal_dir, |record| match record {
+            Record::Series(series) => {
+                for s in series {
+                    if let Ok(id) = u32::try_from(s.id) {
+                        let _ = head.get_or_create_with_id(&s.labels, Some(id));
+                    }
+                }
+            }
+            Record::Samples(samples) => {
+                for s in samples {
+                    if head.add(s.id, s.t, s.v).is_err() {
+                        rejected += 1;
+                    }
+                }
+            }
+            // Deletions arrive with the admin API; until then none are logged.
+            _ => {}
+        });
+        match result {
+            Ok(replay) => {
+                stats.replay = replay;
+                stats.replay_rejected = rejected;
+                return Ok(head);
+            }
+            Err(
+                wal::WalError::Corrupt { path, .. } | wal::WalError::UnknownRecordType { path, .. },
+            ) if !moved_once => {
+                drop(head);
+                moved_once = true;
+                let aside = move_wal_aside(dir, &wal_dir, &path)?;
+                tracing::error!(segment = %path.display(), moved_to = %aside.display(), "corrupt log segment moved aside with the segments after it; replaying the rest");
+                stats.moved_aside.push(aside);
+            }
+            Err(e) => return Err(StorageError::Wal(e.to_string())),
+        }
+    }
+}
+
+fn move_wal_aside(dir: &Path, wal_dir: &Path, corrupt: &Path) -> Result<PathBuf, StorageError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let aside = dir.join(format!("wal.corrupt-{now}"));
+    let segment: Option<u32> = (corrupt.parent() == Some(wal_dir))
+        .then(|| {
+            corrupt
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+        })
+        .flatten();
+    match segment {
+        Some(first_bad) => {
+            std::fs::create_dir_all(&aside)?;
+            for entry in std::fs::read_dir(wal_dir)? {
+                let entry = entry?;
+                let n: Option<u32> = entry.file_name().to_str().and_then(|n| n.parse().ok());
+                if n.is_some_and(|n| n >= first_bad) {
+                    std::fs::rename(entry.path(), aside.join(entry.file_name()))?;
+                }
+            }
+        }
+        None => {
+            std::fs::rename(wal_dir, &aside)?;
+            std::fs::create_dir_all(wal_dir)?;
+        }
+    }
+    Ok(aside)
+}
+
+/// Re-encodes samples into chunks of at most 120 samples, in the columnar encoding.
+///
+/// Blocks compress pages of chunks with zstd, and the byte-aligned columnar encoding
+/// leaves about twice as much for zstd to remove as the head's bit-packed XOR chunks (see
+/// `docs/tsdb-chunks.md`), so chunks are re-encoded whenever a block is written: when
+/// it is cut from the head, when overlapping blocks are merged, and on backfill.
+pub(crate) fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<ColumnarChunk> {
+    let mut out = Vec::new();
+    let mut buf: Vec<(i64, f64)> = Vec::with_capacity(SAMPLES_PER_BLOCK_CHUNK);
+    let mut flush = |buf: &mut Vec<(i64, f64)>| {
+        // The buffer is strictly increasing and holds at most 120 samples, so encoding
+        // cannot fail.
+        if let Ok(c) = ColumnarChunk::encode(buf) {
+            out.push(c);
+        }
+        buf.clear();
+    };
+    let mut last = None;
+    for s in samples {
+        // Merged samples are strictly increasing; were one not, it is dropped (as an
+        // XOR chunk refuses the append) rather than failing the whole chunk.
+        if last.is_some_and(|last| s.t <= last) {
+            continue;
+        }
+        last = Some(s.t);
+        if buf.len() >= SAMPLES_PER_BLOCK_CHUNK {
+            flush(&mut buf);
+        }
+        buf.push((s.t, s.v));
+    }
+    if !buf.is_empty() {
+        flush(&mut buf);
     }
     out
 }
 
-pub(crate) fn chunk_data(c: &XorChunk) -> ChunkData<'_> {
+pub(crate) fn chunk_data(c: &ColumnarChunk) -> ChunkData<'_> {
     ChunkData {
         min_time: c.min_time().unwrap_or(0),
         max_time: c.max_time().unwrap_or(0),

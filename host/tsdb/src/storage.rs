@@ -140,7 +140,7 @@ impl Series {
 /// Merges the chunk iterators of one series. Series have few overlapping chunks, so
 /// a linear scan for the smallest head beats a heap.
 pub struct SampleIter<'a> {
-    iters: Vec<std::iter::Peekable<crate::chunk::XorIter<'a>>>,
+    iters: Vec<std::iter::Peekable<crate::chunk::ChunkIter<'a>>>,
     max_t: i64,
 }
 

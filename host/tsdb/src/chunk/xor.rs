@@ -2,8 +2,8 @@
 //! paper and Prometheus, in two bit-level dialects (see [`Encoding`] and
 //! `docs/tsdb-chunks.md`, which describes both byte for byte).
 
-use super::ChunkError;
 use super::bits::{BitReader, BitWriter};
+use super::{ChunkError, Encoding};
 
 /// Length of the big-endian sample-count header that starts every chunk.
 const HEADER_LEN: usize = 2;
@@ -28,54 +28,21 @@ const MIN_DECIMAL_COST: u32 = 3 + 2 + 2 + DECIMAL_WIDTHS[0] as u32;
 /// Scale factors of a decimal record (2-bit scale `s` means `10^s`).
 const POW10: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
 
-/// The bit-level dialect of an XOR chunk.
-///
-/// The dialect is not recorded in the chunk bytes (whose layout Prometheus fixed with no
-/// room for it); whoever persists a chunk stores [`Encoding::code`] next to it, as
-/// Prometheus's chunk files and remote-read frames already do with their encoding byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Encoding {
-    /// Byte-identical to what Prometheus writes for its XOR chunks (its encoding 1), for
-    /// interoperability: remote-read streamed chunks, reading Prometheus blocks.
-    PrometheusXor,
-    /// Pharos's dialect, the default: Prometheus's layout with finer timestamp buckets and
-    /// an extra value record for decimal numbers. A third to a half smaller on
-    /// node_exporter-shaped data (see `docs/tsdb-chunks.md` for the measurements).
-    #[default]
-    PharosXor,
-}
-
+/// What the XOR code needs to know about each encoding. The columnar encoding never
+/// reaches it ([`XorChunk::with_encoding`] replaces it by the default dialect); it gets the
+/// Pharos dialect's answers only so that these functions are total.
 impl Encoding {
-    /// The byte identifying this dialect in persisted data. `PrometheusXor` keeps
-    /// Prometheus's value 1; `PharosXor` uses 0x81, outside the range Prometheus allocates
-    /// from, so that a Prometheus reader rejects it instead of misdecoding it.
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::PrometheusXor => 1,
-            Self::PharosXor => 0x81,
-        }
-    }
-
-    /// The dialect with the given [`code`](Self::code), if any.
-    pub const fn from_code(code: u8) -> Option<Self> {
-        match code {
-            1 => Some(Self::PrometheusXor),
-            0x81 => Some(Self::PharosXor),
-            _ => None,
-        }
-    }
-
     const fn dod_widths(self) -> &'static [u8] {
         match self {
             Self::PrometheusXor => PROMETHEUS_DOD_WIDTHS,
-            Self::PharosXor => PHAROS_DOD_WIDTHS,
+            Self::PharosXor | Self::PharosColumnar => PHAROS_DOD_WIDTHS,
         }
     }
 
     /// Whether value records include the decimal record (and the new-window record has a
     /// three-bit control `110` instead of `11`).
     const fn decimal(self) -> bool {
-        matches!(self, Self::PharosXor)
+        !matches!(self, Self::PrometheusXor)
     }
 }
 
@@ -287,8 +254,17 @@ impl XorChunk {
         Self::with_encoding(Encoding::default())
     }
 
-    /// An empty chunk in the given dialect.
+    /// An empty chunk in the given dialect. An encoding that is not an XOR dialect
+    /// ([`Encoding::PharosColumnar`], which is written whole by
+    /// [`ColumnarChunk`](super::ColumnarChunk), not appended to) gives the default dialect,
+    /// and [`encoding`](Self::encoding) says so: the chunk never claims an encoding its
+    /// bytes are not in.
     pub fn with_encoding(encoding: Encoding) -> Self {
+        let encoding = if encoding.is_xor() {
+            encoding
+        } else {
+            Encoding::default()
+        };
         Self {
             bytes: vec![0; HEADER_LEN],
             t: 0,
@@ -306,11 +282,16 @@ impl XorChunk {
     /// after a restart) by decoding them once. Trailing bytes beyond the last sample are
     /// dropped.
     pub fn from_bytes(encoding: Encoding, mut bytes: Vec<u8>) -> Result<Self, ChunkError> {
+        if !encoding.is_xor() {
+            return Err(ChunkError::Corrupt(format!(
+                "{encoding:?} is not an XOR dialect"
+            )));
+        }
         let num = match bytes.get(..HEADER_LEN) {
             Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
             _ => return Err(ChunkError::Corrupt("chunk shorter than its header".into())),
         };
-        let mut it = iter_bytes_with(encoding, &bytes, num);
+        let mut it = XorIter::new(encoding, &bytes, num);
         it.by_ref().for_each(drop);
         if let Some(err) = it.err {
             return Err(err);
@@ -434,13 +415,10 @@ impl<'a> IntoIterator for &'a XorChunk {
 /// The bytes carry their own sample count in a 2-byte header. `num_samples` may be lower
 /// than that count (any prefix of a chunk decodes, which lets a reader stop at what it
 /// knows was committed); if it is higher the chunk is reported corrupt.
+///
+/// [`iter_bytes_with`](super::iter_bytes_with) decodes any encoding.
 pub fn iter_bytes(bytes: &[u8], num_samples: u16) -> XorIter<'_> {
-    iter_bytes_with(Encoding::default(), bytes, num_samples)
-}
-
-/// Like [`iter_bytes`], for a chunk in the given dialect.
-pub fn iter_bytes_with(encoding: Encoding, bytes: &[u8], num_samples: u16) -> XorIter<'_> {
-    XorIter::new(encoding, bytes, num_samples)
+    XorIter::new(Encoding::default(), bytes, num_samples)
 }
 
 /// Sample count recorded in the header of persisted chunk bytes, if there is a header.
@@ -475,7 +453,8 @@ pub struct XorIter<'a> {
 }
 
 impl<'a> XorIter<'a> {
-    fn new(encoding: Encoding, bytes: &'a [u8], num_samples: u16) -> Self {
+    /// Decodes the first `num_samples` samples of `bytes` in the XOR dialect `encoding`.
+    pub(crate) fn new(encoding: Encoding, bytes: &'a [u8], num_samples: u16) -> Self {
         let mut it = Self {
             r: BitReader::new(bytes.get(HEADER_LEN..).unwrap_or_default()),
             encoding,

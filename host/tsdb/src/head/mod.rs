@@ -1,7 +1,7 @@
 //! The head: the most recent samples, in memory, protected by the write-ahead log.
 //!
 //! Each series keeps one open chunk on the heap; full chunks move to memory-mapped
-//! segment files (see [`chunk_file`]), so the heap holds little more per series than
+//! segment files (see `chunk_file`), so the heap holds little more per series than
 //! its interned labels, the open chunk and a short list of chunk locations. Series are
 //! found by a stable hash of their labels in one of several shards, so concurrent
 //! appenders rarely wait on the same lock.
@@ -99,6 +99,7 @@ pub struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     samples: AtomicU64,
+    ooo_samples: AtomicU64,
 }
 
 /// Ids under one hash: nearly always one, so no allocation in the common case.
@@ -121,6 +122,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             samples: AtomicU64::new(0),
+            ooo_samples: AtomicU64::new(0),
         })
     }
 
@@ -140,6 +142,11 @@ impl Head {
     /// Number of series held.
     pub fn num_series(&self) -> usize {
         read(&self.postings).num_series()
+    }
+
+    /// Out-of-order samples accepted since start (including replayed ones).
+    pub fn num_out_of_order_samples(&self) -> u64 {
+        self.ooo_samples.load(Ordering::Relaxed)
     }
 
     /// Samples appended since start (including replayed ones).
@@ -297,6 +304,7 @@ impl Head {
                 d.last = Some((t, v.to_bits()));
             }
             Class::OutOfOrder(at) => {
+                self.ooo_samples.fetch_add(1, Ordering::Relaxed);
                 d.ooo.insert(at, (t, v));
                 if d.ooo.len() >= OOO_BUFFER {
                     self.flush_ooo(&mut d)?;
@@ -434,6 +442,43 @@ impl Head {
         Ok(out)
     }
 
+    /// Ids of every series, sorted by their labels, for writing blocks one series at a
+    /// time (a block needs series in label order; collecting their chunks first would
+    /// hold a copy of the whole range in memory).
+    pub(crate) fn ids_by_labels(&self) -> Vec<(Labels, u32)> {
+        let all: Vec<(u32, Arc<MemSeries>)> = read(&self.series)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.clone().map(|s| (i as u32, s)))
+            .collect();
+        let mut out: Vec<(Labels, u32)> = all
+            .iter()
+            .map(|(id, s)| (self.resolve_labels(&s.labels), *id))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// One series' chunks overlapping `[min_t, max_t]`, if it has any.
+    pub(crate) fn series_in_range(
+        &self,
+        id: u32,
+        labels: Labels,
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Option<Series>, StorageError> {
+        let Some(s) = self.get(id) else {
+            return Ok(None);
+        };
+        let chunks = self.chunks_of(&s, min_t, max_t)?;
+        Ok((!chunks.is_empty()).then_some(Series {
+            labels,
+            chunks,
+            min_t,
+            max_t,
+        }))
+    }
+
     /// Label names among series matching `matchers`, sorted.
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut names: Vec<String> = if matchers.is_empty() {
@@ -492,6 +537,8 @@ impl Head {
             let empty = {
                 let mut d = lock(&s.data);
                 d.closed.retain(|c| c.max_t >= t);
+                // Give back the dropped entries' memory: the list regrows slowly.
+                d.closed.shrink_to_fit();
                 d.ooo.retain(|&(st, _)| st >= t);
                 if d.open.max_time().is_some_and(|m| m < t) {
                     d.open = XorChunk::new();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::chunk::iter_bytes_with;
 
 const BOTH: [Encoding; 2] = [Encoding::PrometheusXor, Encoding::PharosXor];
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
