@@ -85,6 +85,9 @@ impl Db {
         stats.blocks = blocks.len();
         let wal_dir = dir.join("wal");
         let head = replay_wal(dir, &opts, &mut stats)?;
+        if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid(end);
+        }
         let wal = Wal::open(&wal_dir, opts.wal).map_err(|e| StorageError::Wal(e.to_string()))?;
         let retention = RwLock::new((opts.retention_time, opts.retention_size));
         let db = Db {
@@ -173,6 +176,17 @@ impl Db {
             let start = min.div_euclid(range) * range;
             self.cut_block(start, start + range)?;
             m.blocks_cut += 1;
+            if self
+                .head
+                .time_range()
+                .is_some_and(|(new_min, _)| new_min < start + range)
+            {
+                // Defensive: a head that did not move past the cut would loop forever.
+                return Err(StorageError::Wal(format!(
+                    "head still holds samples before {} after cutting a block",
+                    start + range
+                )));
+            }
         }
         m.blocks_compacted = self.compact()?;
         m.blocks_deleted = self.apply_retention()?;
@@ -211,8 +225,11 @@ impl Db {
             tracing::info!(block = %meta.id, min_time = start, max_time = end, series = meta.stats.num_series, samples = meta.stats.num_samples, "cut block from head");
         }
         let removed = self.head.truncate_before(end)?;
-        let live: std::collections::HashSet<u32> = self.head.series_ids().into_iter().collect();
+        // Decide what the checkpoint keeps while holding the log: every commit logged
+        // before this point has its series in the head already, and every later one goes
+        // to the new segment the checkpoint starts.
         let mut wal = lock(&self.wal);
+        let live: std::collections::HashSet<u32> = self.head.series_ids().into_iter().collect();
         let (_, last) = wal.segments();
         wal.checkpoint(
             last,
@@ -632,52 +649,78 @@ impl Appender for DbAppender {
         t: i64,
         v: f64,
     ) -> Result<SeriesRef, StorageError> {
+        let head = &self.db.head;
         let id = match series {
-            Some(id) => id,
-            None => self.db.head.get_or_create(labels)?.0,
+            // A ref whose series left the head (truncated after a block cut) falls back
+            // to the labels, so refs stay usable for the life of the process.
+            Some(id) if head.labels_of(id).is_some() => id,
+            _ => head.get_or_create(labels)?.0,
         };
-        self.db.head.check(id, t, v)?;
+        head.check(id, t, v)?;
+        head.pending(id, true);
         self.samples.push(SampleRecord { id, t, v });
         Ok(id)
     }
 
-    fn commit(self: Box<Self>) -> Result<(), StorageError> {
-        if self.samples.is_empty() {
+    fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        let samples = std::mem::take(&mut self.samples);
+        if samples.is_empty() {
             return Ok(());
         }
         let head = &self.db.head;
+        let mut seen = std::collections::HashSet::new();
         let mut new_series: Vec<SeriesRecord> = Vec::new();
-        for s in &self.samples {
-            if new_series.last().is_some_and(|n| n.id == s.id) {
-                continue;
-            }
-            if !new_series.iter().any(|n| n.id == s.id)
+        for s in &samples {
+            if seen.insert(s.id)
                 && let Some(labels) = head.unlogged(s.id)
             {
                 new_series.push(SeriesRecord { id: s.id, labels });
             }
         }
-        {
+        let logged = {
             let mut wal = lock(&self.db.wal);
             let mut records = Vec::with_capacity(2);
             if !new_series.is_empty() {
-                records.push(Record::Series(new_series.clone()));
+                records.push(Record::Series(new_series));
             }
-            records.push(Record::Samples(self.samples.clone()));
-            wal.log(&records)?;
-        }
-        for s in &new_series {
-            head.mark_logged(s.id);
+            records.push(Record::Samples(samples));
+            let result = wal.log(&records);
+            (result, records)
+        };
+        let (result, records) = logged;
+        let mut samples = Vec::new();
+        for r in records {
+            match r {
+                Record::Series(series) if result.is_ok() => {
+                    for s in series {
+                        head.mark_logged(s.id);
+                    }
+                }
+                Record::Samples(s) => samples = s,
+                _ => {}
+            }
         }
         // Samples checked at append time can still lose a race with a concurrent batch
         // for the same series; those are dropped here, as Prometheus drops them.
-        for s in &self.samples {
-            let _ = head.add(s.id, s.t, s.v);
+        for s in &samples {
+            if result.is_ok() {
+                let _ = head.add(s.id, s.t, s.v);
+            }
+            head.pending(s.id, false);
         }
-        Ok(())
+        result.map_err(StorageError::from)
     }
 
     fn rollback(self: Box<Self>) {}
+}
+
+impl Drop for DbAppender {
+    /// A batch dropped without commit releases its series for truncation.
+    fn drop(&mut self) {
+        for s in &self.samples {
+            self.db.head.pending(s.id, false);
+        }
+    }
 }
 
 /// Reads the head and a snapshot of the blocks.
@@ -737,7 +780,11 @@ impl Querier for DbQuerier {
                 }
             }
         }
-        Ok(merged.into_values().collect())
+        // Chunks overlapping the range may still hold no sample inside it.
+        Ok(merged
+            .into_values()
+            .filter(|s| s.samples().next().is_some())
+            .collect())
     }
 
     fn label_names(

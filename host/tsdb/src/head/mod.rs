@@ -65,6 +65,10 @@ pub(crate) struct MemSeries {
     /// append time but logged with the first commit that uses it, so a rolled-back
     /// batch cannot leave later samples pointing at an unlogged series.
     logged: AtomicBool,
+    /// Samples appended to open batches and not yet committed or rolled back. A series
+    /// with pending samples is never removed by truncation, so a commit racing a block
+    /// cut cannot lose them.
+    pending: std::sync::atomic::AtomicU32,
     data: Mutex<SeriesData>,
 }
 
@@ -100,6 +104,10 @@ pub struct Head {
     max_time: AtomicI64,
     samples: AtomicU64,
     ooo_samples: AtomicU64,
+    /// Samples before this were persisted in blocks and left the head; without an
+    /// out-of-order window nothing older is accepted, even for a series the head no
+    /// longer holds.
+    min_valid: AtomicI64,
 }
 
 /// Ids under one hash: nearly always one, so no allocation in the common case.
@@ -123,6 +131,7 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             samples: AtomicU64::new(0),
             ooo_samples: AtomicU64::new(0),
+            min_valid: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -199,6 +208,7 @@ impl Head {
         let series = Arc::new(MemSeries {
             labels: pairs.into_boxed_slice(),
             logged: AtomicBool::new(id.is_some()),
+            pending: std::sync::atomic::AtomicU32::new(0),
             data: Mutex::new(SeriesData {
                 open: XorChunk::new(),
                 closed: Vec::new(),
@@ -262,6 +272,26 @@ impl Head {
         (!s.logged.load(Ordering::Acquire)).then(|| self.resolve_labels(&s.labels))
     }
 
+    /// Refuses (without an out-of-order window) samples before `t`: at start-up, the end
+    /// of the newest block.
+    pub(crate) fn set_min_valid(&self, t: i64) {
+        self.min_valid.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Marks one sample of the series as appended to an open batch (`true`) or as
+    /// committed or dropped (`false`).
+    pub(crate) fn pending(&self, series: SeriesRef, appended: bool) {
+        if let Ok(s) = self.series_ref(series) {
+            if appended {
+                s.pending.fetch_add(1, Ordering::AcqRel);
+            } else {
+                let _ = s
+                    .pending
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| p.checked_sub(1));
+            }
+        }
+    }
+
     /// Records that the series' creation has been logged.
     pub(crate) fn mark_logged(&self, series: SeriesRef) {
         if let Ok(s) = self.series_ref(series) {
@@ -318,6 +348,13 @@ impl Head {
     }
 
     fn classify(&self, d: &SeriesData, t: i64, v: f64) -> Result<Class, StorageError> {
+        let persisted = self.min_valid.load(Ordering::Acquire);
+        if self.opts.out_of_order_window <= 0 && t < persisted {
+            return Err(StorageError::OutOfBounds {
+                t,
+                min_valid: persisted,
+            });
+        }
         let Some((last_t, last_bits)) = d.last else {
             return Ok(Class::InOrder);
         };
@@ -345,11 +382,47 @@ impl Head {
                 },
             });
         }
+        if let Some(stored) = self.stored_value(d, t)? {
+            return if stored == v.to_bits() {
+                Ok(Class::Duplicate)
+            } else {
+                Err(StorageError::DuplicateSample { t })
+            };
+        }
         match d.ooo.binary_search_by_key(&t, |s| s.0) {
             Ok(i) if d.ooo[i].1.to_bits() == v.to_bits() => Ok(Class::Duplicate),
             Ok(_) => Err(StorageError::DuplicateSample { t }),
             Err(i) => Ok(Class::OutOfOrder(i)),
         }
+    }
+
+    /// The bits of the value stored at `t` in the series' chunks, if any. Only out-of-order
+    /// appends ask, so reading chunks back here costs nothing on the common path.
+    fn stored_value(&self, d: &SeriesData, t: i64) -> Result<Option<u64>, StorageError> {
+        let find = |mut it: crate::chunk::ChunkIter<'_>| {
+            it.seek(t).filter(|s| s.0 == t).map(|s| s.1.to_bits())
+        };
+        if d.open.min_time().is_some_and(|m| m <= t)
+            && let Some(bits) = find(crate::chunk::iter_bytes_with(
+                d.open.encoding(),
+                d.open.bytes(),
+                d.open.num_samples(),
+            ))
+        {
+            return Ok(Some(bits));
+        }
+        let file = lock(&self.chunks);
+        for c in d.closed.iter().filter(|c| c.min_t <= t && t <= c.max_t) {
+            let bytes = file.read(c.at)?;
+            if let Some(bits) = find(crate::chunk::iter_bytes_with(
+                c.encoding,
+                &bytes,
+                c.num_samples,
+            )) {
+                return Ok(Some(bits));
+            }
+        }
+        Ok(None)
     }
 
     fn close_chunk(&self, d: &mut SeriesData, chunk: &XorChunk) -> Result<(), StorageError> {
@@ -536,14 +609,34 @@ impl Head {
         for (id, s) in all {
             let empty = {
                 let mut d = lock(&s.data);
-                d.closed.retain(|c| c.max_t >= t);
+                // A chunk (out-of-order data) spanning `t` keeps only its samples from
+                // `t` on, so the head's minimum time really moves past the cut.
+                let spanning: Vec<ClosedChunk> = d
+                    .closed
+                    .iter()
+                    .filter(|c| c.min_t < t && c.max_t >= t)
+                    .copied()
+                    .collect();
+                d.closed.retain(|c| c.min_t >= t);
+                for c in spanning {
+                    let bytes = lock(&self.chunks).read(c.at)?;
+                    let kept: Vec<(i64, f64)> =
+                        crate::chunk::iter_bytes_with(c.encoding, &bytes, c.num_samples)
+                            .filter(|s| s.0 >= t)
+                            .collect();
+                    self.close_chunk(&mut d, &encode(&kept))?;
+                }
+                d.closed.sort_by_key(|c| c.min_t);
                 // Give back the dropped entries' memory: the list regrows slowly.
                 d.closed.shrink_to_fit();
                 d.ooo.retain(|&(st, _)| st >= t);
                 if d.open.max_time().is_some_and(|m| m < t) {
                     d.open = XorChunk::new();
                 }
-                d.closed.is_empty() && d.ooo.is_empty() && d.open.num_samples() == 0
+                d.closed.is_empty()
+                    && d.ooo.is_empty()
+                    && d.open.num_samples() == 0
+                    && s.pending.load(Ordering::Acquire) == 0
             };
             if empty {
                 self.remove_series(id, &s);
@@ -551,6 +644,7 @@ impl Head {
             }
         }
         lock(&self.chunks).truncate_before(t)?;
+        self.min_valid.fetch_max(t, Ordering::AcqRel);
         let new_min = read(&self.series)
             .iter()
             .flatten()
