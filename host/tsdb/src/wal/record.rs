@@ -21,6 +21,11 @@ pub(crate) const TYPE_TOMBSTONES: u8 = 3;
 /// even when a caller logs a huge batch.
 pub(crate) const SPLIT_PAYLOAD: usize = 1 << 20;
 
+/// Set in a frame's type when its payload is snappy-compressed (raw format). Samples
+/// compress about 2–3× (ids and timestamp deltas repeat), which is most of the log's
+/// size; a payload that would not shrink is stored as it is.
+pub(crate) const COMPRESSED: u8 = 0x80;
+
 /// The largest payload a frame may carry. Readers refuse anything longer, which bounds
 /// the allocation a corrupt length field could ask for. Only a single entry larger than
 /// this (a label set of tens of MiB) can hit the limit on the write side.
@@ -154,6 +159,21 @@ fn encode_frames<T, State: Default>(
             put(out, e, &mut state);
             rest = tail;
         }
+        let raw = out.split_off(payload_start);
+        // The limit is on what a reader must hold, the uncompressed payload.
+        if raw.len() > MAX_PAYLOAD {
+            return Err(EntryTooLarge { payload: raw.len() });
+        }
+        let kind = match snap::raw::Encoder::new().compress_vec(&raw) {
+            Ok(packed) if packed.len() < raw.len() => {
+                out.extend_from_slice(&packed);
+                kind | COMPRESSED
+            }
+            _ => {
+                out.extend_from_slice(&raw);
+                kind
+            }
+        };
         super::segment::finish_frame(out, start, kind)?;
     }
     Ok(())
@@ -161,6 +181,22 @@ fn encode_frames<T, State: Default>(
 
 /// Decodes one frame payload of type `kind`.
 pub(crate) fn decode_record(kind: u8, payload: &[u8]) -> Result<Record, DecodeError> {
+    let unpacked;
+    let (kind, payload) = if kind & COMPRESSED != 0 {
+        let len = snap::raw::decompress_len(payload)
+            .map_err(|e| DecodeError::Malformed(format!("compressed payload: {e}")))?;
+        if len > MAX_PAYLOAD {
+            return Err(DecodeError::Malformed(format!(
+                "compressed payload claims {len} bytes, over the {MAX_PAYLOAD} byte limit"
+            )));
+        }
+        unpacked = snap::raw::Decoder::new()
+            .decompress_vec(payload)
+            .map_err(|e| DecodeError::Malformed(format!("compressed payload: {e}")))?;
+        (kind & !COMPRESSED, unpacked.as_slice())
+    } else {
+        (kind, payload)
+    };
     let mut c = Cursor {
         buf: payload,
         pos: 0,

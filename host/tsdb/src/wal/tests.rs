@@ -216,7 +216,7 @@ fn every_fsync_policy_logs_and_replays() {
 fn segments_roll_over_and_appends_continue_after_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let size = 1000;
+    let size = 400;
     let mut wal = Wal::open(dir, opts(size, FsyncPolicy::Never)).unwrap();
     assert_eq!(wal.segments(), (1, 1));
     let mut want = vec![Record::Series((0..10).map(series).collect())];
@@ -255,7 +255,7 @@ fn segments_roll_over_and_appends_continue_after_reopen() {
 fn torn_last_record_is_cut_at_every_length() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let o = opts(700, FsyncPolicy::Never);
+    let o = opts(250, FsyncPolicy::Never);
     let mut wal = Wal::open(&src, o).unwrap();
     let mut want = vec![Record::Series((0..4).map(series).collect())];
     wal.log(&want).unwrap();
@@ -576,7 +576,7 @@ fn filtered(recs: &[Record], keep: impl Fn(u64) -> bool, min_t: i64) -> Vec<Reco
 fn checkpoint_keeps_and_drops_and_survives_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("wal");
-    let o = opts(512, FsyncPolicy::Interval(Duration::from_secs(1)));
+    let o = opts(200, FsyncPolicy::Interval(Duration::from_secs(1)));
     let mut wal = Wal::open(&dir, o).unwrap();
     // (segment the commit landed in, its records)
     let mut log: Vec<(u32, Vec<Record>)> = Vec::new();
