@@ -198,7 +198,10 @@ impl Db {
     fn cut_block(&self, start: i64, end: i64) -> Result<(), StorageError> {
         // Series by series, so memory holds one series' chunks rather than the range.
         let mut writer: Option<BlockWriter> = None;
-        for (labels, id) in self.head.ids_by_labels() {
+        for id in self.head.ids_by_labels() {
+            let Some(labels) = self.head.labels_of(id.into()) else {
+                continue;
+            };
             let Some(s) = self.head.series_in_range(id, labels, start, end - 1)? else {
                 continue;
             };

@@ -516,20 +516,22 @@ impl Head {
     }
 
     /// Ids of every series, sorted by their labels, for writing blocks one series at a
-    /// time (a block needs series in label order; collecting their chunks first would
-    /// hold a copy of the whole range in memory).
-    pub(crate) fn ids_by_labels(&self) -> Vec<(Labels, u32)> {
-        let all: Vec<(u32, Arc<MemSeries>)> = read(&self.series)
+    /// time (a block needs series in label order). Sorting compares interned strings in
+    /// place, so no label set is built for the whole head at once.
+    pub(crate) fn ids_by_labels(&self) -> Vec<u32> {
+        let mut all: Vec<(u32, Arc<MemSeries>)> = read(&self.series)
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.clone().map(|s| (i as u32, s)))
             .collect();
-        let mut out: Vec<(Labels, u32)> = all
-            .iter()
-            .map(|(id, s)| (self.resolve_labels(&s.labels), *id))
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out
+        self.symbols.with(|r| {
+            all.sort_unstable_by(|(_, a), (_, b)| {
+                // The same order as `Labels`' `Ord`: label by label, name then value.
+                let key = |&(n, v): &(u32, u32)| (r(n), r(v));
+                a.labels.iter().map(key).cmp(b.labels.iter().map(key))
+            })
+        });
+        all.into_iter().map(|(id, _)| id).collect()
     }
 
     /// One series' chunks overlapping `[min_t, max_t]`, if it has any.
