@@ -656,7 +656,7 @@ impl Appender for DbAppender {
         let id = match series {
             // A ref whose series left the head (truncated after a block cut) falls back
             // to the labels, so refs stay usable for the life of the process.
-            Some(id) if head.labels_of(id).is_some() => id,
+            Some(id) if head.contains(id) => id,
             _ => head.get_or_create(labels)?.0,
         };
         head.check(id, t, v)?;

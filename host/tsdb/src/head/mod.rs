@@ -260,6 +260,14 @@ impl Head {
         })
     }
 
+    /// Whether the head holds the series (cheap: no labels are built).
+    pub(crate) fn contains(&self, series: SeriesRef) -> bool {
+        u32::try_from(series)
+            .ok()
+            .and_then(|id| self.get(id))
+            .is_some()
+    }
+
     /// The labels of a series.
     pub fn labels_of(&self, series: SeriesRef) -> Option<Labels> {
         let id = u32::try_from(series).ok()?;
