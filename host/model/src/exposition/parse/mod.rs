@@ -385,3 +385,45 @@ impl<'a> Parser<'a> {
 
 #[cfg(test)]
 mod fuzz;
+
+/// One entry as a line, for the parsers' tests: `TYPE fam counter`,
+/// `name{a="b"} 1.0 [ts] [# {ex} value [ts]] [ct=ms]`. The protobuf tests leave exemplar
+/// timestamps out (`exemplar_ts` false).
+#[cfg(test)]
+fn render(e: &Entry<'_>, exemplar_ts: bool) -> String {
+    let pairs = |it: &mut dyn Iterator<Item = (&str, &str)>| {
+        it.map(|(n, v)| format!("{n}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match e {
+        Entry::Help { family, help } => format!("HELP {family} {help}"),
+        Entry::Type { family, kind } => format!("TYPE {family} {kind}"),
+        Entry::Unit { family, unit } => format!("UNIT {family} {unit}"),
+        Entry::Sample(s) => {
+            let mut line = format!(
+                "{}{{{}}} {:?}",
+                s.name,
+                pairs(&mut s.labels.iter()),
+                s.value
+            );
+            if let Some(ts) = s.timestamp_ms {
+                line.push_str(&format!(" {ts}"));
+            }
+            if let Some(ex) = &s.exemplar {
+                line.push_str(&format!(
+                    " # {{{}}} {:?}",
+                    pairs(&mut ex.labels.iter()),
+                    ex.value
+                ));
+                if let Some(ts) = ex.timestamp_ms.filter(|_| exemplar_ts) {
+                    line.push_str(&format!(" {ts}"));
+                }
+            }
+            if let Some(ct) = s.created_timestamp_ms {
+                line.push_str(&format!(" ct={ct}"));
+            }
+            line
+        }
+    }
+}

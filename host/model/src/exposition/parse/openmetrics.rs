@@ -838,38 +838,13 @@ impl Hasher for PreHashed {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Entry;
     use super::*;
 
     fn parse(body: &str) -> Result<Vec<String>, ParseError> {
         let mut p = OpenMetricsParser::new(body.as_bytes());
         let mut out = vec![];
         while let Some(e) = p.next_entry()? {
-            out.push(match e {
-                Entry::Help { family, help } => format!("HELP {family} {help}"),
-                Entry::Type { family, kind } => format!("TYPE {family} {kind}"),
-                Entry::Unit { family, unit } => format!("UNIT {family} {unit}"),
-                Entry::Sample(s) => {
-                    let labels: Vec<String> =
-                        s.labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-                    let mut line = format!("{}{{{}}} {:?}", s.name, labels.join(","), s.value);
-                    if let Some(ts) = s.timestamp_ms {
-                        line.push_str(&format!(" {ts}"));
-                    }
-                    if let Some(ex) = s.exemplar {
-                        let labels: Vec<String> = ex
-                            .labels
-                            .iter()
-                            .map(|(n, v)| format!("{n}={v:?}"))
-                            .collect();
-                        line.push_str(&format!(" # {{{}}} {:?}", labels.join(","), ex.value));
-                        if let Some(ts) = ex.timestamp_ms {
-                            line.push_str(&format!(" {ts}"));
-                        }
-                    }
-                    line
-                }
-            });
+            out.push(crate::exposition::parse::render(&e, true));
         }
         assert!(p.next_entry()?.is_none());
         Ok(out)

@@ -534,31 +534,7 @@ mod tests {
         let mut p = ProtobufParser::new(body);
         let mut out = vec![];
         while let Some(e) = p.next_entry()? {
-            out.push(match e {
-                Entry::Help { family, help } => format!("HELP {family} {help}"),
-                Entry::Type { family, kind } => format!("TYPE {family} {kind}"),
-                Entry::Unit { family, unit } => format!("UNIT {family} {unit}"),
-                Entry::Sample(s) => {
-                    let labels: Vec<String> =
-                        s.labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-                    let mut line = format!("{}{{{}}} {:?}", s.name, labels.join(","), s.value);
-                    if let Some(ts) = s.timestamp_ms {
-                        line.push_str(&format!(" {ts}"));
-                    }
-                    if let Some(ex) = s.exemplar {
-                        let labels: Vec<String> = ex
-                            .labels
-                            .iter()
-                            .map(|(n, v)| format!("{n}={v:?}"))
-                            .collect();
-                        line.push_str(&format!(" # {{{}}} {:?}", labels.join(","), ex.value));
-                    }
-                    if let Some(ct) = s.created_timestamp_ms {
-                        line.push_str(&format!(" ct={ct}"));
-                    }
-                    line
-                }
-            });
+            out.push(crate::exposition::parse::render(&e, false));
         }
         Ok(out)
     }

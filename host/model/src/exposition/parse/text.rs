@@ -320,20 +320,7 @@ mod tests {
         let mut p = TextParser::new(body.as_bytes());
         let mut out = vec![];
         while let Some(e) = p.next_entry()? {
-            out.push(match e {
-                Entry::Help { family, help } => format!("HELP {family} {help}"),
-                Entry::Type { family, kind } => format!("TYPE {family} {kind}"),
-                Entry::Unit { family, unit } => format!("UNIT {family} {unit}"),
-                Entry::Sample(s) => {
-                    let labels: Vec<String> =
-                        s.labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-                    let mut line = format!("{}{{{}}} {:?}", s.name, labels.join(","), s.value);
-                    if let Some(ts) = s.timestamp_ms {
-                        line.push_str(&format!(" {ts}"));
-                    }
-                    line
-                }
-            });
+            out.push(crate::exposition::parse::render(&e, true));
         }
         // Exhausted parsers stay exhausted.
         assert!(p.next_entry()?.is_none());
