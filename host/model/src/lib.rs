@@ -1,4 +1,4 @@
-//! Labels, samples and exposition formats shared by every part of Pharos.
+//! Labels, samples, relabelling and exposition formats shared by every part of Pharos.
 //!
 //! This crate is pure: no async runtime and no WebAssembly, so the engines built on it
 //! compile and test quickly. Its exposition writers are the single place where Pharos
@@ -8,6 +8,8 @@
 pub mod exposition;
 pub mod labels;
 pub mod matcher;
+pub mod relabel;
 
-pub use labels::{Label, Labels};
+pub use labels::{Label, Labels, LabelsBuilder};
 pub use matcher::{MatchOp, Matcher};
+pub use relabel::{RelabelConfig, RelabelOptions};
