@@ -556,7 +556,17 @@ fn compile(pattern: &str) -> Result<Regex, RelabelError> {
         reason,
     };
     let translated = translate_go_regex(pattern).map_err(bad)?;
-    Regex::new(&format!("^(?:{translated})$")).map_err(|e| bad(e.to_string()))
+    Regex::new(&format!("^(?:{translated})$")).map_err(|e| bad(syntax_reason(&e)))
+}
+
+/// The one-line reason of a regex error. The crate's syntax errors are several lines
+/// that quote the pattern with a caret under the problem, and the pattern they quote is
+/// the anchored, translated one the operator never wrote; the last line says what is
+/// wrong.
+fn syntax_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().last().unwrap_or_default();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
 }
 
 /// Rewrites a Go (RE2) regex into one Rust's `regex` crate matches identically.

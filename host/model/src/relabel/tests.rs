@@ -682,7 +682,7 @@ fn validation() {
         (
             &[("regex", "a{2,1}"), ("target_label", "b")],
             "regex",
-            "invalid regular expression \"a{2,1}\"",
+            "invalid regular expression \"a{2,1}\": invalid repetition count range, the start must be <= the end",
         ),
         (
             &[("regex", "(a"), ("action", "keep")],

@@ -9,15 +9,8 @@ use serde_json::Value;
 use super::decode::{Decode, Path};
 use super::error::ConfigErrors;
 
-/// Whether `name` is a legacy Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`. That is the
-/// set every Prometheus version, remote-write receiver and exposition format accepts.
-pub fn is_valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// The one definition of a valid label name, shared with relabelling and storage.
+pub use pharos_model::labels::is_valid_label_name;
 
 /// A JSON object of label name → label value whose names have been validated; each bad
 /// name is reported at its own path (`global.external_labels.<name>`).

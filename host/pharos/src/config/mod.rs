@@ -15,6 +15,7 @@ mod error;
 mod global;
 mod json;
 mod labels;
+mod relabel;
 mod storage;
 mod web;
 
@@ -27,6 +28,7 @@ pub use global::{
     DEFAULT_EVALUATION_INTERVAL, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SCRAPE_TIMEOUT, GlobalConfig,
 };
 pub use labels::{LabelMap, is_valid_label_name};
+pub use relabel::{RelabelAction, RelabelConfig};
 pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
 pub use web::{ListenAddress, ParseListenAddressError, WebConfig};
 
