@@ -63,6 +63,10 @@ enum TsdbCommand {
         /// Latest timestamp to print, in ms since the epoch.
         #[arg(long = "max-time", default_value_t = i64::MAX, allow_hyphen_values = true)]
         max_time: i64,
+        /// Also print the head, replayed from the write-ahead log, as promtool does.
+        /// This opens the directory as a database: only use it when no daemon runs on it.
+        #[arg(long)]
+        head: bool,
     },
 }
 
@@ -112,7 +116,14 @@ pub fn main() -> ExitCode {
                     dir,
                     min_time,
                     max_time,
+                    head: false,
                 } => crate::tsdb_tools::dump(&dir, min_time, max_time, &mut out),
+                TsdbCommand::Dump {
+                    dir,
+                    min_time,
+                    max_time,
+                    head: true,
+                } => crate::tsdb_tools::dump_with_head(&dir, min_time, max_time, &mut out),
             };
             match result.and_then(|()| std::io::Write::flush(&mut out).map_err(Into::into)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,8 @@ pub struct Context {
     pub storage: StorageSlot,
     /// Counts the TSDB's maintenance events.
     pub storage_metrics: Arc<crate::storage::StorageMetrics>,
+    /// Every scrape job's targets, for the targets API.
+    pub targets: Arc<crate::scrape::TargetRegistry>,
 }
 
 impl Context {
@@ -32,6 +34,7 @@ impl Context {
             telemetry,
             storage,
             storage_metrics,
+            targets: Arc::default(),
         }
     }
 }

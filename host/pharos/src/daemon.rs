@@ -38,7 +38,9 @@ impl ConfigSource {
 
 /// The components the daemon runs, in start order. Each later issue adds one line.
 fn components() -> Supervisor {
-    Supervisor::default().with::<crate::storage::Storage>()
+    Supervisor::default()
+        .with::<crate::storage::Storage>()
+        .with::<crate::scrape::Scrape>()
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `POST /-/quit`. `listen` overrides the
@@ -67,6 +69,7 @@ pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow:
     tracing::info!(address = %bound, "listening");
     let app = web::router(WebState {
         telemetry: telemetry.clone(),
+        targets: ctx.targets.clone(),
         ready: ready.clone(),
         control: control_tx,
     });

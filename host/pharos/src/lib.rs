@@ -2,13 +2,15 @@
 //!
 //! Each module is one part of the daemon: `config` reads and validates the JSON
 //! document, `component` gives every part the same start/reload/stop lifecycle,
-//! `daemon` runs the control loop, `storage` runs the local TSDB, `web` serves HTTP and `telemetry` holds logs and
+//! `daemon` runs the control loop, `storage` runs the local TSDB, `scrape` runs
+//! scrape jobs, `web` serves HTTP and `telemetry` holds logs and
 //! Pharos's own metrics.
 
 pub mod cli;
 pub mod component;
 pub mod config;
 pub mod daemon;
+pub mod scrape;
 pub mod storage;
 pub mod telemetry;
 pub mod tsdb_tools;

@@ -9,7 +9,7 @@ use pharos_model::{MatchOp, Matcher};
 use pharos_tsdb::backfill::Backfill;
 use pharos_tsdb::block::{self, Block};
 use pharos_tsdb::chunk::{Encoding, iter_bytes_with};
-use pharos_tsdb::{Db, DbOptions};
+use pharos_tsdb::{Db, DbOptions, Querier as _};
 use std::io::Write;
 use std::path::Path;
 
@@ -117,6 +117,35 @@ pub fn dump(dir: &Path, min_t: i64, max_t: i64, out: &mut impl Write) -> anyhow:
                     anyhow::bail!("block {} series {series}: {e}", m.id);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Prints every sample of blocks and head together, merged per series, in the format of
+/// [`dump`]. Opens the directory as a database (replaying the log), so no daemon may be
+/// using it.
+pub fn dump_with_head(
+    dir: &Path,
+    min_t: i64,
+    max_t: i64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (db, _) = Db::open(dir, DbOptions::default())?;
+    let db = std::sync::Arc::new(db);
+    let all = Matcher::new(MatchOp::Regex, "__name__", ".+")?;
+    let mut line = String::new();
+    for series in db.querier().select(&[all], min_t, max_t)? {
+        let pairs: Vec<String> = series
+            .labels
+            .iter()
+            .map(|l| format!("{}={:?}", l.name, l.value))
+            .collect();
+        let name = format!("{{{}}}", pairs.join(", "));
+        for s in series.samples() {
+            line.clear();
+            format_float(&mut line, s.v);
+            writeln!(out, "{name} {line} {}", s.t)?;
         }
     }
     Ok(())

@@ -3,14 +3,18 @@
 //! Handlers never touch components directly; reload and quit are requests to the
 //! daemon's control loop, which owns the running configuration and serialises changes.
 
+use crate::scrape::{TargetRegistry, api};
 use crate::telemetry::Telemetry;
+use axum::Json;
 use axum::Router;
+use axum::extract::Query;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pharos_model::exposition::TEXT_CONTENT_TYPE;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -29,6 +33,7 @@ pub enum Control {
 #[derive(Clone)]
 pub struct WebState {
     pub telemetry: Arc<Telemetry>,
+    pub targets: Arc<TargetRegistry>,
     /// Set once start-up is complete; `/-/ready` answers 503 until then.
     pub ready: Arc<AtomicBool>,
     pub control: mpsc::Sender<Control>,
@@ -42,6 +47,8 @@ pub fn router(state: WebState) -> Router {
         .route("/-/reload", axum::routing::post(reload).put(reload))
         .route("/-/quit", axum::routing::post(quit).put(quit))
         .route("/metrics", get(metrics))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/metadata", get(targets_metadata))
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state)
 }
@@ -87,6 +94,47 @@ async fn metrics(State(s): State<WebState>) -> Response {
         .into_response()
 }
 
+async fn targets(State(s): State<WebState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let state = api::StateFilter::parse(q.get("state").map(String::as_str));
+    let data = api::targets(&s.targets, state, q.get("scrapePool").map(String::as_str));
+    Json(api::success(data)).into_response()
+}
+
+async fn targets_metadata(
+    State(s): State<WebState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let bad =
+        |msg: String| (StatusCode::BAD_REQUEST, Json(api::error("bad_data", &msg))).into_response();
+    let matchers = match q.get("match_target").filter(|m| !m.is_empty()) {
+        Some(sel) => match api::parse_target_selector(sel) {
+            Ok(m) => m,
+            Err(e) => return bad(e),
+        },
+        None => Vec::new(),
+    };
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if n < 0 => None,
+            Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            Err(_) => return bad(format!("limit must be a number, got {l:?}")),
+        },
+    };
+    let metric = q
+        .get("metric")
+        .map(String::as_str)
+        .filter(|m| !m.is_empty());
+    match api::metadata(&s.targets, &matchers, metric, limit) {
+        Some(data) => Json(api::success(data)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(api::error("not_found", "specified metadata not found")),
+        )
+            .into_response(),
+    }
+}
+
 /// Counts and times every request by its route pattern (not its raw path, which would
 /// let clients mint unbounded label values).
 async fn instrument(State(s): State<WebState>, req: Request, next: Next) -> Response {
@@ -126,6 +174,7 @@ mod tests {
         let ready = Arc::new(AtomicBool::new(false));
         let app = router(WebState {
             telemetry: Telemetry::new(),
+            targets: Arc::default(),
             ready: ready.clone(),
             control: tx,
         });

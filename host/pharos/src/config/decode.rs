@@ -295,6 +295,22 @@ impl<'v, 'p, 'e> Object<'v, 'p, 'e> {
         }
     }
 
+    /// Takes `key` raw, for a value whose decoding needs more than the value itself
+    /// (scrape jobs need `global`); decode it with [`Object::errors`].
+    pub fn take(&mut self, key: &str) -> Option<&'v Value> {
+        self.rest.remove(key)
+    }
+
+    /// The error sink, for decoding a value taken with [`Object::take`].
+    pub fn errors(&mut self) -> &mut ConfigErrors {
+        self.errs
+    }
+
+    /// Records a problem with `key` found by a check across several keys.
+    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+        self.errs.push(&self.path.key(key), message);
+    }
+
     /// Ends reading: every key not taken is reported as `unknown key`.
     pub fn finish(self) {
         for key in self.rest.keys() {

@@ -55,6 +55,11 @@ impl Duration {
         Duration(std::time::Duration::from_secs(secs))
     }
 
+    /// A duration from the standard library's, e.g. a target's interval for display.
+    pub const fn from_std(d: std::time::Duration) -> Self {
+        Duration(d)
+    }
+
     /// The value for timers and sleeps.
     pub fn as_std(&self) -> std::time::Duration {
         self.0

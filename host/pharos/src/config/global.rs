@@ -10,6 +10,7 @@ use super::decode::{Decode, Object, Path};
 use super::duration::Duration;
 use super::error::ConfigErrors;
 use super::labels::LabelMap;
+use super::storage::ByteSize;
 
 /// Default `scrape_interval`, as in Prometheus.
 pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
@@ -31,6 +32,26 @@ pub struct GlobalConfig {
     /// Labels added to everything that leaves this node (federation, remote write,
     /// alerts), e.g. `replica`, which is what tells HA replicas apart.
     pub external_labels: BTreeMap<String, String>,
+    /// Limits every scrape job inherits unless it sets its own.
+    #[serde(flatten)]
+    pub scrape_limits: ScrapeLimits,
+}
+
+/// The per-scrape limits of prometheus.yml. Zero means no limit. Exceeding one fails
+/// the whole scrape (`up` 0), as upstream, except `target_limit`, which fails every
+/// target of the job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScrapeLimits {
+    /// Bytes of uncompressed body.
+    pub body_size_limit: ByteSize,
+    /// Samples left after metric relabelling.
+    pub sample_limit: u64,
+    /// Labels per sample after relabelling.
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+    /// Targets left after target relabelling.
+    pub target_limit: u64,
 }
 
 impl Default for GlobalConfig {
@@ -40,6 +61,7 @@ impl Default for GlobalConfig {
             scrape_timeout: DEFAULT_SCRAPE_TIMEOUT,
             evaluation_interval: DEFAULT_EVALUATION_INTERVAL,
             external_labels: BTreeMap::new(),
+            scrape_limits: ScrapeLimits::default(),
         }
     }
 }
@@ -57,6 +79,7 @@ impl Decode for GlobalConfig {
         let scrape_timeout = obj.optional::<Duration>("scrape_timeout");
         let evaluation_interval = obj.optional::<Duration>("evaluation_interval");
         let external_labels = obj.or_default::<LabelMap>("external_labels");
+        let scrape_limits = ScrapeLimits::take(&mut obj, &ScrapeLimits::default());
         obj.finish();
 
         let scrape_interval = set(scrape_interval?).unwrap_or(DEFAULT_SCRAPE_INTERVAL);
@@ -80,6 +103,7 @@ impl Decode for GlobalConfig {
             scrape_timeout,
             evaluation_interval: set(evaluation_interval?).unwrap_or(DEFAULT_EVALUATION_INTERVAL),
             external_labels: external_labels?.0,
+            scrape_limits: scrape_limits?,
         })
     }
 }
@@ -132,6 +156,7 @@ mod tests {
                     ("dc".to_owned(), "eu1".to_owned()),
                     ("replica".to_owned(), "a".to_owned()),
                 ]),
+                scrape_limits: ScrapeLimits::default(),
             })
         );
     }
@@ -196,7 +221,7 @@ mod tests {
         let text = serde_json::to_string(&GlobalConfig::default()).unwrap_or_default();
         assert_eq!(
             text,
-            r#"{"scrape_interval":"1m","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{}}"#
+            r#"{"scrape_interval":"1m","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{},"body_size_limit":"0B","sample_limit":0,"label_limit":0,"label_name_length_limit":0,"label_value_length_limit":0,"target_limit":0}"#
         );
     }
 }

@@ -13,9 +13,11 @@ mod decode;
 mod duration;
 mod error;
 mod global;
+mod http_client;
 mod json;
 mod labels;
 mod relabel;
+mod scrape;
 mod storage;
 mod web;
 
@@ -26,9 +28,12 @@ pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
 pub use global::{
     DEFAULT_EVALUATION_INTERVAL, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SCRAPE_TIMEOUT, GlobalConfig,
+    ScrapeLimits,
 };
+pub use http_client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
 pub use labels::{LabelMap, is_valid_label_name};
 pub use relabel::{RelabelAction, RelabelConfig};
+pub use scrape::{FileSdConfig, HttpSdConfig, Scheme, ScrapeConfig, TargetGroup};
 pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
 pub use web::{ListenAddress, ParseListenAddressError, WebConfig};
 
@@ -46,6 +51,8 @@ pub struct Config {
     /// The local TSDB; absent on nodes that store nothing (an alert router, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageConfig>,
+    /// Scrape jobs, each with its defaults resolved from `global`.
+    pub scrape_configs: Vec<ScrapeConfig>,
 }
 
 impl Decode for Config {
@@ -54,12 +61,21 @@ impl Decode for Config {
         let global = doc.or_default("global");
         let web = doc.or_default("web");
         let storage = doc.optional("storage");
+        // Jobs inherit from `global`; when `global` itself is invalid its errors are
+        // already recorded and the jobs are still checked against the defaults.
+        let scrape_configs = match doc.take("scrape_configs") {
+            None => Some(Vec::new()),
+            Some(v) => {
+                let fallback = GlobalConfig::default();
+                let g = global.as_ref().unwrap_or(&fallback);
+                scrape::decode_jobs(v, &path.key("scrape_configs"), g, doc.errors())
+            }
+        };
         // Sections of components that are not built yet. They are refused, not ignored,
         // so a carried-over file never appears to work while doing nothing. When a
         // component lands, its line here becomes `let x = doc.or_default("x");` and its
         // field is added to `Config`.
         // From prometheus.yml:
-        doc.refuse("scrape_configs");
         doc.refuse("rule_files");
         doc.refuse("alerting");
         doc.refuse("remote_write");
@@ -77,6 +93,7 @@ impl Decode for Config {
             global: global?,
             web: web?,
             storage: storage?,
+            scrape_configs: scrape_configs?,
         })
     }
 }
@@ -142,17 +159,19 @@ mod tests {
 
     #[test]
     fn embedded_default_parses() {
-        let config = parse(EMBEDDED_DEFAULT);
+        let config = parse(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(config.storage, Some(StorageConfig::default()));
+        assert_eq!(config.web, WebConfig::default());
+        // It scrapes itself, as Prometheus's example configuration does.
+        assert_eq!(config.scrape_configs.len(), 1);
+        assert_eq!(config.scrape_configs[0].job_name, "pharos");
         assert_eq!(
-            config,
-            Ok(Config {
-                storage: Some(StorageConfig::default()),
-                ..Config::default()
-            })
+            config.scrape_configs[0].static_configs[0].targets,
+            ["localhost:9090"]
         );
         assert_eq!(
-            config.map(|c| c.web.listen_address.socket_addr().to_string()),
-            Ok("0.0.0.0:9090".to_owned())
+            config.web.listen_address.socket_addr().to_string(),
+            "0.0.0.0:9090"
         );
     }
 
@@ -167,9 +186,11 @@ mod tests {
                     scrape_timeout: Duration::from_secs(10),
                     evaluation_interval: Duration::from_secs(60),
                     external_labels: BTreeMap::new(),
+                    scrape_limits: ScrapeLimits::default(),
                 },
                 web: WebConfig::default(),
                 storage: None,
+                scrape_configs: Vec::new(),
             })
         );
     }
@@ -218,7 +239,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             text,
-            r#"{"global":{"scrape_interval":"1m30s","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{"a":"b"}},"web":{"listen_address":":9090"},"storage":{"tsdb":{"path":"data/","retention":{"time":"15d","size":"1GB"},"out_of_order_time_window":"0s","wal_fsync":"1s"}}}"#
+            r#"{"global":{"scrape_interval":"1m30s","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{"a":"b"},"body_size_limit":"0B","sample_limit":0,"label_limit":0,"label_name_length_limit":0,"label_value_length_limit":0,"target_limit":0},"web":{"listen_address":":9090"},"storage":{"tsdb":{"path":"data/","retention":{"time":"15d","size":"1GB"},"out_of_order_time_window":"0s","wal_fsync":"1s"}},"scrape_configs":[]}"#
         );
         assert_eq!(parse(&text), config);
     }
@@ -313,7 +334,6 @@ mod tests {
     #[test]
     fn unsupported_sections_are_refused_by_name() {
         let sections = [
-            "scrape_configs",
             "rule_files",
             "alerting",
             "remote_write",

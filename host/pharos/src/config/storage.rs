@@ -110,7 +110,7 @@ impl Decode for Retention {
 
 /// A size in bytes written with Prometheus's units: `B`, `KB`, `MB`, `GB`, `TB`, `PB`,
 /// `EB`, each 1024 times the previous (as `--storage.tsdb.retention.size` reads them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {

@@ -24,6 +24,10 @@ pub struct Telemetry {
     pub http_duration: Arc<Family<Histogram>>,
     pub reload_successful: Arc<Gauge>,
     pub reload_success_time: Arc<Gauge>,
+    /// Discovery refreshes that failed, by mechanism (`file`, `http`) and job.
+    pub sd_failures: Arc<Family<Counter>>,
+    /// Scrapes by job and outcome (`ok`, `failed`).
+    pub scrapes: Arc<Family<Counter>>,
 }
 
 impl Telemetry {
@@ -62,8 +66,20 @@ impl Telemetry {
             &["handler"],
             HTTP_BUCKETS,
         ));
+        let sd_failures = registry.register(Family::new(
+            "pharos_sd_refresh_failures_total",
+            "Discovery refreshes that failed; the last good targets are kept.",
+            &["mechanism", "job"],
+        ));
+        let scrapes = registry.register(Family::new(
+            "pharos_target_scrapes_total",
+            "Scrapes by job and outcome.",
+            &["job", "result"],
+        ));
         Arc::new(Telemetry {
             registry,
+            sd_failures,
+            scrapes,
             http_requests,
             http_duration,
             reload_successful,

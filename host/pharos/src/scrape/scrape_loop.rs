@@ -1,0 +1,757 @@
+//! One target's scrape loop: fetch on a fixed schedule, parse, apply target labels and
+//! metric relabelling, append to storage, write staleness markers for series that
+//! vanished, and report the synthetic `up`/`scrape_*` series.
+//!
+//! The per-target [`Cache`] is what makes a steady scrape cheap: each series line of the
+//! body is looked up by its raw name and labels, and a hit gives the final label set (or
+//! "dropped by relabelling") and the storage ref without running relabel regexes or
+//! hashing labels again. The cache also remembers which series the last scrape had,
+//! which is how staleness is found, and it is handed from the old loop to the new one
+//! when a reload restarts a target, so staleness survives reloads.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pharos_model::exposition::parse::format_from_content_type;
+use pharos_model::exposition::parse::{Entry, FamilyType, Format, Parser, Sample};
+use pharos_model::labels::METRIC_NAME;
+use pharos_model::{Labels, relabel};
+use pharos_tsdb::{Appender, STALE_NAN_BITS, SeriesRef, StorageError};
+use tokio::sync::watch;
+
+use super::target::TargetSpec;
+use crate::config::{ScrapeConfig, ScrapeLimits};
+use crate::storage::StorageSlot;
+use crate::telemetry::metrics::Counter;
+
+/// How far a scrape may start from its slot and still be stored at the slot's exact
+/// time. Aligned timestamps compress to almost nothing (Prometheus does the same, with
+/// the same 2 ms).
+const TIMESTAMP_TOLERANCE_MS: i64 = 2;
+
+/// Cache entries not seen for this many scrapes are forgotten.
+const CACHE_GENERATIONS: u64 = 10;
+
+/// What every loop of a job shares; replaced as a whole when the job is reloaded.
+pub struct JobContext {
+    pub job: ScrapeConfig,
+    pub scrapes_ok: Arc<Counter>,
+    pub scrapes_failed: Arc<Counter>,
+    pub client: reqwest::Client,
+    pub accept: String,
+    pub storage: StorageSlot,
+}
+
+/// The health of a target, as `/api/v1/targets` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// The outcome of the last scrape.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub health: Health,
+    pub last_error: String,
+    pub last_scrape: Option<SystemTime>,
+    pub last_duration: Duration,
+}
+
+/// A family's metadata as the target last described it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: Option<FamilyType>,
+    pub help: String,
+    pub unit: String,
+}
+
+/// A target as the API sees it: its spec plus what its loop last reported.
+pub struct Target {
+    pub spec: TargetSpec,
+    pub status: Mutex<Status>,
+    pub metadata: Mutex<HashMap<String, Metadata>>,
+}
+
+impl Target {
+    pub fn new(spec: TargetSpec) -> Target {
+        Target {
+            spec,
+            status: Mutex::new(Status {
+                health: Health::Unknown,
+                last_error: String::new(),
+                last_scrape: None,
+                last_duration: Duration::ZERO,
+            }),
+            metadata: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A failure found before any scrape, e.g. the job's `target_limit`.
+    pub fn fail(&self, reason: String) {
+        let mut s = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        s.health = Health::Down;
+        s.last_error = reason;
+    }
+}
+
+/// How a loop ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The target went away: mark its series stale.
+    Removed,
+    /// The loop is being replaced (reload) or the daemon stops: no markers; the cache
+    /// goes to the successor.
+    Handover,
+}
+
+/// Hashes are already xxh3 of the key; hashing them again would be wasted work.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A series line of the body, resolved.
+struct CacheEntry {
+    /// The raw name and labels as the target sent them (see [`write_key`]).
+    key: Box<[u8]>,
+    /// The stored labels, or `None` when metric relabelling drops the series.
+    labels: Option<Labels>,
+    series: Option<SeriesRef>,
+    /// The scrape generation that last saw it.
+    seen: u64,
+    /// Whether the target gave it an explicit timestamp; such series get no staleness
+    /// markers, as in Prometheus.
+    explicit_ts: bool,
+}
+
+/// Everything a target's loop remembers between scrapes.
+#[derive(Default)]
+pub struct Cache {
+    entries: HashMap<u64, CacheEntry, BuildHasherDefault<PassThrough>>,
+    /// Incremented for every scrape; entries seen at `generation - 1` were in the last
+    /// successful scrape.
+    generation: u64,
+    report: [Option<SeriesRef>; REPORT_SERIES],
+    /// Series of a predecessor loop whose decisions no longer apply (the job was
+    /// reloaded): those the first scrape does not write again are marked stale.
+    orphans: Vec<(Option<SeriesRef>, Labels)>,
+}
+
+impl Cache {
+    /// Prepares a predecessor's cache for a loop whose job configuration changed: the
+    /// cached label decisions may be wrong now, but the series of the last scrape must
+    /// still go stale if the new configuration no longer produces them.
+    pub fn invalidate(mut self) -> Cache {
+        let last = self.generation.saturating_sub(1);
+        self.orphans.extend(
+            self.entries
+                .drain()
+                .filter(|(_, e)| e.seen == last && !e.explicit_ts)
+                .filter_map(|(_, e)| e.labels.map(|l| (e.series, l))),
+        );
+        self.report = [None; REPORT_SERIES];
+        self
+    }
+}
+
+const REPORT_SERIES: usize = 5;
+const REPORT_NAMES: [&str; REPORT_SERIES] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// Counts of one scrape, for the report series.
+#[derive(Default)]
+struct Counts {
+    scraped: u64,
+    post_relabel: u64,
+    added: u64,
+}
+
+/// Runs a target's loop until told to stop; returns the cache for a successor.
+pub async fn run(
+    target: Arc<Target>,
+    job: Arc<JobContext>,
+    mut cache: Cache,
+    mut stop: watch::Receiver<Option<Stop>>,
+) -> Cache {
+    let interval_ms = i64::try_from(target.spec.interval.as_millis()).unwrap_or(i64::MAX);
+    let offset = i64::try_from(target.spec.hash % interval_ms.max(1) as u64).unwrap_or(0);
+    let now = now_ms();
+    let mut slot = now - now.rem_euclid(interval_ms) + offset;
+    if slot < now {
+        slot += interval_ms;
+    }
+    let report_labels = report_labels(&target.spec.labels);
+    let mut body = Vec::new();
+    let mut key = Vec::new();
+    let mode = loop {
+        let wait = Duration::from_millis(u64::try_from(slot - now_ms()).unwrap_or(0));
+        tokio::select! {
+            _ = tokio::time::sleep_until((Instant::now() + wait).into()) => {}
+            r = stop.changed() => break stop_mode(r.is_err(), &stop),
+        }
+        let started = Instant::now();
+        let start_ms = now_ms();
+        let ts = if (start_ms - slot).abs() <= TIMESTAMP_TOLERANCE_MS {
+            slot
+        } else {
+            start_ms
+        };
+        let fetched = tokio::select! {
+            f = fetch(&job, &target.spec, &mut body) => f,
+            r = stop.changed() => break stop_mode(r.is_err(), &stop),
+        };
+        let mut ingest = Ingest {
+            job: &job.job,
+            target: &target,
+            cache: &mut cache,
+            key: &mut key,
+            report_labels: &report_labels,
+        };
+        let result = match &fetched {
+            Ok(format) => ingest.scrape(&job.storage, *format, &body, ts, started),
+            Err(e) => Err(e.clone()),
+        };
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                ingest.fail(&job.storage, ts, started);
+                Err(e)
+            }
+        };
+        {
+            let mut s = target.status.lock().unwrap_or_else(PoisonError::into_inner);
+            s.last_scrape =
+                Some(UNIX_EPOCH + Duration::from_millis(u64::try_from(ts).unwrap_or(0)));
+            s.last_duration = started.elapsed();
+            match result {
+                Ok(()) => {
+                    job.scrapes_ok.inc();
+                    s.health = Health::Up;
+                    s.last_error.clear();
+                }
+                Err(e) => {
+                    job.scrapes_failed.inc();
+                    tracing::debug!(target = %target.spec.url, error = %e, "scrape failed");
+                    s.health = Health::Down;
+                    s.last_error = e;
+                }
+            }
+        }
+        // The next slot in the future; slots missed while a scrape overran are skipped.
+        let now = now_ms();
+        slot += interval_ms;
+        if slot <= now {
+            slot += ((now - slot) / interval_ms + 1) * interval_ms;
+        }
+    };
+    if mode == Stop::Removed {
+        let mut ingest = Ingest {
+            job: &job.job,
+            target: &target,
+            cache: &mut cache,
+            key: &mut key,
+            report_labels: &report_labels,
+        };
+        ingest.end_of_run(&job.storage, now_ms());
+    }
+    cache
+}
+
+/// Marks a target's series stale without a loop: a handed-over target that the
+/// reloaded job no longer has.
+pub fn retire(target: &Target, job: &JobContext, mut cache: Cache) {
+    let report_labels = report_labels(&target.spec.labels);
+    let mut key = Vec::new();
+    Ingest {
+        job: &job.job,
+        target,
+        cache: &mut cache,
+        key: &mut key,
+        report_labels: &report_labels,
+    }
+    .end_of_run(&job.storage, now_ms());
+}
+
+fn stop_mode(closed: bool, stop: &watch::Receiver<Option<Stop>>) -> Stop {
+    if closed {
+        return Stop::Handover;
+    }
+    stop.borrow().unwrap_or(Stop::Handover)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn report_labels(target: &Labels) -> [Labels; REPORT_SERIES] {
+    REPORT_NAMES.map(|name| {
+        Labels::from_pairs(
+            target
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .chain(std::iter::once((METRIC_NAME, name))),
+        )
+    })
+}
+
+/// Fetches the body into `body` (reused between scrapes) and picks its parser.
+async fn fetch(job: &JobContext, spec: &TargetSpec, body: &mut Vec<u8>) -> Result<Format, String> {
+    let timeout = spec.timeout;
+    let limit = job.job.limits.body_size_limit.0;
+    let get = async {
+        let mut resp = job
+            .client
+            .get(&spec.url)
+            .header(reqwest::header::ACCEPT, &job.accept)
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", timeout.as_secs_f64()),
+            )
+            .send()
+            .await
+            .map_err(|e| request_error(&spec.url, &e))?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(format!("server returned HTTP status {}", resp.status()));
+        }
+        let format = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| format_from_content_type(ct).ok())
+            .unwrap_or(Format::Text);
+        body.clear();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| request_error(&spec.url, &e))?
+        {
+            if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
+                return Err(format!("body size limit exceeded ({limit} bytes)"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(format)
+    };
+    match tokio::time::timeout(timeout, get).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("Get {:?}: context deadline exceeded", spec.url)),
+    }
+}
+
+/// The innermost cause, which is what an operator needs ("connection refused").
+fn request_error(url: &str, e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    format!("Get {url:?}: {cause}")
+}
+
+/// One scrape's work against the cache and storage.
+struct Ingest<'a> {
+    job: &'a ScrapeConfig,
+    target: &'a Target,
+    cache: &'a mut Cache,
+    key: &'a mut Vec<u8>,
+    report_labels: &'a [Labels; REPORT_SERIES],
+}
+
+impl Ingest<'_> {
+    /// Parses and appends a body, then stales what vanished and reports. Everything
+    /// goes in one batch: a body that fails anywhere stores nothing of itself.
+    fn scrape(
+        &mut self,
+        storage: &StorageSlot,
+        format: Format,
+        body: &[u8],
+        ts: i64,
+        started: Instant,
+    ) -> Result<(), String> {
+        let Some(db) = storage.get() else {
+            return Err("no local storage to write to".into());
+        };
+        let mut app = db.appender();
+        self.cache.generation += 1;
+        let generation = self.cache.generation;
+        let mut counts = Counts::default();
+        let mut parser = Parser::new(format, body);
+        let mut appended = (!self.cache.orphans.is_empty()).then(HashSet::new);
+        loop {
+            let entry = match parser.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    app.rollback();
+                    return Err(format!("parsing the body: {e}"));
+                }
+            };
+            match entry {
+                Entry::Sample(s) => {
+                    counts.scraped += 1;
+                    if let Err(e) =
+                        self.sample(&mut *app, &s, ts, generation, &mut counts, &mut appended)
+                    {
+                        app.rollback();
+                        return Err(e);
+                    }
+                }
+                Entry::Help { family, help } => self.meta(family, |m| set_str(&mut m.help, help)),
+                Entry::Type { family, kind } => self.meta(family, |m| {
+                    let changed = m.kind != Some(kind);
+                    m.kind = Some(kind);
+                    changed
+                }),
+                Entry::Unit { family, unit } => self.meta(family, |m| set_str(&mut m.unit, unit)),
+            }
+        }
+        self.stale_vanished(&mut *app, ts, generation, appended.as_ref())
+            .map_err(|e| storage_error(&e))?;
+        let duration = started.elapsed().as_secs_f64();
+        self.report(&mut *app, ts, 1.0, duration, &counts)
+            .map_err(|e| storage_error(&e))?;
+        app.commit().map_err(|e| storage_error(&e))?;
+        self.cache.orphans.clear();
+        if generation.is_multiple_of(CACHE_GENERATIONS) {
+            self.cache
+                .entries
+                .retain(|_, e| generation - e.seen < CACHE_GENERATIONS);
+        }
+        Ok(())
+    }
+
+    /// A failed scrape: every series of the last good scrape goes stale, `up` is 0.
+    fn fail(&mut self, storage: &StorageSlot, ts: i64, started: Instant) {
+        let Some(db) = storage.get() else { return };
+        let mut app = db.appender();
+        // Nothing was seen at this generation, so everything of the last one vanished.
+        self.cache.generation += 1;
+        let generation = self.cache.generation;
+        let result = self
+            .stale_vanished(&mut *app, ts, generation, None)
+            .and_then(|()| {
+                self.report(
+                    &mut *app,
+                    ts,
+                    0.0,
+                    started.elapsed().as_secs_f64(),
+                    &Counts::default(),
+                )
+            });
+        match result {
+            Ok(()) => {
+                if let Err(e) = app.commit() {
+                    tracing::warn!(target = %self.target.spec.url, error = %e, "cannot store the report of a failed scrape");
+                }
+            }
+            Err(e) => {
+                app.rollback();
+                tracing::warn!(target = %self.target.spec.url, error = %e, "cannot store the report of a failed scrape");
+            }
+        }
+        self.cache.orphans.clear();
+    }
+
+    /// The target is gone: its series and report series go stale.
+    fn end_of_run(&mut self, storage: &StorageSlot, ts: i64) {
+        let Some(db) = storage.get() else { return };
+        let mut app = db.appender();
+        self.cache.generation += 1;
+        let generation = self.cache.generation;
+        let mut result = self.stale_vanished(&mut *app, ts, generation, None);
+        for (labels, series) in self.report_labels.iter().zip(self.cache.report) {
+            if result.is_ok() && series.is_some() {
+                result = app
+                    .append(series, labels, ts, f64::from_bits(STALE_NAN_BITS))
+                    .map(|_| ());
+            }
+        }
+        let result = result.and_then(|()| app.commit());
+        if let Err(e) = result {
+            tracing::warn!(target = %self.target.spec.url, error = %e, "cannot write staleness markers for a removed target");
+        }
+    }
+
+    fn meta(&self, family: &str, update: impl FnOnce(&mut Metadata) -> bool) {
+        let mut meta = self
+            .target
+            .metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match meta.get_mut(family) {
+            Some(m) => {
+                update(m);
+            }
+            None => {
+                let mut m = Metadata::default();
+                update(&mut m);
+                meta.insert(family.to_owned(), m);
+            }
+        }
+    }
+
+    fn sample(
+        &mut self,
+        app: &mut dyn Appender,
+        s: &Sample<'_>,
+        ts: i64,
+        generation: u64,
+        counts: &mut Counts,
+        appended: &mut Option<HashSet<SeriesRef>>,
+    ) -> Result<(), String> {
+        write_key(self.key, s);
+        let hash = xxhash_rust::xxh3::xxh3_64(self.key);
+        let cached = self
+            .cache
+            .entries
+            .get(&hash)
+            .is_some_and(|e| *e.key == **self.key);
+        if !cached {
+            let labels = self.resolve(s)?;
+            let entry = CacheEntry {
+                key: self.key.as_slice().into(),
+                labels,
+                series: None,
+                seen: 0,
+                explicit_ts: false,
+            };
+            // A hash collision between two different lines is astronomically rare; the
+            // newer line simply takes the slot.
+            self.cache.entries.insert(hash, entry);
+        }
+        let Some(entry) = self.cache.entries.get_mut(&hash) else {
+            return Ok(());
+        };
+        entry.seen = generation;
+        let Some(labels) = &entry.labels else {
+            return Ok(());
+        };
+        counts.post_relabel += 1;
+        let limit = self.job.limits.sample_limit;
+        if limit > 0 && counts.post_relabel > limit {
+            return Err(format!("sample limit exceeded (limit: {limit})"));
+        }
+        let explicit = self.job.honor_timestamps && s.timestamp_ms.is_some();
+        let t = if explicit {
+            s.timestamp_ms.unwrap_or(ts)
+        } else {
+            ts
+        };
+        entry.explicit_ts = explicit;
+        match app.append(entry.series, labels, t, s.value) {
+            Ok(series) => {
+                if entry.series.is_none() {
+                    counts.added += 1;
+                }
+                entry.series = Some(series);
+                if let Some(set) = appended {
+                    set.insert(series);
+                }
+                Ok(())
+            }
+            // Out of order, too old or a changed value at a repeated timestamp: that
+            // sample is skipped and the scrape goes on, as in Prometheus.
+            Err(StorageError::OutOfBounds { .. } | StorageError::DuplicateSample { .. }) => Ok(()),
+            Err(e) => Err(storage_error(&e)),
+        }
+    }
+
+    /// The labels a series line is stored under, or `None` when relabelling drops it.
+    fn resolve(&self, s: &Sample<'_>) -> Result<Option<Labels>, String> {
+        let mut pairs: Vec<(String, String)> =
+            Vec::with_capacity(s.labels.len() + 1 + self.target.spec.labels.len());
+        pairs.push((METRIC_NAME.to_owned(), s.name.to_owned()));
+        pairs.extend(s.labels.iter().map(|(n, v)| (n.to_owned(), v.to_owned())));
+        for l in self.target.spec.labels.iter() {
+            let clash = pairs.iter().position(|(n, _)| *n == l.name);
+            match clash {
+                Some(_) if self.job.honor_labels => {}
+                Some(i) => {
+                    // The target's own label is kept as exported_<name> (prefixed again
+                    // while that clashes too) and the target label wins.
+                    let mut exported = format!("exported_{}", l.name);
+                    while pairs.iter().any(|(n, _)| *n == exported) {
+                        exported.insert_str(0, "exported_");
+                    }
+                    pairs[i].0 = exported;
+                    pairs.push((l.name.clone(), l.value.clone()));
+                }
+                None => pairs.push((l.name.clone(), l.value.clone())),
+            }
+        }
+        let labels = Labels::from_pairs(pairs);
+        let labels = if self.job.metric_relabel_configs.is_empty() {
+            Some(labels)
+        } else {
+            relabel::process(&labels, &self.job.metric_relabel_configs)
+        };
+        let Some(labels) = labels.filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        check_label_limits(&labels, &self.job.limits)?;
+        Ok(Some(labels))
+    }
+
+    /// Staleness markers for the series the last scrape had and this one has not.
+    fn stale_vanished(
+        &mut self,
+        app: &mut dyn Appender,
+        ts: i64,
+        generation: u64,
+        appended: Option<&HashSet<SeriesRef>>,
+    ) -> Result<(), StorageError> {
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let last = generation - 1;
+        for e in self.cache.entries.values_mut() {
+            if e.seen == last
+                && !e.explicit_ts
+                && let Some(labels) = &e.labels
+            {
+                e.series = tolerate(app.append(e.series, labels, ts, stale), e.series)?;
+            }
+        }
+        for (series, labels) in &self.cache.orphans {
+            let rewritten = appended
+                .zip(*series)
+                .is_some_and(|(set, s)| set.contains(&s));
+            if !rewritten {
+                tolerate(app.append(*series, labels, ts, stale), *series)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &mut self,
+        app: &mut dyn Appender,
+        ts: i64,
+        up: f64,
+        duration: f64,
+        counts: &Counts,
+    ) -> Result<(), StorageError> {
+        let values = [
+            up,
+            duration,
+            counts.scraped as f64,
+            counts.post_relabel as f64,
+            counts.added as f64,
+        ];
+        for ((labels, series), v) in self
+            .report_labels
+            .iter()
+            .zip(&mut self.cache.report)
+            .zip(values)
+        {
+            *series = tolerate(app.append(*series, labels, ts, v), *series)?;
+        }
+        Ok(())
+    }
+}
+
+/// Skipped samples (out of order, duplicates) are not errors for markers and reports;
+/// the series keeps the ref it had.
+fn tolerate(
+    r: Result<SeriesRef, StorageError>,
+    prev: Option<SeriesRef>,
+) -> Result<Option<SeriesRef>, StorageError> {
+    match r {
+        Ok(series) => Ok(Some(series)),
+        Err(StorageError::OutOfBounds { .. } | StorageError::DuplicateSample { .. }) => Ok(prev),
+        Err(e) => Err(e),
+    }
+}
+
+fn storage_error(e: &StorageError) -> String {
+    format!("storing samples: {e}")
+}
+
+fn set_str(field: &mut String, value: &str) -> bool {
+    if field == value {
+        return false;
+    }
+    value.clone_into(field);
+    true
+}
+
+/// The cache key of a series line: its name and labels as sent, each part ended by a
+/// byte that cannot occur in UTF-8.
+fn write_key(key: &mut Vec<u8>, s: &Sample<'_>) {
+    key.clear();
+    key.extend_from_slice(s.name.as_bytes());
+    for (n, v) in s.labels.iter() {
+        key.push(0xff);
+        key.extend_from_slice(n.as_bytes());
+        key.push(0xfe);
+        key.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// The job's label limits, checked after relabelling as upstream does.
+fn check_label_limits(labels: &Labels, limits: &ScrapeLimits) -> Result<(), String> {
+    let metric = labels.metric_name().unwrap_or_default();
+    let metric: String = metric.chars().take(50).collect();
+    if limits.label_limit > 0 && labels.len() as u64 > limits.label_limit {
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+            labels.len(),
+            limits.label_limit
+        ));
+    }
+    for l in labels.iter() {
+        if limits.label_name_length_limit > 0
+            && l.name.len() as u64 > limits.label_name_length_limit
+        {
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {})",
+                l.name,
+                l.name.len(),
+                limits.label_name_length_limit
+            ));
+        }
+        if limits.label_value_length_limit > 0
+            && l.value.len() as u64 > limits.label_value_length_limit
+        {
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {})",
+                l.name,
+                l.value,
+                l.value.len(),
+                limits.label_value_length_limit
+            ));
+        }
+    }
+    Ok(())
+}

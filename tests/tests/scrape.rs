@@ -1,0 +1,479 @@
+//! Scraping, black-box: Pharos scrapes a real `prometheus-node-exporter` and itself,
+//! reports its targets in Prometheus's JSON shape, and stores what it scraped; targets
+//! that misbehave fail only their own scrape.
+
+// Black-box tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use pharos_tests::{Pharos, pharos_bin, require_tool, wait_for};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A node exporter on a loopback port, killed when dropped.
+struct NodeExporter {
+    child: Child,
+    addr: String,
+}
+
+impl NodeExporter {
+    fn start() -> NodeExporter {
+        let bin = require_tool("prometheus-node-exporter");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(bin)
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(Duration::from_secs(20), || {
+            Ok(pharos_tests::request("GET", &format!("http://{addr}/metrics"))?.0 == 200)
+        })
+        .unwrap();
+        NodeExporter { child, addr }
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny HTTP server with canned misbehaviours, one per path.
+fn start_bad_targets() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    addr
+}
+
+fn serve(mut stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+            break;
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let body = match path {
+        "/garbage" => "this is { not metrics\n".to_owned(),
+        "/many" => (0..50)
+            .map(|i| format!("many_series{{i=\"{i}\"}} {i}\n"))
+            .collect(),
+        "/huge" => "x".repeat(200_000),
+        "/hang" => {
+            std::thread::sleep(Duration::from_secs(30));
+            return;
+        }
+        _ => "good_metric 1\n".to_owned(),
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.flush();
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+}
+
+fn targets(p: &Pharos) -> Value {
+    let (code, body) = p.get("/api/v1/targets").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success");
+    v["data"].clone()
+}
+
+fn active<'a>(data: &'a Value, job: &str) -> Vec<&'a Value> {
+    data["activeTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["scrapePool"] == job)
+        .collect()
+}
+
+#[test]
+fn scrapes_node_exporter_and_itself_and_stores_the_samples() {
+    let node = NodeExporter::start();
+    let port = free_port();
+    let config = format!(
+        r#"{{
+            "global": {{"scrape_interval": "1s"}},
+            "web": {{"listen_address": "127.0.0.1:{port}"}},
+            "storage": {{"tsdb": {{"path": "data"}}}},
+            "scrape_configs": [
+                {{"job_name": "node", "static_configs": [{{"targets": ["{}"], "labels": {{"env": "test"}}}}]}},
+                {{"job_name": "pharos", "static_configs": [{{"targets": ["127.0.0.1:{port}"]}}]}}
+            ]
+        }}"#,
+        node.addr
+    );
+    let mut p = Pharos::start(&config).unwrap();
+    p.wait_ready().unwrap();
+    wait_for(Duration::from_secs(20), || {
+        let data = targets(&p);
+        Ok(["node", "pharos"].iter().all(|job| {
+            active(&data, job)
+                .first()
+                .is_some_and(|t| t["health"] == "up")
+        }))
+    })
+    .unwrap();
+
+    let data = targets(&p);
+    let t = active(&data, "node")[0];
+    assert_eq!(t["labels"]["job"], "node");
+    assert_eq!(t["labels"]["instance"], node.addr.as_str());
+    assert_eq!(t["labels"]["env"], "test");
+    assert_eq!(t["discoveredLabels"]["__address__"], node.addr.as_str());
+    assert_eq!(t["discoveredLabels"]["__metrics_path__"], "/metrics");
+    assert_eq!(t["discoveredLabels"]["__scheme__"], "http");
+    assert_eq!(t["discoveredLabels"]["__scrape_interval__"], "1s");
+    assert_eq!(t["discoveredLabels"]["__scrape_timeout__"], "1s");
+    assert_eq!(t["scrapeUrl"], format!("http://{}/metrics", node.addr));
+    assert_eq!(t["scrapeInterval"], "1s");
+    assert_eq!(t["scrapeTimeout"], "1s");
+    assert_eq!(t["lastError"], "");
+    assert!(t["lastScrape"].as_str().unwrap().ends_with('Z'));
+    assert!(t["lastScrapeDuration"].as_f64().unwrap() > 0.0);
+    assert_eq!(data["droppedTargets"], Value::Array(vec![]));
+
+    // Metadata from the node exporter's HELP and TYPE lines.
+    let (code, body) = p
+        .get("/api/v1/targets/metadata?match_target=%7Bjob%3D%22node%22%7D&metric=node_cpu_seconds_total")
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let meta: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(meta["data"][0]["type"], "counter");
+    assert_eq!(meta["data"][0]["target"]["job"], "node");
+    assert!(!meta["data"][0]["help"].as_str().unwrap().is_empty());
+
+    // A few scrapes, then a clean stop so the log holds everything, then read back.
+    std::thread::sleep(Duration::from_secs(2));
+    p.signal("TERM").unwrap();
+    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let out = Command::new(pharos_bin())
+        .args(["tsdb", "dump", "--head"])
+        .arg(p.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8(out.stdout).unwrap();
+    let node_up = format!(
+        "{{__name__=\"up\", env=\"test\", instance=\"{}\", job=\"node\"}} 1 ",
+        node.addr
+    );
+    assert!(dump.contains(&node_up), "no up=1 for the node exporter");
+    let self_up = format!("{{__name__=\"up\", instance=\"127.0.0.1:{port}\", job=\"pharos\"}} 1 ");
+    assert!(dump.contains(&self_up), "no up=1 for Pharos itself");
+    assert!(
+        dump.lines()
+            .any(|l| l.starts_with("{__name__=\"node_cpu_seconds_total\""))
+    );
+    assert!(
+        dump.lines()
+            .any(|l| l.starts_with("{__name__=\"pharos_build_info\""))
+    );
+    for name in [
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    ] {
+        assert!(
+            dump.lines()
+                .any(|l| l.starts_with(&format!("{{__name__=\"{name}\", env=\"test\""))),
+            "{name} missing"
+        );
+    }
+}
+
+#[test]
+fn a_misbehaving_target_fails_only_its_own_scrape() {
+    let bad = start_bad_targets();
+    let job = |name: &str, path: &str, extra: &str| {
+        format!(
+            r#"{{"job_name": "{name}", "metrics_path": "{path}", "scrape_interval": "1s", "scrape_timeout": "500ms"{extra},
+                "static_configs": [{{"targets": ["{bad}"]}}]}}"#
+        )
+    };
+    let config = format!(
+        r#"{{
+            "web": {{"listen_address": "127.0.0.1:0"}},
+            "storage": {{"tsdb": {{"path": "data"}}}},
+            "scrape_configs": [{}, {}, {}, {}, {}, {}, {}]
+        }}"#,
+        job("good", "/good", ""),
+        job("garbage", "/garbage", ""),
+        job("hang", "/hang", ""),
+        job("huge", "/huge", r#", "body_size_limit": "100KB""#),
+        job("many", "/many", r#", "sample_limit": 10"#),
+        job("labels", "/many", r#", "label_limit": 1"#),
+        r#"{"job_name": "refused", "static_configs": [{"targets": ["127.0.0.1:1"]}], "scrape_interval": "1s"}"#,
+    );
+    let p = Pharos::start(&config).unwrap();
+    p.wait_ready().unwrap();
+    let expect = [
+        ("garbage", "parsing the body: line 1"),
+        ("hang", "context deadline exceeded"),
+        ("huge", "body size limit exceeded"),
+        ("many", "sample limit exceeded"),
+        ("labels", "label_limit exceeded"),
+        ("refused", "Connection refused"),
+    ];
+    wait_for(Duration::from_secs(20), || {
+        let data = targets(&p);
+        let good_up = active(&data, "good")
+            .first()
+            .is_some_and(|t| t["health"] == "up");
+        let all_down = expect.iter().all(|(job, _)| {
+            active(&data, job)
+                .first()
+                .is_some_and(|t| t["health"] == "down")
+        });
+        Ok(good_up && all_down)
+    })
+    .unwrap();
+    let data = targets(&p);
+    for (job, reason) in expect {
+        let t = active(&data, job)[0];
+        let err = t["lastError"].as_str().unwrap();
+        assert!(err.contains(reason), "{job}: {err:?} lacks {reason:?}");
+    }
+    // The good target kept its schedule while the hanging one timed out beside it.
+    let good = active(&data, "good")[0];
+    assert!(good["lastScrapeDuration"].as_f64().unwrap() < 0.5);
+    let (_, metrics) = p.get("/metrics").unwrap();
+    assert!(metrics.contains("pharos_target_scrapes_total{job=\"good\",result=\"ok\"}"));
+    assert!(metrics.contains("pharos_target_scrapes_total{job=\"hang\",result=\"failed\"}"));
+}
+
+#[test]
+fn file_sd_targets_follow_the_file_and_a_bad_file_keeps_the_last_good_ones() {
+    let bad = start_bad_targets();
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("targets.json");
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets": ["{bad}"], "labels": {{"team": "a"}}}}]"#),
+    )
+    .unwrap();
+    let config = format!(
+        r#"{{
+            "web": {{"listen_address": "127.0.0.1:0"}},
+            "storage": {{"tsdb": {{"path": "data"}}}},
+            "scrape_configs": [{{"job_name": "fsd", "metrics_path": "/good", "scrape_interval": "1s",
+                "file_sd_configs": [{{"files": ["{}/*.json"], "refresh_interval": "1h"}}],
+                "relabel_configs": [{{"source_labels": ["team"], "regex": "drop", "action": "drop"}}]}}]
+        }}"#,
+        dir.path().display()
+    );
+    let p = Pharos::start(&config).unwrap();
+    p.wait_ready().unwrap();
+    wait_for(Duration::from_secs(20), || {
+        let data = targets(&p);
+        Ok(active(&data, "fsd")
+            .first()
+            .is_some_and(|t| t["labels"]["team"] == "a" && t["health"] == "up"))
+    })
+    .unwrap();
+    let data = targets(&p);
+    assert_eq!(
+        active(&data, "fsd")[0]["discoveredLabels"]["__meta_filepath"],
+        sd.display().to_string()
+    );
+
+    // A broken file keeps the last good targets.
+    std::fs::write(&sd, "[{").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let data = targets(&p);
+    assert_eq!(active(&data, "fsd").len(), 1, "{data}");
+    let (_, metrics) = p.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("pharos_sd_refresh_failures_total{mechanism=\"file\",job=\"fsd\"}"),
+        "{metrics}"
+    );
+
+    // A new version is picked up without waiting for the refresh interval; a group
+    // relabelled away shows up as dropped.
+    std::fs::write(
+        &sd,
+        format!(
+            r#"[{{"targets": ["{bad}"], "labels": {{"team": "b"}}}}, {{"targets": ["127.0.0.1:1"], "labels": {{"team": "drop"}}}}]"#
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        let data = targets(&p);
+        let ok = active(&data, "fsd")
+            .first()
+            .is_some_and(|t| t["labels"]["team"] == "b")
+            && data["droppedTargets"].as_array().unwrap().len() == 1;
+        Ok(ok)
+    })
+    .unwrap();
+}
+
+/// Serves whatever `body` holds at the time of the request.
+fn start_controlled_target(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let text = body.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    addr
+}
+
+/// The samples of series whose dump line starts with `prefix`, in time order.
+fn values(dump: &str, prefix: &str) -> Vec<String> {
+    let mut v: Vec<(i64, String)> = dump
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| {
+            let mut parts = l.rsplitn(3, ' ');
+            let t = parts.next()?.parse().ok()?;
+            let value = parts.next()?.to_owned();
+            Some((t, value))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, value)| value).collect()
+}
+
+#[test]
+fn vanished_series_and_removed_targets_go_stale_and_a_reload_leaves_unchanged_jobs_alone() {
+    let body = std::sync::Arc::new(std::sync::Mutex::new("a 1\nb 2\n".to_owned()));
+    let ctl = start_controlled_target(body.clone());
+    let other = start_bad_targets();
+    let config = |with_ctl: bool| {
+        let ctl_job = format!(
+            r#"{{"job_name": "ctl", "scrape_interval": "500ms", "static_configs": [{{"targets": ["{ctl}"]}}]}},"#
+        );
+        format!(
+            r#"{{
+                "web": {{"listen_address": "127.0.0.1:0"}},
+                "storage": {{"tsdb": {{"path": "data"}}}},
+                "scrape_configs": [{}
+                    {{"job_name": "keep", "metrics_path": "/good", "scrape_interval": "500ms",
+                      "static_configs": [{{"targets": ["{other}"]}}]}}]
+            }}"#,
+            if with_ctl { ctl_job.as_str() } else { "" }
+        )
+    };
+    let mut p = Pharos::start(&config(true)).unwrap();
+    p.wait_ready().unwrap();
+    let scraped = |p: &Pharos, job: &str| -> f64 {
+        let (_, m) = p.get("/metrics").unwrap();
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "pharos_target_scrapes_total{{job=\"{job}\",result=\"ok\"}} "
+                ))
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    wait_for(Duration::from_secs(10), || Ok(scraped(&p, "ctl") >= 2.0)).unwrap();
+    *body.lock().unwrap() = "a 1\n".to_owned();
+    let before = scraped(&p, "ctl");
+    wait_for(Duration::from_secs(10), || {
+        Ok(scraped(&p, "ctl") >= before + 2.0)
+    })
+    .unwrap();
+
+    // Drop the job "ctl"; "keep" is unchanged and must not be disturbed.
+    let keep_before = scraped(&p, "keep");
+    std::fs::write(&p.config_path, config(false)).unwrap();
+    let (code, body_text) = p.post("/-/reload").unwrap();
+    assert_eq!(code, 200, "{body_text}");
+    wait_for(Duration::from_secs(10), || {
+        Ok(scraped(&p, "keep") >= keep_before + 2.0)
+    })
+    .unwrap();
+    let data = targets(&p);
+    assert!(active(&data, "ctl").is_empty());
+
+    p.signal("TERM").unwrap();
+    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let out = Command::new(pharos_bin())
+        .args(["tsdb", "dump", "--head"])
+        .arg(p.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8(out.stdout).unwrap();
+
+    // A target can never send the staleness NaN, so a NaN here is a marker.
+    let b = values(&dump, "{__name__=\"b\"");
+    assert_eq!(
+        b.last().map(String::as_str),
+        Some("NaN"),
+        "b went stale: {b:?}"
+    );
+    assert_eq!(b.iter().filter(|v| *v == "NaN").count(), 1);
+    let a = values(&dump, "{__name__=\"a\"");
+    assert_eq!(
+        a.last().map(String::as_str),
+        Some("NaN"),
+        "a went stale with its target: {a:?}"
+    );
+    let up_ctl = values(&dump, &format!("{{__name__=\"up\", instance=\"{ctl}\""));
+    assert_eq!(
+        up_ctl.last().map(String::as_str),
+        Some("NaN"),
+        "up of the removed target went stale"
+    );
+    let up_keep = values(&dump, &format!("{{__name__=\"up\", instance=\"{other}\""));
+    assert!(!up_keep.is_empty() && !up_keep.contains(&"NaN".to_owned()));
+    let keep = values(&dump, "{__name__=\"good_metric\"");
+    assert!(keep.len() >= 4);
+    assert!(
+        !keep.contains(&"NaN".to_owned()),
+        "the unchanged job was left alone: {keep:?}"
+    );
+}
