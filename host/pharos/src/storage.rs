@@ -7,7 +7,7 @@ use crate::component::{Component, Context};
 use crate::config::{Config, TsdbConfig, WalFsync};
 use crate::telemetry::metrics::{Collect, Counter, Family};
 use pharos_model::exposition::{MetricType, TextWriter};
-use pharos_tsdb::wal::{FsyncPolicy, WalOptions};
+use pharos_tsdb::wal::{FsyncHistogram, FsyncPolicy, WalOptions};
 use pharos_tsdb::{Db, DbOptions, Maintenance};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -107,8 +107,37 @@ impl Collect for TsdbCollector {
             MetricType::Gauge,
             db.wal_bytes() as f64,
         );
+        gauge(
+            w,
+            "pharos_tsdb_wal_writes_failed_total",
+            "Commits whose write to the write-ahead log failed (for example on a full disk) and were refused.",
+            MetricType::Counter,
+            db.wal_stats().writes_failed() as f64,
+        );
+        write_fsync_histogram(w, &db.wal_stats().fsync_durations());
         self.events.collect(w);
     }
+}
+
+/// Renders the log's fsync durations, which the TSDB counts in its own atomics (it
+/// does not depend on this crate's registry), as a histogram family.
+fn write_fsync_histogram(w: &mut TextWriter<'_>, h: &FsyncHistogram) {
+    const NAME: &str = "pharos_tsdb_wal_fsync_duration_seconds";
+    w.family(
+        NAME,
+        "Duration of write-ahead log segment fsyncs.",
+        MetricType::Histogram,
+    );
+    let bucket = format!("{NAME}_bucket");
+    let mut le = String::new();
+    for &(bound, n) in &h.buckets {
+        le.clear();
+        pharos_model::exposition::format_float(&mut le, bound);
+        w.sample(&bucket, &[("le", &le)], n as f64, None);
+    }
+    w.sample(&bucket, &[("le", "+Inf")], h.count as f64, None);
+    w.sample(&format!("{NAME}_sum"), &[], h.sum_seconds, None);
+    w.sample(&format!("{NAME}_count"), &[], h.count as f64, None);
 }
 
 /// The local TSDB as a daemon component.
@@ -271,4 +300,68 @@ pub fn register_metrics(
         events: events.clone(),
     }));
     Arc::new(StorageMetrics { events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharos_model::Labels;
+
+    /// The value of the sample line starting with `series ` in a text exposition.
+    fn value(text: &str, series: &str) -> f64 {
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
+    #[test]
+    fn metrics_show_wal_fsyncs_of_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let telemetry = crate::telemetry::Telemetry::new();
+        let slot = StorageSlot::default();
+        register_metrics(&telemetry, &slot);
+        let opts = DbOptions {
+            wal: WalOptions {
+                fsync: FsyncPolicy::Always,
+                ..WalOptions::default()
+            },
+            ..DbOptions::default()
+        };
+        let db = Arc::new(Db::open(dir.path(), opts).unwrap().0);
+        slot.set(Some(db.clone()));
+
+        let before = telemetry.registry.render();
+        assert!(
+            before.contains("# TYPE pharos_tsdb_wal_fsync_duration_seconds histogram\n"),
+            "{before}"
+        );
+        let count_before = value(&before, "pharos_tsdb_wal_fsync_duration_seconds_count");
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
+        for t in 0..5 {
+            let mut app = db.appender();
+            app.append(None, &labels, t * 15_000, 1.0).unwrap();
+            app.commit().unwrap();
+        }
+
+        let after = telemetry.registry.render();
+        let count = value(&after, "pharos_tsdb_wal_fsync_duration_seconds_count");
+        assert_eq!(count - count_before, 5.0, "one fsync per commit\n{after}");
+        assert_eq!(
+            value(
+                &after,
+                "pharos_tsdb_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"
+            ),
+            count
+        );
+        assert!(value(&after, "pharos_tsdb_wal_fsync_duration_seconds_sum") > 0.0);
+        assert!(after.contains("pharos_tsdb_wal_fsync_duration_seconds_bucket{le=\"0.0001\"} "));
+        assert_eq!(value(&after, "pharos_tsdb_wal_writes_failed_total"), 0.0);
+        assert_eq!(
+            value(&after, "pharos_tsdb_head_samples_appended_total"),
+            5.0
+        );
+        assert_eq!(value(&after, "pharos_tsdb_head_series"), 1.0);
+    }
 }

@@ -8,7 +8,7 @@ use crate::block::{self, Block, BlockWriter, ChunkData};
 use crate::chunk::{ColumnarChunk, Encoding};
 use crate::head::{Head, HeadOptions};
 use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
-use crate::wal::{self, Record, SampleRecord, SeriesRecord, Wal, WalOptions};
+use crate::wal::{self, Record, SampleRecord, SeriesRecord, Wal, WalOptions, WalStats};
 use pharos_model::{Labels, Matcher};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,12 @@ pub struct Db {
     opts: DbOptions,
     head: Head,
     wal: Mutex<Wal>,
+    /// The log's counters, readable without waiting for `wal`'s lock.
+    wal_stats: Arc<WalStats>,
+    /// Set when the log checkpoint after a block cut failed (a full disk): the time it
+    /// keeps samples from. The next [`Db::maintain`] retries it rather than leaving the
+    /// log to hold the cut samples until the next cut, a block range later.
+    checkpoint_due: Mutex<Option<i64>>,
     /// Sorted by min time. Replaced wholesale, so queriers keep a consistent snapshot.
     blocks: RwLock<Arc<Vec<Arc<Block>>>>,
     /// One maintenance pass at a time.
@@ -95,7 +101,9 @@ impl Db {
             retention,
             opts,
             head,
+            wal_stats: wal.stats(),
             wal: Mutex::new(wal),
+            checkpoint_due: Mutex::new(None),
             blocks: RwLock::new(Arc::new(blocks)),
             maintenance: Mutex::new(()),
         };
@@ -143,6 +151,11 @@ impl Db {
         dir_size(&self.dir.join("wal"))
     }
 
+    /// Fsync durations and failed writes of the write-ahead log.
+    pub fn wal_stats(&self) -> &WalStats {
+        &self.wal_stats
+    }
+
     /// Changes retention; takes effect at the next [`Db::maintain`].
     pub fn set_retention(&self, time: Option<i64>, size: Option<u64>) {
         *self
@@ -167,6 +180,10 @@ impl Db {
     /// adjacent blocks, and applies retention. Called periodically by the daemon.
     pub fn maintain(&self) -> Result<Maintenance, StorageError> {
         let _one = lock(&self.maintenance);
+        let due = *lock(&self.checkpoint_due);
+        if let Some(min_t) = due {
+            self.checkpoint_wal(min_t)?;
+        }
         let mut m = Maintenance::default();
         while let Some((min, max)) = self.head.time_range() {
             let range = self.opts.block_range;
@@ -228,20 +245,26 @@ impl Db {
             tracing::info!(block = %meta.id, min_time = start, max_time = end, series = meta.stats.num_series, samples = meta.stats.num_samples, "cut block from head");
         }
         let removed = self.head.truncate_before(end)?;
+        tracing::debug!(removed_series = removed.len(), "head truncated");
+        self.checkpoint_wal(end)
+    }
+
+    /// Condenses the log to what the head still holds from `min_t` on. On failure the
+    /// checkpoint is left due for the next [`Db::maintain`].
+    fn checkpoint_wal(&self, min_t: i64) -> Result<(), StorageError> {
         // Decide what the checkpoint keeps while holding the log: every commit logged
         // before this point has its series in the head already, and every later one goes
         // to the new segment the checkpoint starts.
         let mut wal = lock(&self.wal);
         let live: std::collections::HashSet<u32> = self.head.series_ids().into_iter().collect();
         let (_, last) = wal.segments();
-        wal.checkpoint(
+        let result = wal.checkpoint(
             last,
             |id| u32::try_from(id).is_ok_and(|id| live.contains(&id)),
-            end,
-        )
-        .map_err(|e| StorageError::Wal(e.to_string()))?;
-        tracing::debug!(removed_series = removed.len(), "head truncated");
-        Ok(())
+            min_t,
+        );
+        *lock(&self.checkpoint_due) = result.is_err().then_some(min_t);
+        result.map(|_| ()).map_err(StorageError::from)
     }
 
     fn add_block(&self, b: Arc<Block>, replaces: &[Arc<Block>]) {

@@ -33,10 +33,39 @@ pub enum StorageError {
     Closed,
     #[error("write-ahead log: {0}")]
     Wal(String),
+    /// The file system holding `path` is full. What failed was undone (a commit is cut
+    /// off the log and not applied; a block or checkpoint being written is removed), so
+    /// everything committed before is intact and the same call succeeds once space is
+    /// freed. Kept apart from [`StorageError::Wal`] so callers and operators can tell
+    /// "free some space" from damage.
+    #[error(
+        "no space left on device writing {}; the write was undone, nothing committed before is lost, and writes resume once space is freed",
+        path.display()
+    )]
+    DiskFull {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("block {path}: {reason}")]
     Block { path: String, reason: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<crate::wal::WalError> for StorageError {
+    /// A full disk becomes [`StorageError::DiskFull`]; every other log error keeps its
+    /// message, which names the file concerned.
+    fn from(e: crate::wal::WalError) -> Self {
+        match e {
+            crate::wal::WalError::Io { path, source }
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                StorageError::DiskFull { path, source }
+            }
+            other => StorageError::Wal(other.to_string()),
+        }
+    }
 }
 
 /// A batch of samples that becomes visible to queriers at once, on commit.

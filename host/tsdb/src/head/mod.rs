@@ -334,7 +334,15 @@ impl Head {
                     || (d.open.num_samples() > 0 && t >= boundary)
                 {
                     let full = std::mem::take(&mut d.open);
-                    self.close_chunk(&mut d, &full)?;
+                    if let Err(e) = self.close_chunk(&mut d, &full) {
+                        // The sample is already in the log (a full disk that had room
+                        // for the commit but not for the chunk page): refusing it, or
+                        // dropping the full chunk, would hide acknowledged samples until
+                        // a restart. The chunk stays open and grows in memory; the next
+                        // append tries to close it again.
+                        d.open = full;
+                        tracing::warn!(error = %e, "head: could not write a full chunk to chunks_head; keeping it in memory");
+                    }
                 }
                 d.open
                     .append(t, v)
@@ -344,8 +352,11 @@ impl Head {
             Class::OutOfOrder(at) => {
                 self.ooo_samples.fetch_add(1, Ordering::Relaxed);
                 d.ooo.insert(at, (t, v));
-                if d.ooo.len() >= OOO_BUFFER {
-                    self.flush_ooo(&mut d)?;
+                if d.ooo.len() >= OOO_BUFFER
+                    && let Err(e) = self.flush_ooo(&mut d)
+                {
+                    // As for a full in-order chunk: the buffer keeps the samples.
+                    tracing::warn!(error = %e, "head: could not write an out-of-order chunk to chunks_head; keeping it in memory");
                 }
             }
         }
@@ -450,8 +461,9 @@ impl Head {
 
     fn flush_ooo(&self, d: &mut SeriesData) -> Result<(), StorageError> {
         let chunk = encode(&d.ooo);
+        self.close_chunk(d, &chunk)?;
         d.ooo.clear();
-        self.close_chunk(d, &chunk)
+        Ok(())
     }
 
     fn series_ref(&self, series: SeriesRef) -> Result<Arc<MemSeries>, StorageError> {
@@ -627,7 +639,6 @@ impl Head {
                     .filter(|c| c.min_t < t && c.max_t >= t)
                     .copied()
                     .collect();
-                d.closed.retain(|c| c.min_t >= t);
                 for c in spanning {
                     let bytes = lock(&self.chunks).read(c.at)?;
                     let kept: Vec<(i64, f64)> =
@@ -636,6 +647,9 @@ impl Head {
                             .collect();
                     self.close_chunk(&mut d, &encode(&kept))?;
                 }
+                // Only now, so a failed write above (a full disk) leaves the spanning
+                // chunks in place rather than losing their samples from `t` on.
+                d.closed.retain(|c| c.min_t >= t);
                 d.closed.sort_by_key(|c| c.min_t);
                 // Give back the dropped entries' memory: the list regrows slowly.
                 d.closed.shrink_to_fit();

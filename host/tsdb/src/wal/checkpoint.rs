@@ -74,7 +74,7 @@ impl Wal {
         // Only closed segments are condensed. No fsync of them is needed: they are read
         // back through the page cache and the checkpoint made from them is fsynced itself.
         if upto == self.current {
-            self.cut().map_err(io_at(&self.dir))?;
+            self.cut()?;
         }
 
         let segs: Vec<u32> = listing
@@ -107,21 +107,26 @@ impl Wal {
             upto,
             ..CheckpointStats::default()
         };
-        let mut out = SegmentWriter::new(&tmp, self.opts.segment_size);
-        for path in &sources {
-            read_segment(path, Mode::Strict, |kind, payload, offset| {
-                let rec = decode_at(path, offset, kind, payload)?;
-                if let Some(kept) = filter(rec, &keep, min_t, &mut stats) {
-                    out.write(&kept)?;
-                }
-                Ok(())
-            })?;
-            stats.segments_read += 1;
+        let written = write_checkpoint(&sources, &tmp, self.opts.segment_size, |rec| {
+            filter(rec, &keep, min_t, &mut stats)
+        })
+        .and_then(|(read, bytes)| {
+            stats.segments_read = read;
+            stats.bytes_written = bytes;
+            fs::rename(&tmp, &final_dir).map_err(io_at(&final_dir))?;
+            sync_dir(&self.dir).map_err(io_at(&self.dir))
+        });
+        if let Err(e) = written {
+            // A half-written checkpoint is never read, but on a full disk the space it
+            // holds is what the next attempt needs, so it goes now rather than at the
+            // next open.
+            if let Err(rm) = fs::remove_dir_all(&tmp)
+                && rm.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %tmp.display(), error = %rm, "WAL: could not remove a failed checkpoint");
+            }
+            return Err(e);
         }
-        stats.bytes_written = out.finish()?;
-        sync_dir(&tmp).map_err(io_at(&tmp))?;
-        fs::rename(&tmp, &final_dir).map_err(io_at(&final_dir))?;
-        sync_dir(&self.dir).map_err(io_at(&self.dir))?;
 
         // The checkpoint is durable; what it replaces can go. A failure here loses
         // nothing (replay ignores covered segments, open retries), so it only warns.
@@ -144,6 +149,31 @@ impl Wal {
         );
         Ok(stats)
     }
+}
+
+/// Copies what `filter` keeps of the records in `sources` into segments in `tmp` and
+/// makes them durable. Returns the segment files read and the bytes written.
+fn write_checkpoint(
+    sources: &[PathBuf],
+    tmp: &Path,
+    segment_size: u64,
+    mut filter: impl FnMut(Record) -> Option<Record>,
+) -> Result<(u32, u64), WalError> {
+    let mut out = SegmentWriter::new(tmp, segment_size);
+    let mut read = 0u32;
+    for path in sources {
+        read_segment(path, Mode::Strict, |kind, payload, offset| {
+            let rec = decode_at(path, offset, kind, payload)?;
+            if let Some(kept) = filter(rec) {
+                out.write(&kept)?;
+            }
+            Ok(())
+        })?;
+        read += 1;
+    }
+    let bytes = out.finish()?;
+    sync_dir(tmp).map_err(io_at(tmp))?;
+    Ok((read, bytes))
 }
 
 /// Removes a file or directory, returning 1 (and warning) if that failed.

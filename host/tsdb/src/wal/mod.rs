@@ -29,17 +29,20 @@ mod checkpoint;
 mod record;
 mod replay;
 mod segment;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use checkpoint::CheckpointStats;
 pub use record::{Record, SampleRecord, SeriesRecord, Tombstone};
 pub use replay::{ReplayStats, replay};
+pub use stats::{FSYNC_BUCKETS, FsyncHistogram, WalStats};
 
 use segment::{Mode, checkpoint_name, list_dir, read_segment, segment_name, sync_dir};
 
@@ -144,6 +147,7 @@ pub struct Wal {
     /// partial commit never ends up in the middle of a segment.
     needs_cut_back: bool,
     buf: Vec<u8>,
+    stats: Arc<WalStats>,
 }
 
 impl Wal {
@@ -210,6 +214,7 @@ impl Wal {
             last_sync: Instant::now(),
             needs_cut_back: false,
             buf: Vec::new(),
+            stats: Arc::default(),
         })
     }
 
@@ -224,18 +229,32 @@ impl Wal {
         (self.first, self.current)
     }
 
+    /// Fsync durations and failed writes, shared so they can be read without `&self`
+    /// (and so without waiting for a commit in progress).
+    pub fn stats(&self) -> Arc<WalStats> {
+        self.stats.clone()
+    }
+
+    fn segment_path(&self) -> PathBuf {
+        self.dir.join(segment_name(self.current))
+    }
+
     /// Logs one commit: all `records` are encoded and written contiguously with a single
     /// write, into one segment (a new one is started first if the commit would overflow
     /// the current). Empty records are skipped. Durability follows [`FsyncPolicy`].
     ///
-    /// If the write fails, the partial commit is cut off again so the segment stays
-    /// well-formed; the error is returned and nothing of the commit counts as logged.
-    pub fn log(&mut self, records: &[Record]) -> io::Result<()> {
+    /// If the write or the fsync that follows it fails — a full disk is the usual
+    /// cause — the commit is cut off the segment again, so the segment ends with the
+    /// previous commit and later commits are not appended after half a frame (which
+    /// replay would take for damage in the middle of the log). The error names the
+    /// segment; nothing of the commit counts as logged, and once space is freed the
+    /// next `log` succeeds.
+    pub fn log(&mut self, records: &[Record]) -> Result<(), WalError> {
         self.cut_back_failed_write()?;
         self.buf.clear();
         for r in records {
             record::encode_record(r, &mut self.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                .map_err(|e| WalError::InvalidArgument(e.to_string()))?;
         }
         if self.buf.is_empty() {
             return Ok(());
@@ -244,30 +263,52 @@ impl Wal {
         if self.size > 0 && self.size.saturating_add(len) > self.opts.segment_size {
             self.cut()?;
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
-            if self.file.set_len(self.size).is_err() {
-                self.needs_cut_back = true;
-            }
-            return Err(e);
-        }
-        self.size += len;
-        self.dirty = true;
+        let before = self.size;
+        let result = self.write_commit(len);
         if self.buf.capacity() > KEEP_BUF {
             self.buf = Vec::new();
         }
-        match self.opts.fsync {
-            FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync()?,
-            FsyncPolicy::Interval(_) | FsyncPolicy::Never => {}
+        if let Err(source) = result {
+            self.stats.write_failed();
+            self.size = before;
+            if self.file.set_len(before).is_err() {
+                self.needs_cut_back = true;
+            }
+            return Err(WalError::Io {
+                path: self.segment_path(),
+                source,
+            });
         }
         Ok(())
     }
 
+    /// Appends the encoded commit and fsyncs as the policy asks.
+    fn write_commit(&mut self, len: u64) -> io::Result<()> {
+        self.file.write_all(&self.buf)?;
+        self.size += len;
+        self.dirty = true;
+        match self.opts.fsync {
+            FsyncPolicy::Always => self.sync_segment(),
+            FsyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync_segment(),
+            FsyncPolicy::Interval(_) | FsyncPolicy::Never => Ok(()),
+        }
+    }
+
     /// Fsyncs the current segment if anything was written since the last fsync,
     /// whatever the policy.
-    pub fn sync(&mut self) -> io::Result<()> {
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        self.sync_segment().map_err(|source| WalError::Io {
+            path: self.segment_path(),
+            source,
+        })
+    }
+
+    /// [`Wal::sync`], timed into [`WalStats`] when it really fsyncs.
+    fn sync_segment(&mut self) -> io::Result<()> {
         if self.dirty {
+            let started = Instant::now();
             self.file.sync_data()?;
+            self.stats.observe_fsync(started.elapsed());
             self.dirty = false;
         }
         self.last_sync = Instant::now();
@@ -277,19 +318,13 @@ impl Wal {
     /// Starts the next segment. Unless the policy is `Never`, the finished segment is
     /// fsynced first and the directory after, so a crash can leave a torn record only in
     /// the newest segment — which is the one place replay knows how to repair.
-    fn cut(&mut self) -> io::Result<()> {
+    fn cut(&mut self) -> Result<(), WalError> {
         self.cut_back_failed_write()?;
         if self.opts.fsync != FsyncPolicy::Never {
             self.sync()?;
         }
-        let next = self
-            .current
-            .checked_add(1)
-            .ok_or_else(|| io::Error::other("WAL segment numbers exhausted"))?;
-        let file = create_segment(&self.dir, next).map_err(|e| match e {
-            WalError::Io { source, .. } => source,
-            other => io::Error::other(other.to_string()),
-        })?;
+        let next = self.current.checked_add(1).ok_or_else(exhausted)?;
+        let file = create_segment(&self.dir, next)?;
         // Switch before syncing the directory: the file exists now, and retrying the
         // creation after a failed directory sync would only fail with "already exists".
         self.file = file;
@@ -297,16 +332,21 @@ impl Wal {
         self.size = 0;
         self.dirty = false;
         if self.opts.fsync != FsyncPolicy::Never {
-            sync_dir(&self.dir)?;
+            sync_dir(&self.dir).map_err(io_at(&self.dir))?;
         }
         Ok(())
     }
 
     /// Removes the remains of a write that failed and could not be cut off at the time,
     /// before anything else is appended or the segment is closed.
-    fn cut_back_failed_write(&mut self) -> io::Result<()> {
+    fn cut_back_failed_write(&mut self) -> Result<(), WalError> {
         if self.needs_cut_back {
-            self.file.set_len(self.size)?;
+            self.file
+                .set_len(self.size)
+                .map_err(|source| WalError::Io {
+                    path: self.segment_path(),
+                    source,
+                })?;
             self.needs_cut_back = false;
         }
         Ok(())
