@@ -191,6 +191,8 @@ fn scrapes_node_exporter_and_itself_and_stores_the_samples() {
         node.addr
     );
     assert!(dump.contains(&node_up), "no up=1 for the node exporter");
+    // Pharos's scrape asks for OpenMetrics first, so this also proves that its own
+    // /metrics in OpenMetrics passes its strict OpenMetrics parser.
     let self_up = format!("{{__name__=\"up\", instance=\"127.0.0.1:{port}\", job=\"pharos\"}} 1 ");
     assert!(dump.contains(&self_up), "no up=1 for Pharos itself");
     assert!(

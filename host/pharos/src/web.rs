@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pharos_model::exposition::TEXT_CONTENT_TYPE;
+use pharos_model::exposition::wants_openmetrics;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,12 +86,13 @@ async fn quit(State(s): State<WebState>) -> &'static str {
     "Requesting termination... Goodbye!\n"
 }
 
-async fn metrics(State(s): State<WebState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
-        s.telemetry.registry.render(),
-    )
-        .into_response()
+async fn metrics(State(s): State<WebState>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (body, content_type) = s.telemetry.registry.render_as(wants_openmetrics(accept));
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn targets(State(s): State<WebState>, Query(q): Query<HashMap<String, String>>) -> Response {

@@ -5,4 +5,6 @@ pub mod parse;
 mod text;
 
 pub use float::format_float;
-pub use text::{MetricType, TEXT_CONTENT_TYPE, TextWriter};
+pub use text::{
+    MetricType, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, TextWriter, wants_openmetrics,
+};

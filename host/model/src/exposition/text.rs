@@ -1,4 +1,10 @@
-//! Writer for the Prometheus text exposition format, version 0.0.4.
+//! Writer for the two text expositions: Prometheus text 0.0.4 and OpenMetrics 1.0.
+//!
+//! One writer serves both because the formats differ only in details a caller should
+//! not have to know: OpenMetrics names a counter family without its `_total` suffix,
+//! calls `untyped` `unknown`, escapes `"` in HELP, writes timestamps in seconds and ends
+//! with `# EOF`. `/metrics`, federation and the pushgateway pick the format from the
+//! request's `Accept` header and write the same calls either way.
 
 use super::float::format_float;
 use std::fmt::{self, Write};
@@ -39,27 +45,84 @@ impl fmt::Display for MetricType {
 #[derive(Debug)]
 pub struct TextWriter<'a> {
     out: &'a mut String,
+    openmetrics: bool,
 }
 
-/// The media type of what [`TextWriter`] produces, for `Content-Type` headers.
+/// The media type of the text format 0.0.4, for `Content-Type` headers.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The media type of OpenMetrics 1.0 text, for `Content-Type` headers.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which exposition a reply should use, from the request's `Accept` header: OpenMetrics
+/// when the client lists it (as Prometheus does), the text format otherwise.
+pub fn wants_openmetrics(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let weight_zero = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f64>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        media.eq_ignore_ascii_case("application/openmetrics-text") && !weight_zero
+    })
+}
 
 impl<'a> TextWriter<'a> {
-    /// A writer that appends to `out`.
+    /// A text format 0.0.4 writer that appends to `out`.
     pub fn new(out: &'a mut String) -> Self {
-        TextWriter { out }
+        TextWriter {
+            out,
+            openmetrics: false,
+        }
     }
 
-    /// Writes the `# HELP` (omitted when `help` is empty) and `# TYPE` lines.
+    /// An OpenMetrics 1.0 writer that appends to `out`; call [`TextWriter::finish`] at
+    /// the end.
+    pub fn openmetrics(out: &'a mut String) -> Self {
+        TextWriter {
+            out,
+            openmetrics: true,
+        }
+    }
+
+    /// The media type of what this writer produces.
+    pub fn content_type(&self) -> &'static str {
+        if self.openmetrics {
+            OPENMETRICS_CONTENT_TYPE
+        } else {
+            TEXT_CONTENT_TYPE
+        }
+    }
+
+    /// Ends the exposition: OpenMetrics requires `# EOF`; the text format has no end.
+    pub fn finish(self) {
+        if self.openmetrics {
+            self.out.push_str("# EOF\n");
+        }
+    }
+
+    /// Writes the `# HELP` (omitted when `help` is empty) and `# TYPE` lines. `name` is
+    /// the sample name; for an OpenMetrics counter the family is named without `_total`.
     pub fn family(&mut self, name: &str, help: &str, kind: MetricType) {
+        let family = if self.openmetrics && kind == MetricType::Counter {
+            name.strip_suffix("_total").unwrap_or(name)
+        } else {
+            name
+        };
         if !help.is_empty() {
             self.out.push_str("# HELP ");
-            self.out.push_str(name);
+            self.out.push_str(family);
             self.out.push(' ');
-            escape_into(self.out, help, false);
+            escape_into(self.out, help, self.openmetrics);
             self.out.push('\n');
         }
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        let kind = match kind {
+            MetricType::Untyped if self.openmetrics => "unknown",
+            k => k.as_str(),
+        };
+        let _ = writeln!(self.out, "# TYPE {family} {kind}");
     }
 
     /// Writes one sample line. Labels are written in the order given.
@@ -87,13 +150,21 @@ impl<'a> TextWriter<'a> {
         self.out.push(' ');
         format_float(self.out, value);
         if let Some(ts) = timestamp_ms {
-            let _ = write!(self.out, " {ts}");
+            if self.openmetrics {
+                // Seconds, with the millisecond precision Pharos stores.
+                let sign = if ts < 0 { "-" } else { "" };
+                let abs = ts.unsigned_abs();
+                let _ = write!(self.out, " {sign}{}.{:03}", abs / 1000, abs % 1000);
+            } else {
+                let _ = write!(self.out, " {ts}");
+            }
         }
         self.out.push('\n');
     }
 }
 
-/// Escapes backslash and newline (and, inside label values, the double quote).
+/// Escapes backslash and newline, and the double quote where `quote` is set (label
+/// values; OpenMetrics HELP too).
 fn escape_into(out: &mut String, s: &str, quote: bool) {
     for c in s.chars() {
         match c {
@@ -134,5 +205,42 @@ mod tests {
              # TYPE up gauge\n\
              up 1 1700000000000\n"
         );
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_and_ends_with_eof() {
+        let mut s = String::new();
+        let mut w = TextWriter::openmetrics(&mut s);
+        assert_eq!(w.content_type(), OPENMETRICS_CONTENT_TYPE);
+        w.family("jobs_total", "Jobs \"done\".", MetricType::Counter);
+        w.sample("jobs_total", &[("q", "a")], 3.0, Some(1_700_000_000_123));
+        w.family("mystery", "", MetricType::Untyped);
+        w.sample("mystery", &[], f64::NAN, Some(-1500));
+        w.finish();
+        assert_eq!(
+            s,
+            "# HELP jobs Jobs \\\"done\\\".\n\
+             # TYPE jobs counter\n\
+             jobs_total{q=\"a\"} 3 1700000000.123\n\
+             # TYPE mystery unknown\n\
+             mystery NaN -1.500\n\
+             # EOF\n"
+        );
+        // What the writer produces, the strict OpenMetrics parser accepts.
+        let body = crate::exposition::parse::parse(
+            crate::exposition::parse::Format::OpenMetrics,
+            s.as_bytes(),
+        );
+        assert!(body.is_ok(), "{body:?}");
+    }
+
+    #[test]
+    fn accept_header_picks_the_format() {
+        assert!(wants_openmetrics(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(!wants_openmetrics("text/plain;version=0.0.4"));
+        assert!(!wants_openmetrics("application/openmetrics-text;q=0"));
+        assert!(!wants_openmetrics(""));
     }
 }

@@ -31,8 +31,18 @@ impl Registry {
 
     /// Renders every registered family in the text format.
     pub fn render(&self) -> String {
+        self.render_as(false).0
+    }
+
+    /// Renders every registered family in OpenMetrics or the text format; returns the
+    /// body and its media type.
+    pub fn render_as(&self, openmetrics: bool) -> (String, &'static str) {
         let mut out = String::with_capacity(8 * 1024);
-        let mut w = TextWriter::new(&mut out);
+        let mut w = if openmetrics {
+            TextWriter::openmetrics(&mut out)
+        } else {
+            TextWriter::new(&mut out)
+        };
         for c in self
             .collectors
             .read()
@@ -41,7 +51,9 @@ impl Registry {
         {
             c.collect(&mut w);
         }
-        out
+        let content_type = w.content_type();
+        w.finish();
+        (out, content_type)
     }
 }
 
