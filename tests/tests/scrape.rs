@@ -479,3 +479,112 @@ fn vanished_series_and_removed_targets_go_stale_and_a_reload_leaves_unchanged_jo
         "the unchanged job was left alone: {keep:?}"
     );
 }
+
+#[test]
+fn http_sd_targets_and_honor_labels_and_timestamps() {
+    // One controlled server plays both parts: discovery at any path ending in .json,
+    // metrics elsewhere.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let me = addr.clone();
+    // A minute old: inside the out-of-order window below, and clearly not a scrape time.
+    let old_ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let (ctype, body) = if path.ends_with(".json") {
+                (
+                    "application/json",
+                    format!(r#"[{{"targets": ["{me}"], "labels": {{"dc": "eu"}}}}]"#),
+                )
+            } else {
+                (
+                    "text/plain; version=0.0.4",
+                    format!(
+                        "clash{{job=\"theirs\",instance=\"inner\"}} 1\nold_sample 7 {old_ts}\n"
+                    ),
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let config = format!(
+        r#"{{
+            "web": {{"listen_address": "127.0.0.1:0"}},
+            "storage": {{"tsdb": {{"path": "data", "out_of_order_time_window": "1h"}}}},
+            "scrape_configs": [
+                {{"job_name": "plain", "scrape_interval": "500ms",
+                  "http_sd_configs": [{{"url": "http://{addr}/sd.json", "refresh_interval": "1s"}}]}},
+                {{"job_name": "honored", "scrape_interval": "500ms", "honor_labels": true, "honor_timestamps": false,
+                  "static_configs": [{{"targets": ["{addr}"]}}]}}
+            ]
+        }}"#
+    );
+    let mut p = Pharos::start(&config).unwrap();
+    p.wait_ready().unwrap();
+    wait_for(Duration::from_secs(20), || {
+        let data = targets(&p);
+        Ok(["plain", "honored"].iter().all(|job| {
+            active(&data, job)
+                .first()
+                .is_some_and(|t| t["health"] == "up")
+        }))
+    })
+    .unwrap();
+    let data = targets(&p);
+    let t = active(&data, "plain")[0];
+    assert_eq!(t["labels"]["dc"], "eu");
+    assert_eq!(
+        t["discoveredLabels"]["__meta_url"],
+        format!("http://{addr}/sd.json")
+    );
+
+    std::thread::sleep(Duration::from_secs(1));
+    p.signal("TERM").unwrap();
+    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let out = Command::new(pharos_bin())
+        .args(["tsdb", "dump", "--head"])
+        .arg(p.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let dump = String::from_utf8(out.stdout).unwrap();
+    // honor_labels false: the target's clashing labels become exported_*.
+    let renamed = format!(
+        "{{__name__=\"clash\", dc=\"eu\", exported_instance=\"inner\", exported_job=\"theirs\", instance=\"{addr}\", job=\"plain\"}} 1 "
+    );
+    assert!(dump.contains(&renamed), "{dump}");
+    // honor_labels true: the target's win.
+    assert!(dump.contains("{__name__=\"clash\", instance=\"inner\", job=\"theirs\"} 1 "));
+    // honor_timestamps true (default) keeps the exposed time; false uses the scrape's.
+    assert!(dump.contains(&format!(
+        "{{__name__=\"old_sample\", dc=\"eu\", instance=\"{addr}\", job=\"plain\"}} 7 {old_ts}\n"
+    )));
+    let honored = values(
+        &dump,
+        &format!("{{__name__=\"old_sample\", instance=\"{addr}\", job=\"honored\"}}"),
+    );
+    assert!(honored.len() >= 2, "{honored:?}");
+    assert!(
+        !dump.contains(&format!(
+            "{{__name__=\"old_sample\", instance=\"{addr}\", job=\"honored\"}} 7 {old_ts}\n"
+        )),
+        "honor_timestamps false must not keep the exposed timestamp"
+    );
+}
