@@ -119,13 +119,19 @@ impl Decode for FileSdConfig {
         let files = files?;
         for (i, f) in files.iter().enumerate() {
             let name = f.rsplit('/').next().unwrap_or(f);
-            let ext_ok = [".json", ".yml", ".yaml"]
-                .iter()
-                .any(|ext| name.ends_with(ext));
-            if !ext_ok {
+            if name.ends_with(".yml") || name.ends_with(".yaml") {
                 errs.push(
                     &path.key("files").index(i),
-                    format!("{f:?}: file name must end in .json, .yml or .yaml"),
+                    format!(
+                        "{f:?}: YAML target files are not supported yet; write them as JSON (.json)"
+                    ),
+                );
+                return None;
+            }
+            if !name.ends_with(".json") {
+                errs.push(
+                    &path.key("files").index(i),
+                    format!("{f:?}: file name must end in .json"),
                 );
                 return None;
             }
@@ -370,7 +376,7 @@ mod tests {
                 "scrape_configs[1].bogus: unknown key",
                 "scrape_configs[3].job_name: found multiple scrape configs with job name \"b\"",
                 "scrape_configs[4].basic_auth: at most one of basic_auth and authorization may be set (scrape_configs[4])",
-                "scrape_configs[5].file_sd_configs[0].files[0]: \"x.txt\": file name must end in .json, .yml or .yaml",
+                "scrape_configs[5].file_sd_configs[0].files[0]: \"x.txt\": file name must end in .json",
                 "scrape_configs[6].tls_config: cert_file and key_file must be set together",
                 "scrape_configs[7].metrics_path: \"metrics\" must start with \"/\"",
             ]
