@@ -1,16 +1,14 @@
 //! Relabelling against the real Prometheus: every case is a scrape job whose static
-//! targets go through `relabel_configs` in a running `prometheus` (Debian's 2.42), and
-//! the target labels it reports on `/api/v1/targets` — or its verdict that a target was
-//! dropped — must be exactly what Pharos computes for the same job.
+//! targets go through `relabel_configs` in a running `prometheus` (Debian's 2.42) and in
+//! a running Pharos given the same jobs; the target labels each reports on
+//! `/api/v1/targets`, and its verdicts on which targets were dropped, must be equal.
 //!
 //! The targets are never scraped successfully (nothing listens on their ports); target
 //! labels are computed when targets are discovered, whatever the scrapes do.
 
 #![allow(clippy::unwrap_used)]
 
-use pharos_model::Labels;
-use pharos_model::relabel::{RelabelConfig, RelabelOptions, process};
-use pharos_tests::{request, require_tool, wait_for};
+use pharos_tests::{Pharos, request, require_tool, wait_for};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -335,96 +333,6 @@ fn cases() -> Vec<JobCase> {
     ]
 }
 
-/// The labels Pharos gives each target of `job` (in [`JobCase::targets`] order), or
-/// `None` for a target relabelling drops.
-///
-/// For now this builds target labels the way Prometheus does, with Pharos's
-/// relabelling: the discovered labels (static labels, `__address__`, then `job`,
-/// `__scrape_interval__`, `__scrape_timeout__`, `__metrics_path__` and `__scheme__`
-/// where not already set, and `__param_<name>` for the first value of each parameter),
-/// then the rules, then `__`-prefixed labels removed and `instance` defaulted to
-/// `__address__`. Every address in the table has a port, so Prometheus's default-port
-/// rule never applies. Once the scraper exists, this becomes a read of Pharos's own
-/// `/api/v1/targets`.
-fn pharos_target_labels(job: &JobCase) -> Vec<Option<BTreeMap<String, String>>> {
-    let rules: Vec<RelabelConfig> = job
-        .relabel
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| RelabelConfig::new(options(r)).unwrap())
-        .collect();
-    let mut out = Vec::new();
-    for group in &job.groups {
-        for &target in &group.targets {
-            let mut discovered: BTreeMap<String, String> = group
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            discovered.insert("__address__".into(), target.into());
-            for (name, value) in [
-                ("job", job.name),
-                ("__scrape_interval__", job.scrape_interval),
-                ("__scrape_timeout__", job.scrape_timeout),
-                ("__metrics_path__", job.metrics_path),
-                ("__scheme__", job.scheme),
-            ] {
-                discovered
-                    .entry(name.into())
-                    .or_insert_with(|| value.into());
-            }
-            for (name, value) in &job.params {
-                discovered.insert(format!("__param_{name}"), value.to_string());
-            }
-            let relabelled = process(&Labels::from_pairs(discovered), &rules);
-            out.push(relabelled.map(|labels| {
-                let address = labels.get("__address__").unwrap_or_default().to_string();
-                let mut visible: BTreeMap<String, String> = labels
-                    .iter()
-                    .filter(|l| !l.name.starts_with("__"))
-                    .map(|l| (l.name.clone(), l.value.clone()))
-                    .collect();
-                visible.entry("instance".into()).or_insert(address);
-                visible
-            }));
-        }
-    }
-    out
-}
-
-/// A `relabel_configs` entry as rule options.
-fn options(rule: &Value) -> RelabelOptions {
-    let text = |key: &str| rule.get(key).map(|v| v.as_str().unwrap().to_owned());
-    let known = [
-        "source_labels",
-        "separator",
-        "regex",
-        "modulus",
-        "target_label",
-        "replacement",
-        "action",
-    ];
-    for key in rule.as_object().unwrap().keys() {
-        assert!(known.contains(&key.as_str()), "unknown key {key}");
-    }
-    RelabelOptions {
-        source_labels: rule.get("source_labels").map(|v| {
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_owned())
-                .collect()
-        }),
-        separator: text("separator"),
-        regex: text("regex"),
-        modulus: rule.get("modulus").map(|v| v.as_u64().unwrap()),
-        target_label: text("target_label"),
-        replacement: text("replacement"),
-        action: text("action").map(|a| a.parse().unwrap()),
-    }
-}
-
 /// A running Prometheus, killed when dropped.
 struct Prometheus {
     child: Child,
@@ -476,28 +384,16 @@ fn start_prometheus(config: &Value) -> Prometheus {
 /// reports for active targets (a rewritten `__address__` shows up there, a `job` can go
 /// missing); the scrape pool and the final labels are reliable. Every active label set
 /// carries `instance`, so the comparison is still target by target.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 struct JobTargets {
     active: Vec<BTreeMap<String, String>>,
     dropped: usize,
 }
 
-impl JobTargets {
-    fn from_pharos(labels: Vec<Option<BTreeMap<String, String>>>) -> JobTargets {
-        let mut job = JobTargets::default();
-        for target in labels {
-            match target {
-                Some(labels) => job.active.push(labels),
-                None => job.dropped += 1,
-            }
-        }
-        job.active.sort();
-        job
-    }
-}
-
-fn reported_targets(prom: &Prometheus) -> anyhow::Result<BTreeMap<String, JobTargets>> {
-    let (status, body) = request("GET", &format!("{}/api/v1/targets?state=any", prom.base))?;
+/// `/api/v1/targets` of a server at `base`, Prometheus or Pharos: the same parser reads
+/// both, which is the point.
+fn reported_targets(base: &str) -> anyhow::Result<BTreeMap<String, JobTargets>> {
+    let (status, body) = request("GET", &format!("{base}/api/v1/targets?state=any"))?;
     anyhow::ensure!(status == 200, "targets: {status} {body}");
     let v: Value = serde_json::from_str(&body)?;
     let labels = |v: &Value| -> BTreeMap<String, String> {
@@ -542,23 +438,33 @@ fn target_labels_match_prometheus() {
         "scrape_configs": cases.iter().map(JobCase::to_prometheus).collect::<Vec<_>>(),
     });
     let prom = start_prometheus(&config);
+    // The same jobs, as the same JSON, given to Pharos.
+    let mut pharos_config = config.clone();
+    pharos_config["web"] = json!({"listen_address": "127.0.0.1:0"});
+    pharos_config["storage"] = json!({"tsdb": {"path": "data"}});
+    let pharos = Pharos::start(&pharos_config.to_string()).unwrap();
 
     let expected: usize = cases.iter().map(|c| c.targets().len()).sum();
     let count = |r: &BTreeMap<String, JobTargets>| -> usize {
         r.values().map(|j| j.active.len() + j.dropped).sum()
     };
-    let mut reported = BTreeMap::new();
-    wait_for(Duration::from_secs(60), || {
-        reported = reported_targets(&prom)?;
-        Ok(count(&reported) >= expected)
-    })
-    .unwrap_or_else(|e| panic!("Prometheus did not report every target: {e:#}\n{reported:#?}"));
-    assert_eq!(count(&reported), expected, "{reported:#?}");
+    let settle = |name: &str, base: &str| {
+        let mut reported = BTreeMap::new();
+        wait_for(Duration::from_secs(60), || {
+            reported = reported_targets(base)?;
+            Ok(count(&reported) >= expected)
+        })
+        .unwrap_or_else(|e| panic!("{name} did not report every target: {e:#}\n{reported:#?}"));
+        assert_eq!(count(&reported), expected, "{name}: {reported:#?}");
+        reported
+    };
+    let reported = settle("Prometheus", &prom.base);
+    let ours_all = settle("Pharos", &pharos.base);
 
     let mut mismatches = Vec::new();
     let mut shards = BTreeSet::new();
     for case in &cases {
-        let ours = JobTargets::from_pharos(pharos_target_labels(case));
+        let ours = ours_all.get(case.name).cloned().unwrap_or_default();
         for labels in &ours.active {
             if let Some(shard) = labels.get("shard") {
                 shards.insert((case.name, shard.clone()));
