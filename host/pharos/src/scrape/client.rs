@@ -122,7 +122,7 @@ fn tls_config(cfg: &TlsConfig) -> anyhow::Result<rustls::ClientConfig> {
                 .with_context(|| format!("reading key_file {key}"))?;
             builder
                 .with_client_auth_cert(chain, key_der)
-                .context("client certificate and key do not match")?
+                .with_context(|| format!("using {cert} and {key} as the client certificate"))?
         }
         _ => builder.with_no_client_auth(),
     };
