@@ -42,10 +42,53 @@ pub struct ScrapeConfig {
     pub static_configs: Vec<TargetGroup>,
     pub file_sd_configs: Vec<FileSdConfig>,
     pub http_sd_configs: Vec<HttpSdConfig>,
-    #[serde(skip)]
+    #[serde(serialize_with = "serialize_rules")]
     pub relabel_configs: Vec<RelabelConfig>,
-    #[serde(skip)]
+    #[serde(serialize_with = "serialize_rules")]
     pub metric_relabel_configs: Vec<RelabelConfig>,
+}
+
+/// Writes relabel rules back as they were written, so a serialised configuration
+/// parses to the same rules.
+fn serialize_rules<S: serde::Serializer>(
+    rules: &[RelabelConfig],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::{SerializeMap, SerializeSeq};
+    struct Rule<'a>(&'a RelabelConfig);
+    impl serde::Serialize for Rule<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let o = self.0.options();
+            let mut map = serializer.serialize_map(None)?;
+            if let Some(v) = &o.source_labels {
+                map.serialize_entry("source_labels", v)?;
+            }
+            if let Some(v) = &o.separator {
+                map.serialize_entry("separator", v)?;
+            }
+            if let Some(v) = &o.regex {
+                map.serialize_entry("regex", v)?;
+            }
+            if let Some(v) = &o.modulus {
+                map.serialize_entry("modulus", v)?;
+            }
+            if let Some(v) = &o.target_label {
+                map.serialize_entry("target_label", v)?;
+            }
+            if let Some(v) = &o.replacement {
+                map.serialize_entry("replacement", v)?;
+            }
+            if let Some(v) = &o.action {
+                map.serialize_entry("action", v.as_str())?;
+            }
+            map.end()
+        }
+    }
+    let mut seq = serializer.serialize_seq(Some(rules.len()))?;
+    for r in rules {
+        seq.serialize_element(&Rule(r))?;
+    }
+    seq.end()
 }
 
 /// `http` or `https`.
@@ -381,6 +424,19 @@ mod tests {
                 "scrape_configs[7].metrics_path: \"metrics\" must start with \"/\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_serialised_job_parses_back_to_itself() {
+        let doc = r#"{"scrape_configs": [{"job_name": "x", "params": {"a": ["b"]},
+            "static_configs": [{"targets": ["h:1"], "labels": {"k": "v"}}],
+            "file_sd_configs": [{"files": ["sd/*.json"]}],
+            "relabel_configs": [{"source_labels": ["k"], "regex": "(.*)", "target_label": "t", "action": "replace"},
+                                {"source_labels": ["__address__"], "modulus": 3, "target_label": "s", "action": "hashmod"}],
+            "metric_relabel_configs": [{"regex": "go_.*", "action": "labeldrop"}]}]}"#;
+        let config = crate::config::parse(doc).unwrap();
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(crate::config::parse(&text).unwrap(), config, "{text}");
     }
 
     #[test]
