@@ -11,7 +11,7 @@ use crate::storage::StorageSlot;
 use crate::telemetry::Telemetry;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// What components share.
 #[derive(Clone)]
@@ -23,6 +23,8 @@ pub struct Context {
     pub storage_metrics: Arc<crate::storage::StorageMetrics>,
     /// Every scrape job's targets, for the targets API.
     pub targets: Arc<crate::scrape::TargetRegistry>,
+    /// The configuration the daemon runs with; replaced whole by a successful reload.
+    running: Arc<RwLock<Arc<Config>>>,
 }
 
 impl Context {
@@ -35,7 +37,21 @@ impl Context {
             storage,
             storage_metrics,
             targets: Arc::default(),
+            running: Arc::default(),
         }
+    }
+
+    /// The running configuration (for the status API and federation's external labels).
+    pub fn running_config(&self) -> Arc<Config> {
+        self.running
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes a configuration that has been applied.
+    pub fn set_running_config(&self, config: Config) {
+        *self.running.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
     }
 }
 

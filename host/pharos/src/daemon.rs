@@ -46,6 +46,18 @@ fn components() -> Supervisor {
 /// Runs the daemon until SIGTERM, SIGINT or `POST /-/quit`. `listen` overrides the
 /// configuration's `web.listen_address`.
 pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow::Result<()> {
+    let mut flags = std::collections::BTreeMap::new();
+    flags.insert(
+        "config.file".to_owned(),
+        match &source {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Embedded => String::new(),
+        },
+    );
+    flags.insert(
+        "web.listen-address".to_owned(),
+        listen.as_ref().map(ToString::to_string).unwrap_or_default(),
+    );
     let config = source.load().map_err(|errs| {
         anyhow::anyhow!("invalid configuration ({}):\n{errs}", source.describe())
     })?;
@@ -70,6 +82,10 @@ pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow:
     let app = web::router(WebState {
         telemetry: telemetry.clone(),
         targets: ctx.targets.clone(),
+        ctx: ctx.clone(),
+        engine: Arc::default(),
+        flags: Arc::new(flags),
+        started: SystemTime::now(),
         ready: ready.clone(),
         control: control_tx,
     });
@@ -92,6 +108,7 @@ pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow:
         daemon.supervisor.shutdown().await;
         anyhow::bail!("start-up failed:\n{}", join(&errs));
     }
+    daemon.ctx.set_running_config(daemon.running.clone());
     daemon.mark_reload(true);
     ready.store(true, Ordering::Release);
     tracing::info!("server is ready to receive web requests");
@@ -166,6 +183,7 @@ impl Daemon {
             self.mark_reload(false);
             return Err(reason);
         }
+        self.ctx.set_running_config(new.clone());
         self.running = new;
         self.mark_reload(true);
         tracing::info!(config = %self.source.describe(), "configuration reloaded");

@@ -6,6 +6,7 @@
 //! scrape jobs, `web` serves HTTP and `telemetry` holds logs and
 //! Pharos's own metrics.
 
+pub mod api;
 pub mod cli;
 pub mod component;
 pub mod config;

@@ -3,6 +3,7 @@
 //! Handlers never touch components directly; reload and quit are requests to the
 //! daemon's control loop, which owns the running configuration and serialises changes.
 
+use crate::component::Context;
 use crate::scrape::{TargetRegistry, api};
 use crate::telemetry::Telemetry;
 use axum::Json;
@@ -34,6 +35,13 @@ pub enum Control {
 pub struct WebState {
     pub telemetry: Arc<Telemetry>,
     pub targets: Arc<TargetRegistry>,
+    /// What the components share (storage, running configuration, ...).
+    pub ctx: Context,
+    /// Query limits and defaults.
+    pub engine: Arc<pharos_promql::Engine>,
+    /// The command line as `/api/v1/status/flags` reports it.
+    pub flags: Arc<std::collections::BTreeMap<String, String>>,
+    pub started: std::time::SystemTime,
     /// Set once start-up is complete; `/-/ready` answers 503 until then.
     pub ready: Arc<AtomicBool>,
     pub control: mpsc::Sender<Control>,
@@ -49,6 +57,7 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/metadata", get(targets_metadata))
+        .merge(crate::api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state)
 }
@@ -176,6 +185,10 @@ mod tests {
         let app = router(WebState {
             telemetry: Telemetry::new(),
             targets: Arc::default(),
+            ctx: Context::new(Telemetry::new()),
+            engine: Arc::default(),
+            flags: Arc::default(),
+            started: std::time::SystemTime::now(),
             ready: ready.clone(),
             control: tx,
         });
