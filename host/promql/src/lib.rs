@@ -4,6 +4,12 @@
 //! ([`Engine::instant`], [`Engine::range`]) and the [`Value`] and [`Error`] types the HTTP
 //! API renders. Everything about how expressions are evaluated stays inside.
 
+mod aggr;
+mod binop;
+mod eval;
+mod funcs;
+
+use eval::{Evaluator, Steps, Val};
 use pharos_model::Labels;
 use pharos_tsdb::Querier;
 use std::time::Duration;
@@ -79,6 +85,21 @@ pub enum Error {
     Storage(String),
 }
 
+/// A query's value with what Prometheus reports beside it: annotations (warnings
+/// and infos, rendered by the API next to the data) and sample statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub value: Value,
+    /// Annotations that may make the result wrong or misleading (`warnings`).
+    pub warnings: Vec<String>,
+    /// Annotations worth knowing that do not put the result in doubt (`infos`).
+    pub infos: Vec<String>,
+    /// Samples read from storage.
+    pub samples_read: usize,
+    /// The most samples held in memory at once, which `max_samples` bounds.
+    pub peak_samples: usize,
+}
+
 /// Evaluates PromQL.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
@@ -92,10 +113,7 @@ impl Engine {
 
     /// Evaluates `query` at time `t` (ms).
     pub fn instant(&self, querier: &dyn Querier, query: &str, t: i64) -> Result<Value, Error> {
-        let _ = (querier, query, t);
-        Err(Error::Execution(
-            "PromQL evaluation is not built yet".into(),
-        ))
+        self.instant_query(querier, query, t).map(|o| o.value)
     }
 
     /// Evaluates `query` at every `step` from `start` to `end` (ms, inclusive); the result
@@ -108,9 +126,139 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Value, Error> {
-        let _ = (querier, query, start, end, step);
-        Err(Error::Execution(
-            "PromQL evaluation is not built yet".into(),
-        ))
+        self.range_query(querier, query, start, end, step)
+            .map(|o| o.value)
     }
+
+    /// [`Engine::instant`] with annotations and statistics.
+    pub fn instant_query(
+        &self,
+        querier: &dyn Querier,
+        query: &str,
+        t: i64,
+    ) -> Result<Outcome, Error> {
+        let expr = parse(query)?;
+        let mut ev = Evaluator::new(querier, &self.options, t, t);
+        let steps = Steps {
+            start: t,
+            end: t,
+            step: 1,
+        };
+        let value = match ev.eval(&expr, steps)? {
+            Val::Scalar(v) => Value::Scalar(t, v.first().copied().unwrap_or(f64::NAN)),
+            Val::Str(s) => Value::String(t, s),
+            Val::Vector(series) => Value::Vector(
+                finish_series(series)?
+                    .into_iter()
+                    .filter_map(|s| {
+                        s.points.first().map(|&(_, v)| Sample {
+                            labels: s.labels,
+                            t,
+                            v,
+                        })
+                    })
+                    .collect(),
+            ),
+            Val::Matrix(m) => {
+                let (lo, hi) = m.window(t);
+                let series = m
+                    .series
+                    .into_iter()
+                    .map(|mut s| {
+                        s.points.retain(|&(pt, _)| pt > lo && pt <= hi);
+                        s
+                    })
+                    .collect();
+                Value::Matrix(finish_series(series)?)
+            }
+        };
+        Ok(outcome(value, ev))
+    }
+
+    /// [`Engine::range`] with annotations and statistics.
+    pub fn range_query(
+        &self,
+        querier: &dyn Querier,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Outcome, Error> {
+        if step <= 0 {
+            return Err(Error::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(Error::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        let expr = parse(query)?;
+        let mut ev = Evaluator::new(querier, &self.options, start, end);
+        let steps = Steps { start, end, step };
+        let value = match ev.eval(&expr, steps)? {
+            Val::Scalar(v) => Value::Matrix(vec![Series {
+                labels: Labels::default(),
+                points: v
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (steps.ts(i), x))
+                    .collect(),
+            }]),
+            Val::Vector(series) => {
+                let mut m = finish_series(series)?;
+                m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(m)
+            }
+            other => {
+                return Err(Error::BadData(format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    other.type_name()
+                )));
+            }
+        };
+        Ok(outcome(value, ev))
+    }
+}
+
+fn parse(query: &str) -> Result<promql_parser::parser::Expr, Error> {
+    promql_parser::parser::parse(query).map_err(Error::BadData)
+}
+
+fn outcome(value: Value, ev: Evaluator) -> Outcome {
+    Outcome {
+        value,
+        warnings: ev.warnings,
+        infos: ev.infos,
+        samples_read: ev.total_samples,
+        peak_samples: ev.peak_samples,
+    }
+}
+
+/// Removes metric names marked for removal (upstream's delayed name removal) and
+/// refuses a result in which two series end up with the same labels.
+fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        if s.points.is_empty() {
+            continue;
+        }
+        let labels = if s.drop_name && s.labels.metric_name().is_some() {
+            let mut b = pharos_model::LabelsBuilder::from(s.labels);
+            b.remove(eval::METRIC_NAME);
+            b.into_labels()
+        } else {
+            s.labels
+        };
+        if !seen.insert(labels.clone()) {
+            return Err(eval::duplicate_labelset());
+        }
+        out.push(Series {
+            labels,
+            points: s.points,
+        });
+    }
+    Ok(out)
 }
