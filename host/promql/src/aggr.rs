@@ -12,14 +12,14 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 
-/// The labels of the group a series falls in.
+/// The labels of the group a series falls in. A name still due for removal counts
+/// (upstream partitions by the not-yet-removed name, too).
 fn group_labels(ser: &Ser, modifier: Option<&LabelModifier>) -> Labels {
     match modifier {
         Some(LabelModifier::Include(names)) => Labels::from_pairs(
             ser.labels
                 .iter()
                 .filter(|l| names.labels.iter().any(|n| *n == l.name))
-                .filter(|l| !(ser.drop_name && l.name == METRIC_NAME))
                 .map(|l| (l.name.clone(), l.value.clone())),
         ),
         Some(LabelModifier::Exclude(names)) => Labels::from_pairs(
@@ -48,6 +48,14 @@ pub(crate) struct Acc {
 /// while it stays finite, an incremental mean once the sum would overflow.
 pub(crate) fn avg_add(acc: &mut Acc, v: f64) {
     acc.count += 1.0;
+    if acc.count == 1.0 {
+        // An infinite first value can only stay or turn NaN: track it as the mean.
+        acc.value = v;
+        acc.comp = 0.0;
+        acc.incremental_mean = v.is_infinite();
+        acc.mean = v;
+        return;
+    }
     if !acc.incremental_mean {
         let (ns, nc) = kahan_inc(v, acc.value, acc.comp);
         if !ns.is_infinite() {
@@ -116,18 +124,25 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
     };
     let mut group_ids: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
+    // Whether a group's result still loses its name: when any member's would.
+    let mut group_drop: Vec<bool> = Vec::new();
     let series_group: Vec<usize> = input
         .iter()
         .map(|ser| {
             let g = group_labels(ser, modifier);
-            match group_ids.get(&g) {
+            let gi = match group_ids.get(&g) {
                 Some(&i) => i,
                 None => {
                     groups.push(g.clone());
+                    group_drop.push(false);
                     group_ids.insert(g, groups.len() - 1);
                     groups.len() - 1
                 }
+            };
+            if let Some(d) = group_drop.get_mut(gi) {
+                *d |= ser.drop_name;
             }
+            gi
         })
         .collect();
     match op {
@@ -168,7 +183,8 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
                     };
                     let mut b = LabelsBuilder::from(groups[key.0].clone());
                     b.set(&label, &format_value(v));
-                    out.push(b.into_labels(), t, n, false)?;
+                    let drop = group_drop.get(key.0).copied().unwrap_or(false);
+                    out.push(b.into_labels(), t, n, drop)?;
                 }
             }
             Ok(Val::Vector(out.finish()))
@@ -176,7 +192,11 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
         _ => {
             let q = scalar_param(&param);
             let mut out = Out::default();
-            let gout: Vec<usize> = groups.iter().map(|g| out.series_index(g, false)).collect();
+            let gout: Vec<usize> = groups
+                .iter()
+                .zip(&group_drop)
+                .map(|(g, &d)| out.series_index(g, d))
+                .collect();
             let mut cur = Cursors::new(input.len());
             let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
             for step in 0..s.len() {
@@ -249,8 +269,9 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
                     out.push_at(gout[g], t, v)?;
                 }
                 if op == T_QUANTILE && !(0.0..=1.0).contains(&qv) {
+                    let pos = ev.pos_of("quantile");
                     ev.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {}",
+                        "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
                         format_value(qv)
                     ));
                 }
@@ -272,10 +293,25 @@ fn select_series(
     s: Steps,
 ) -> Result<Val> {
     let mut out = Out::default();
-    let outs: Vec<usize> = input
-        .iter()
-        .map(|x| out.series_index(&x.labels, x.drop_name))
-        .collect();
+    // Output series are created in the order samples are emitted, so an instant
+    // query's result comes out in topk/bottomk order.
+    let mut outs: Vec<Option<usize>> = vec![None; input.len()];
+    let mut emit = |out: &mut Out, i: usize, t: i64, v: f64| -> Result<()> {
+        let Some(ser) = input.get(i) else {
+            return Ok(());
+        };
+        let o = match outs.get(i).copied().flatten() {
+            Some(o) => o,
+            None => {
+                let o = out.series_index(&ser.labels, ser.drop_name);
+                if let Some(slot) = outs.get_mut(i) {
+                    *slot = Some(o);
+                }
+                o
+            }
+        };
+        out.push_at(o, t, v)
+    };
     let mut cur = Cursors::new(input.len());
     let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
     let ratio_offset: Vec<f64> = input
@@ -313,7 +349,7 @@ fn select_series(
                     let off = ratio_offset[i];
                     let keep = if r >= 0.0 { off < r } else { off >= 1.0 + r };
                     if keep {
-                        out.push_at(outs[i], t, v)?;
+                        emit(&mut out, i, t, v)?;
                     }
                 }
                 continue;
@@ -335,7 +371,7 @@ fn select_series(
                 _ => {}
             }
             for &(i, v) in m.iter().take(k) {
-                out.push_at(outs[i], t, v)?;
+                emit(&mut out, i, t, v)?;
             }
         }
     }

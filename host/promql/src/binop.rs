@@ -317,7 +317,7 @@ fn vector_vector(
     let mut mc = Cursors::new(many.len());
     let mut oc = Cursors::new(one.len());
     let mut one_at: HashMap<usize, usize> = HashMap::new();
-    let mut matched: HashMap<usize, usize> = HashMap::new();
+    let mut matched: HashSet<usize> = HashSet::new();
     let mut inserted: HashSet<(usize, usize)> = HashSet::new();
     let mut one_vals: Vec<Option<f64>> = vec![None; one.len()];
     for step in 0..s.len() {
@@ -358,6 +358,12 @@ fn vector_vector(
             if j != usize::MAX {
                 used_one.insert(j);
             }
+            // Checked before comparisons filter, so the error does not depend on values.
+            if one_to_one && !matched.insert(msig[i]) {
+                return Err(Error::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                ));
+            }
             let (lv, rv) = if swap { (ov, mv) } else { (mv, ov) };
             let (mut v, keep) = elem(vo.op, lv, rv);
             if vo.ret_bool {
@@ -379,13 +385,7 @@ fn vector_vector(
                     o
                 }
             };
-            if one_to_one {
-                if matched.insert(msig[i], oi).is_some() {
-                    return Err(Error::Execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-                    ));
-                }
-            } else if !inserted.insert((msig[i], oi)) {
+            if !one_to_one && !inserted.insert((msig[i], oi)) {
                 return Err(Error::Execution(
                     "multiple matches for labels: grouping labels must ensure unique matches"
                         .into(),

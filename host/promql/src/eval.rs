@@ -238,12 +238,15 @@ pub(crate) struct Evaluator<'a> {
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
     depth: usize,
+    /// The query text, for the positions annotations cite.
+    query: &'a str,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(
         querier: &'a dyn Querier,
         opts: &crate::EngineOptions,
+        query: &'a str,
         query_start: i64,
         query_end: i64,
     ) -> Evaluator<'a> {
@@ -260,6 +263,7 @@ impl<'a> Evaluator<'a> {
             warnings: Vec::new(),
             infos: Vec::new(),
             depth: 0,
+            query,
         }
     }
 
@@ -292,6 +296,33 @@ impl<'a> Evaluator<'a> {
         if !self.infos.contains(&msg) {
             self.infos.push(msg);
         }
+    }
+
+    /// Where the call of `name` starts in the query, as upstream cites it in
+    /// annotations: `(line:column)`. The AST carries no positions, so this finds the
+    /// first call of that name in the text.
+    pub fn pos_of(&self, name: &str) -> String {
+        let mut from = 0;
+        while let Some(k) = self.query.get(from..).and_then(|q| q.find(name)) {
+            let at = from + k;
+            let after = self.query.get(at + name.len()..).unwrap_or("").trim_start();
+            let before_ok = self.query[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            if before_ok && (after.starts_with('(') || after.starts_with("by") || after.starts_with("without")) {
+                let line = self.query[..at].matches('\n').count() + 1;
+                let col = self.query[..at]
+                    .rsplit('\n')
+                    .next()
+                    .map(|l| l.chars().count())
+                    .unwrap_or(0)
+                    + 1;
+                return format!("({line}:{col})");
+            }
+            from = at + name.len();
+        }
+        "(1:1)".into()
     }
 
     fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {

@@ -736,8 +736,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
             let mut v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
             if n != 1 {
+                let pos = ev.pos_of(name);
                 ev.warn(format!(
-                    "PromQL warning: {name} is ineffective for range queries since results are always ordered by labels"
+                    "PromQL warning: sort is ineffective for range queries since results are always ordered by labels {pos}"
                 ));
                 return Ok(Val::Vector(v));
             }
@@ -937,8 +938,9 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         let a = p1.get(step).copied().unwrap_or(f64::NAN);
         if !fraction && !(0.0..=1.0).contains(&a) {
+            let pos = ev.pos_of(name);
             ev.warn(format!(
-                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
                 crate::aggr::format_value(a)
             ));
         }
@@ -1136,8 +1138,9 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         for i in 0..n {
             let q = sc(0, i);
             if !(0.0..=1.0).contains(&q) && !out.is_empty() {
+                let pos = ev.pos_of(name);
                 ev.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {}",
+                    "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
                     crate::aggr::format_value(q)
                 ));
                 break;

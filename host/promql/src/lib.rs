@@ -138,7 +138,7 @@ impl Engine {
         t: i64,
     ) -> Result<Outcome, Error> {
         let expr = parse(query)?;
-        let mut ev = Evaluator::new(querier, &self.options, t, t);
+        let mut ev = Evaluator::new(querier, &self.options, query, t, t);
         let steps = Steps {
             start: t,
             end: t,
@@ -195,7 +195,7 @@ impl Engine {
             ));
         }
         let expr = parse(query)?;
-        let mut ev = Evaluator::new(querier, &self.options, start, end);
+        let mut ev = Evaluator::new(querier, &self.options, query, start, end);
         let steps = Steps { start, end, step };
         let value = match ev.eval(&expr, steps)? {
             Val::Scalar(v) => Value::Matrix(vec![Series {
@@ -236,11 +236,13 @@ fn outcome(value: Value, ev: Evaluator) -> Outcome {
     }
 }
 
-/// Removes metric names marked for removal (upstream's delayed name removal) and
-/// refuses a result in which two series end up with the same labels.
+/// Removes metric names marked for removal (upstream's delayed name removal). Series
+/// that end up with the same labels merge when their points do not overlap in time;
+/// a timestamp held by both means the result would have two samples for one series.
 fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(series.len());
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    let mut merged = false;
     for s in series {
         if s.points.is_empty() {
             continue;
@@ -252,13 +254,29 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
         } else {
             s.labels
         };
-        if !seen.insert(labels.clone()) {
-            return Err(eval::duplicate_labelset());
+        match index.get(&labels) {
+            Some(&i) => {
+                merged = true;
+                if let Some(o) = out.get_mut(i) {
+                    o.points.extend(s.points);
+                }
+            }
+            None => {
+                index.insert(labels.clone(), out.len());
+                out.push(Series {
+                    labels,
+                    points: s.points,
+                });
+            }
         }
-        out.push(Series {
-            labels,
-            points: s.points,
-        });
+    }
+    if merged {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.0);
+            if s.points.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(eval::duplicate_labelset());
+            }
+        }
     }
     Ok(out)
 }
