@@ -227,8 +227,10 @@ pub(crate) struct Evaluator<'a> {
     max_samples: usize,
     deadline: Instant,
     /// The query's own start and end, which `@ start()` and `@ end()` refer to.
-    query_start: i64,
-    query_end: i64,
+    pub query_start: i64,
+    pub query_end: i64,
+    /// The query's step (0 for an instant query), which `step()` returns.
+    pub query_step: i64,
     /// Samples currently held by evaluated nodes, for the max-samples limit.
     samples: usize,
     /// The most samples held at once while the query ran.
@@ -249,6 +251,7 @@ impl<'a> Evaluator<'a> {
         query: &'a str,
         query_start: i64,
         query_end: i64,
+        query_step: i64,
     ) -> Evaluator<'a> {
         Evaluator {
             querier,
@@ -257,6 +260,7 @@ impl<'a> Evaluator<'a> {
             deadline: Instant::now() + opts.timeout,
             query_start,
             query_end,
+            query_step,
             samples: 0,
             peak_samples: 0,
             total_samples: 0,
@@ -298,31 +302,44 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Where the call of `name` starts in the query, as upstream cites it in
-    /// annotations: `(line:column)`. The AST carries no positions, so this finds the
-    /// first call of that name in the text.
+    /// `(line:column)` of byte `at` of the query, as upstream cites positions in
+    /// annotations.
+    fn pos_at(&self, at: usize) -> String {
+        let before = self.query.get(..at).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        format!("({line}:{col})")
+    }
+
+    /// Where the call of `name` starts in the query. The AST carries no positions, so
+    /// this finds the first call of that name in the text.
     pub fn pos_of(&self, name: &str) -> String {
         let mut from = 0;
         while let Some(k) = self.query.get(from..).and_then(|q| q.find(name)) {
             let at = from + k;
             let after = self.query.get(at + name.len()..).unwrap_or("").trim_start();
-            let before_ok = self.query[..at]
-                .chars()
-                .next_back()
+            let before_ok = self
+                .query
+                .get(..at)
+                .and_then(|b| b.chars().next_back())
                 .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-            if before_ok && (after.starts_with('(') || after.starts_with("by") || after.starts_with("without")) {
-                let line = self.query[..at].matches('\n').count() + 1;
-                let col = self.query[..at]
-                    .rsplit('\n')
-                    .next()
-                    .map(|l| l.chars().count())
-                    .unwrap_or(0)
-                    + 1;
-                return format!("({line}:{col})");
+            if before_ok
+                && (after.starts_with('(') || after.starts_with("by") || after.starts_with("without"))
+            {
+                return self.pos_at(at);
             }
             from = at + name.len();
         }
         "(1:1)".into()
+    }
+
+    /// Where expression `e` starts in the query (found by its printed form).
+    pub fn pos_of_expr(&self, e: &Expr) -> String {
+        let text = e.to_string();
+        match self.query.find(&text) {
+            Some(at) => self.pos_at(at),
+            None => "(1:1)".into(),
+        }
     }
 
     fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {

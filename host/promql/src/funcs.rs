@@ -535,7 +535,11 @@ fn bucket_fraction(lower: f64, upper: f64, mut b: Vec<Bucket>) -> f64 {
                 return prev_c;
             }
             if x < ub {
-                if lb.is_infinite() || ub.is_infinite() {
+                // Observations in an infinitely wide bucket sit at its infinite end.
+                if lb.is_infinite() {
+                    return c;
+                }
+                if ub.is_infinite() {
                     return prev_c;
                 }
                 return prev_c + (c - prev_c) * (x - lb) / (ub - lb);
@@ -555,6 +559,31 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             (0..n).map(|i| s.ts(i) as f64 / 1000.0).collect(),
         )),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+        "step" | "range" | "start" | "end" if c.args.args.is_empty() => {
+            let secs = match name {
+                "step" => ev.query_step,
+                "range" => ev.query_end - ev.query_start,
+                "start" => ev.query_start,
+                _ => ev.query_end,
+            } as f64
+                / 1000.0;
+            Ok(Val::Scalar(vec![secs; n]))
+        }
+        "min_of" | "max_of" => {
+            let mut acc: Option<Vec<f64>> = None;
+            for a in &c.args.args {
+                let v = want_scalar(ev.eval(a, s)?, name, n)?;
+                acc = Some(match acc {
+                    None => v,
+                    Some(prev) => prev
+                        .iter()
+                        .zip(&v)
+                        .map(|(&x, &y)| if name == "min_of" { go_min(x, y) } else { go_max(x, y) })
+                        .collect(),
+                });
+            }
+            Ok(Val::Scalar(acc.unwrap_or_else(|| vec![f64::NAN; n])))
+        }
         "vector" => {
             let v = want_scalar(ev.eval(arg(c, 0)?, s)?, name, n)?;
             Ok(Val::Vector(vec![Ser {
@@ -814,7 +843,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                 .collect();
             Ok(Val::Vector(absent_result(a, points)))
         }
-        "histogram_quantile" | "histogram_fraction" => classic_histogram(ev, c, s),
+        "histogram_quantile" | "histogram_fraction" | "histogram_quantiles" => {
+            classic_histogram(ev, c, s)
+        }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
             // Native histograms only: float series have no histogram to read.
@@ -878,26 +909,55 @@ fn relabel(
     Ok(Val::Vector(out.finish()))
 }
 
-/// `histogram_quantile` and `histogram_fraction` over classic `le` buckets.
+/// Formats a quantile for the label `histogram_quantiles` adds: always with a
+/// fractional part (`0.0`, `0.25`, `1.0`), as upstream writes it.
+fn format_quantile(q: f64) -> String {
+    if q.is_finite() && q.fract() == 0.0 {
+        format!("{q:.1}")
+    } else {
+        crate::aggr::format_value(q)
+    }
+}
+
+/// `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over classic
+/// `le` buckets. Series are grouped by their labels less `le`; the name is kept for
+/// grouping (so two histograms of different names never mix) and dropped at the end.
 fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     let name = c.func.name;
     let n = s.len();
     let fraction = name == "histogram_fraction";
-    let p1 = want_scalar(ev.eval(arg(c, 0)?, s)?, name, n)?;
-    let p2 = if fraction {
-        want_scalar(ev.eval(arg(c, 1)?, s)?, name, n)?
+    let multi = name == "histogram_quantiles";
+    // (label to add, per-step parameters) per output: one per quantile for
+    // histogram_quantiles, one otherwise.
+    let mut params: Vec<(Option<String>, Vec<f64>, Vec<f64>)> = Vec::new();
+    let vec_arg;
+    if multi {
+        vec_arg = arg(c, 0)?;
+        let label = want_string(arg(c, 1)?)?;
+        for e in c.args.args.iter().skip(2) {
+            let q = want_scalar(ev.eval(e, s)?, name, n)?;
+            params.push((Some(label.clone()), q, Vec::new()));
+        }
+    } else if fraction {
+        vec_arg = arg(c, 2)?;
+        let lo = want_scalar(ev.eval(arg(c, 0)?, s)?, name, n)?;
+        let hi = want_scalar(ev.eval(arg(c, 1)?, s)?, name, n)?;
+        params.push((None, lo, hi));
     } else {
-        Vec::new()
-    };
-    let v = want_vector(ev.eval(arg(c, if fraction { 2 } else { 1 })?, s)?, name)?;
+        vec_arg = arg(c, 1)?;
+        let q = want_scalar(ev.eval(arg(c, 0)?, s)?, name, n)?;
+        params.push((None, q, Vec::new()));
+    }
+    let v = want_vector(ev.eval(vec_arg, s)?, name)?;
     let mut group_ids: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
     let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
     for ser in &v {
         let le = ser.labels.get("le").and_then(|x| x.trim().parse::<f64>().ok());
         let Some(le) = le else {
+            let pos = ev.pos_of_expr(vec_arg);
             ev.warn(format!(
-                "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"{}\" for metric name \"{}\"",
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"{}\" for metric name \"{}\" {pos}",
                 ser.labels.get("le").unwrap_or(""),
                 ser.labels.metric_name().unwrap_or("")
             ));
@@ -906,7 +966,6 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         };
         let mut b = LabelsBuilder::from(ser.labels.clone());
         b.remove("le");
-        b.remove(METRIC_NAME);
         let g = b.into_labels();
         let gi = match group_ids.get(&g) {
             Some(&i) => i,
@@ -919,9 +978,9 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         member.push(Some((gi, le)));
     }
     let mut out = Out::default();
-    let gout: Vec<usize> = groups.iter().map(|g| out.series_index(g, true)).collect();
     let mut cur = Cursors::new(v.len());
     let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
+    let mut warned_q = false;
     for step in 0..n {
         ev.check_deadline()?;
         let t = s.ts(step);
@@ -936,29 +995,44 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                 b.push((*le, x));
             }
         }
-        let a = p1.get(step).copied().unwrap_or(f64::NAN);
-        if !fraction && !(0.0..=1.0).contains(&a) {
-            let pos = ev.pos_of(name);
-            ev.warn(format!(
-                "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
-                crate::aggr::format_value(a)
-            ));
-        }
-        for (g, b) in buckets.iter_mut().enumerate() {
-            if b.is_empty() {
-                continue;
+        for (label, a, b2) in &params {
+            let a = a.get(step).copied().unwrap_or(f64::NAN);
+            if !fraction && !(0.0..=1.0).contains(&a) && !warned_q {
+                warned_q = true;
+                let pos = ev.pos_of(name);
+                ev.warn(format!(
+                    "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
+                    crate::aggr::format_value(a)
+                ));
             }
-            let b = std::mem::take(b);
-            let val = if fraction {
-                bucket_fraction(a, p2.get(step).copied().unwrap_or(f64::NAN), b)
-            } else {
-                let (q, forced) = bucket_quantile(a, b);
-                if forced {
-                    ev.info("PromQL info: input to histogram_quantile needed to be fixed for monotonicity".into());
+            for (g, b) in buckets.iter().enumerate() {
+                if b.is_empty() {
+                    continue;
                 }
-                q
-            };
-            out.push_at(gout[g], t, val)?;
+                let b = b.clone();
+                let val = if fraction {
+                    bucket_fraction(a, b2.get(step).copied().unwrap_or(f64::NAN), b)
+                } else {
+                    let (q, forced) = bucket_quantile(a, b);
+                    if forced {
+                        let pos = ev.pos_of_expr(vec_arg);
+                        ev.info(format!(
+                            "PromQL info: input to {name} needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\" {pos}",
+                            groups[g].metric_name().unwrap_or("")
+                        ));
+                    }
+                    q
+                };
+                let labels = match label {
+                    Some(l) => {
+                        let mut lb = LabelsBuilder::from(groups[g].clone());
+                        lb.set(l, &format_quantile(a));
+                        lb.into_labels()
+                    }
+                    None => groups[g].clone(),
+                };
+                out.push(labels, t, val, true)?;
+            }
         }
     }
     Ok(Val::Vector(out.finish()))
@@ -1123,6 +1197,9 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             Ok(Some(quantile(sc(0, i), &mut vals)))
         })?,
         "mad_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
+            if w.iter().any(|p| p.1.is_nan()) {
+                return Ok(Some(f64::NAN));
+            }
             let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
             let med = quantile(0.5, &mut vals);
             let mut dev: Vec<f64> = vals.iter().map(|x| (x - med).abs()).collect();

@@ -138,7 +138,7 @@ impl Engine {
         t: i64,
     ) -> Result<Outcome, Error> {
         let expr = parse(query)?;
-        let mut ev = Evaluator::new(querier, &self.options, query, t, t);
+        let mut ev = Evaluator::new(querier, &self.options, query, t, t, 0);
         let steps = Steps {
             start: t,
             end: t,
@@ -195,7 +195,7 @@ impl Engine {
             ));
         }
         let expr = parse(query)?;
-        let mut ev = Evaluator::new(querier, &self.options, query, start, end);
+        let mut ev = Evaluator::new(querier, &self.options, query, start, end, step);
         let steps = Steps { start, end, step };
         let value = match ev.eval(&expr, steps)? {
             Val::Scalar(v) => Value::Matrix(vec![Series {

@@ -18,7 +18,9 @@ use std::sync::Arc;
 /// Files whose every eval must pass. A file joins this list only once it passes fully.
 const MUST_PASS: &[&str] = &[
     "at_modifier",
+    "aggregators",
     "collision",
+    "limit",
     "literals",
     "name_label_dropping",
     "operators",
@@ -451,7 +453,9 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                     fail(format!("bad load interval {rest:?}"), &mut tally);
                     continue;
                 };
-                let mut app = env.db.appender();
+                // A series given twice in one block: the later value wins, as upstream.
+                let mut samples: std::collections::BTreeMap<Labels, std::collections::BTreeMap<i64, f64>> =
+                    std::collections::BTreeMap::new();
                 let mut err = None;
                 for (_, l) in &block {
                     let s = match parse_series_line(l) {
@@ -474,6 +478,7 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                         b.remove("le");
                         env.histograms.push(b.into_labels());
                     }
+                    let entry = samples.entry(s.labels.clone()).or_default();
                     for (k, p) in s.points.iter().enumerate() {
                         let t = k as i64 * interval;
                         let v = match p {
@@ -481,7 +486,13 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                             Point::Stale => f64::from_bits(STALE_NAN_BITS),
                             Point::Float(v) => *v,
                         };
-                        if let Err(e) = app.append(None, &s.labels, t, v) {
+                        entry.insert(t, v);
+                    }
+                }
+                let mut app = env.db.appender();
+                for (labels, pts) in &samples {
+                    for (&t, &v) in pts {
+                        if let Err(e) = app.append(None, labels, t, v) {
                             err = Some(e.to_string());
                         }
                     }
