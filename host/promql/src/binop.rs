@@ -298,11 +298,10 @@ fn vector_vector(
 ) -> Result<Vec<Ser>> {
     let swap = matches!(vo.card, VectorMatchCardinality::OneToMany(_));
     // After the swap, `many` is the side whose series may share a signature.
-    let (many, one, many_fill, one_fill) = if swap {
-        (r, l, vo.fill.1, vo.fill.0)
-    } else {
-        (l, r, vo.fill.0, vo.fill.1)
-    };
+    // Upstream swaps the operands for group_right but not the fill values: fill_left
+    // then stands in for the "many" side. Kept that way for compatibility.
+    let (many, one) = if swap { (r, l) } else { (l, r) };
+    let (many_fill, one_fill) = vo.fill;
     let mut ids = HashMap::new();
     let mut sigs = Vec::new();
     let msig = sig_ids(&many, vo.matching, &mut ids, &mut sigs);
@@ -410,9 +409,9 @@ fn vector_vector(
                 let oi = match pair_out.get(&(usize::MAX, j)) {
                     Some(&o) => o,
                     None => {
-                        let labels =
-                            result_labels(&one[j].labels, None, vo.matching, vo.card);
-                        let o = out.series_index(&labels, drop || one[j].drop_name);
+                        // Without a "many" sample, the result carries only the labels
+                        // matched on.
+                        let o = out.series_index(&sigs[osig[j]], true);
                         pair_out.insert((usize::MAX, j), o);
                         o
                     }

@@ -1017,7 +1017,7 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                     if forced {
                         let pos = ev.pos_of_expr(vec_arg);
                         ev.info(format!(
-                            "PromQL info: input to {name} needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\" {pos}",
+                            "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\" {pos}",
                             groups[g].metric_name().unwrap_or("")
                         ));
                     }

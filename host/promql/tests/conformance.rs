@@ -20,6 +20,8 @@ const MUST_PASS: &[&str] = &[
     "at_modifier",
     "aggregators",
     "collision",
+    "fill-modifier",
+    "histograms",
     "limit",
     "literals",
     "name_label_dropping",
