@@ -94,7 +94,8 @@ impl Steps {
         if self.end < self.start || self.step <= 0 {
             return 0;
         }
-        usize::try_from((self.end - self.start) / self.step + 1).unwrap_or(0)
+        let span = i128::from(self.end) - i128::from(self.start);
+        usize::try_from(span / i128::from(self.step) + 1).unwrap_or(usize::MAX)
     }
 
     pub fn ts(&self, i: usize) -> i64 {
@@ -104,7 +105,7 @@ impl Steps {
 
     /// The index of the step at `t` (which must be one of the steps).
     pub fn index(&self, t: i64) -> usize {
-        usize::try_from((t - self.start) / self.step.max(1)).unwrap_or(0)
+        usize::try_from(t.saturating_sub(self.start) / self.step.max(1)).unwrap_or(0)
     }
 }
 
@@ -169,6 +170,12 @@ impl Out {
     pub fn finish(self) -> Vec<Ser> {
         self.series.into_iter().filter(|s| !s.points.is_empty()).collect()
     }
+}
+
+fn too_many_samples() -> Error {
+    Error::Execution(
+        "query processing would load too many samples into memory in query execution".into(),
+    )
 }
 
 pub(crate) fn duplicate_labelset() -> Error {
@@ -282,10 +289,7 @@ impl<'a> Evaluator<'a> {
         self.samples = self.samples.saturating_add(n);
         self.peak_samples = self.peak_samples.max(self.samples);
         if self.samples > self.max_samples {
-            return Err(Error::Execution(
-                "query processing would load too many samples into memory in query execution"
-                    .into(),
-            ));
+            return Err(too_many_samples());
         }
         Ok(())
     }
@@ -362,6 +366,10 @@ impl<'a> Evaluator<'a> {
                 "query is nested more than {MAX_DEPTH} levels deep"
             )));
         }
+        // Every node holds up to a value per step: refuse before allocating them.
+        if s.len() > self.max_samples.saturating_sub(self.samples) {
+            return Err(too_many_samples());
+        }
         self.depth += 1;
         let before = self.samples;
         let v = self.eval_inner(e, s);
@@ -399,10 +407,10 @@ impl<'a> Evaluator<'a> {
                 let at = self.at_ms(&ms.vs.at);
                 let range = duration_ms(&ms.range);
                 let (min_e, max_e) = match at {
-                    Some(a) => (a - offset, a - offset),
-                    None => (s.start - offset, s.end - offset),
+                    Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+                    None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
                 };
-                let raw = self.select(&ms.vs, min_e - range + 1, max_e)?;
+                let raw = self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
                 let series = raw
                     .into_iter()
                     .map(|(labels, pts)| Ser {
@@ -429,14 +437,14 @@ impl<'a> Evaluator<'a> {
                     .filter(|&st| st > 0)
                     .unwrap_or(DEFAULT_SUBQUERY_STEP);
                 let (min_e, max_e) = match at {
-                    Some(a) => (a - offset, a - offset),
-                    None => (s.start - offset, s.end - offset),
+                    Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+                    None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
                 };
-                let lo = min_e - range;
+                let lo = min_e.saturating_sub(range);
                 // Inner steps are aligned to multiples of the step, as upstream aligns them.
-                let mut start = step * (lo / step);
+                let mut start = step.saturating_mul(lo / step);
                 if start < lo {
-                    start += step;
+                    start = start.saturating_add(step);
                 }
                 let inner = Steps {
                     start,
@@ -545,10 +553,11 @@ impl<'a> Evaluator<'a> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
         let (min_e, max_e) = match at {
-            Some(a) => (a - offset, a - offset),
-            None => (s.start - offset, s.end - offset),
+            Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+            None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
         };
-        let raw = self.select(vs, min_e - self.lookback + 1, max_e)?;
+        let raw = self
+            .select(vs, min_e.saturating_sub(self.lookback).saturating_add(1), max_e)?;
         let n = s.len();
         let mut out = Vec::with_capacity(raw.len());
         for (labels, samples) in raw {
@@ -556,7 +565,7 @@ impl<'a> Evaluator<'a> {
             let mut idx = 0;
             for i in 0..n {
                 let ts = s.ts(i);
-                let te = at.unwrap_or(ts) - offset;
+                let te = at.unwrap_or(ts).saturating_sub(offset);
                 while samples.get(idx).is_some_and(|&(t, _)| t <= te) {
                     idx += 1;
                 }
@@ -564,12 +573,13 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 if let Some(&(t, v)) = samples.get(idx - 1)
-                    && t > te - self.lookback
+                    && t > te.saturating_sub(self.lookback)
                     && !is_stale_nan(v)
                 {
                     points.push((ts, if timestamps { t as f64 / 1000.0 } else { v }));
                 }
             }
+            self.account(points.len())?;
             if !points.is_empty() {
                 out.push(Ser {
                     labels,

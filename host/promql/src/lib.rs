@@ -144,7 +144,7 @@ impl Engine {
             end: t,
             step: 1,
         };
-        let value = match ev.eval(&expr, steps)? {
+        let value = match ev.eval(&expr.0, steps)? {
             Val::Scalar(v) => Value::Scalar(t, v.first().copied().unwrap_or(f64::NAN)),
             Val::Str(s) => Value::String(t, s),
             Val::Vector(series) => Value::Vector(
@@ -197,7 +197,7 @@ impl Engine {
         let expr = parse(query)?;
         let mut ev = Evaluator::new(querier, &self.options, query, start, end, step);
         let steps = Steps { start, end, step };
-        let value = match ev.eval(&expr, steps)? {
+        let value = match ev.eval(&expr.0, steps)? {
             Val::Scalar(v) => Value::Matrix(vec![Series {
                 labels: Labels::default(),
                 points: v
@@ -222,8 +222,95 @@ impl Engine {
     }
 }
 
-fn parse(query: &str) -> Result<promql_parser::parser::Expr, Error> {
-    promql_parser::parser::parse(query).map_err(Error::BadData)
+/// The deepest bracket nesting and the most operators a query may have. The parser
+/// and its type checks recurse once per level of the expression tree, so a crafted
+/// query (`((((…))))` or `1+1+1+…` thousands deep) could exhaust the stack and take
+/// the server down; real queries stay far below these bounds.
+const MAX_NESTING: usize = 128;
+const MAX_OPERATORS: usize = 1000;
+
+/// Refuses queries nested or chained beyond what parsing can safely recurse through,
+/// looking only at the text (outside string literals).
+fn check_complexity(query: &str) -> Result<(), Error> {
+    let (mut depth, mut max_depth, mut ops) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in query.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '^' | '<' | '>' | '=' | '!' => ops += 1,
+            _ => {}
+        }
+    }
+    // `and`, `or`, `unless` chain like symbols do.
+    ops += query
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| matches!(*w, "and" | "or" | "unless" | "atan2"))
+        .count();
+    if max_depth > MAX_NESTING {
+        return Err(Error::BadData(format!(
+            "query is nested more than {MAX_NESTING} levels deep"
+        )));
+    }
+    if ops > MAX_OPERATORS {
+        return Err(Error::BadData(format!(
+            "query has more than {MAX_OPERATORS} operators"
+        )));
+    }
+    Ok(())
+}
+
+fn parse(query: &str) -> Result<Parsed, Error> {
+    check_complexity(query)?;
+    promql_parser::parser::parse(query)
+        .map(Parsed)
+        .map_err(Error::BadData)
+}
+
+/// A parsed query whose tree is taken apart without recursion when dropped, so a deep
+/// (but accepted) tree cannot overflow the stack on the way out.
+struct Parsed(promql_parser::parser::Expr);
+
+impl Drop for Parsed {
+    fn drop(&mut self) {
+        use promql_parser::parser::Expr;
+        let root = std::mem::replace(&mut self.0, Expr::NumberLiteral(promql_parser::parser::NumberLiteral::new(0.0)));
+        let mut stack = vec![root];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Aggregate(a) => {
+                    stack.push(*a.expr);
+                    if let Some(p) = a.param {
+                        stack.push(*p);
+                    }
+                }
+                Expr::Unary(u) => stack.push(*u.expr),
+                Expr::Binary(b) => {
+                    stack.push(*b.lhs);
+                    stack.push(*b.rhs);
+                }
+                Expr::Paren(p) => stack.push(*p.expr),
+                Expr::Subquery(s) => stack.push(*s.expr),
+                Expr::Call(c) => stack.extend(c.args.args.into_iter().map(|a| *a)),
+                _ => {}
+            }
+        }
+    }
 }
 
 fn outcome(value: Value, ev: Evaluator) -> Outcome {
