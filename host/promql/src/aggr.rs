@@ -19,13 +19,13 @@ fn group_labels(ser: &Ser, modifier: Option<&LabelModifier>) -> Labels {
         Some(LabelModifier::Include(names)) => Labels::from_pairs(
             ser.labels
                 .iter()
-                .filter(|l| names.labels.iter().any(|n| *n == l.name))
+                .filter(|l| names.labels.contains(&l.name))
                 .map(|l| (l.name.clone(), l.value.clone())),
         ),
         Some(LabelModifier::Exclude(names)) => Labels::from_pairs(
             ser.labels
                 .iter()
-                .filter(|l| l.name != METRIC_NAME && !names.labels.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != METRIC_NAME && !names.labels.contains(&l.name))
                 .map(|l| (l.name.clone(), l.value.clone())),
         ),
         None => Labels::default(),
@@ -94,7 +94,11 @@ pub(crate) fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -153,7 +157,11 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
         T_COUNT_VALUES => {
             let label = match &param {
                 Some(Val::Str(l)) => l.clone(),
-                _ => return Err(Error::BadData("count_values needs a string parameter".into())),
+                _ => {
+                    return Err(Error::BadData(
+                        "count_values needs a string parameter".into(),
+                    ));
+                }
             };
             if label.is_empty() {
                 return Err(Error::Execution(format!("invalid label name {label:?}")));

@@ -2,9 +2,7 @@
 //! vectors, with `on`/`ignoring` matching and `group_left`/`group_right`.
 
 use crate::Error;
-use crate::eval::{
-    Cursors, Evaluator, METRIC_NAME, Out, Result, Ser, Steps, Val, fmt_labels,
-};
+use crate::eval::{Cursors, Evaluator, METRIC_NAME, Out, Result, Ser, Steps, Val, fmt_labels};
 use pharos_model::{Labels, LabelsBuilder};
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
@@ -57,12 +55,12 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, s: Steps) -> Resul
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(sc)) => Ok(Val::Vector(vector_scalar(
-            op, v, &sc, false, ret_bool, s,
-        ))),
-        (Val::Scalar(sc), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(
-            op, v, &sc, true, ret_bool, s,
-        ))),
+        (Val::Vector(v), Val::Scalar(sc)) => {
+            Ok(Val::Vector(vector_scalar(op, v, &sc, false, ret_bool, s)))
+        }
+        (Val::Scalar(sc), Val::Vector(v)) => {
+            Ok(Val::Vector(vector_scalar(op, v, &sc, true, ret_bool, s)))
+        }
         (Val::Vector(l), Val::Vector(r)) => {
             let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
             match op {
@@ -143,12 +141,12 @@ fn signature(l: &Labels, matching: Option<&LabelModifier>) -> Labels {
     match matching {
         Some(LabelModifier::Include(names)) => Labels::from_pairs(
             l.iter()
-                .filter(|x| names.labels.iter().any(|n| *n == x.name))
+                .filter(|x| names.labels.contains(&x.name))
                 .map(|x| (x.name.clone(), x.value.clone())),
         ),
         Some(LabelModifier::Exclude(names)) => Labels::from_pairs(
             l.iter()
-                .filter(|x| x.name != METRIC_NAME && !names.labels.iter().any(|n| *n == x.name))
+                .filter(|x| x.name != METRIC_NAME && !names.labels.contains(&x.name))
                 .map(|x| (x.name.clone(), x.value.clone())),
         ),
         None => Labels::from_pairs(
@@ -182,6 +180,8 @@ fn sig_ids(
         .collect()
 }
 
+// Indices address parallel arrays (series, their signatures, output slots).
+#[allow(clippy::needless_range_loop)]
 fn set_op(
     ev: &mut Evaluator,
     op: TokenId,
@@ -267,7 +267,7 @@ fn result_labels(
     match card {
         VectorMatchCardinality::OneToOne => match matching {
             Some(LabelModifier::Include(names)) => {
-                b.retain(|l| names.labels.iter().any(|n| *n == l.name));
+                b.retain(|l| names.labels.contains(&l.name));
             }
             Some(LabelModifier::Exclude(names)) => {
                 for n in &names.labels {
@@ -289,6 +289,8 @@ fn result_labels(
     b.into_labels()
 }
 
+// Indices address parallel arrays (series, their signatures, output slots).
+#[allow(clippy::needless_range_loop)]
 fn vector_vector(
     ev: &mut Evaluator,
     vo: VecOp,

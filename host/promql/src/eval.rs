@@ -23,6 +23,9 @@ const DEFAULT_SUBQUERY_STEP: i64 = 60_000;
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
+/// A selected series' labels and decoded samples.
+pub(crate) type RawSeries = (Labels, Vec<(i64, f64)>);
+
 /// One series of an instant vector over the query's steps (a point per step where the
 /// series has a value) or of a range vector (its raw samples).
 #[derive(Debug, Clone)]
@@ -168,7 +171,10 @@ impl Out {
     }
 
     pub fn finish(self) -> Vec<Ser> {
-        self.series.into_iter().filter(|s| !s.points.is_empty()).collect()
+        self.series
+            .into_iter()
+            .filter(|s| !s.points.is_empty())
+            .collect()
     }
 }
 
@@ -311,7 +317,12 @@ impl<'a> Evaluator<'a> {
     fn pos_at(&self, at: usize) -> String {
         let before = self.query.get(..at).unwrap_or("");
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         format!("({line}:{col})")
     }
 
@@ -328,7 +339,9 @@ impl<'a> Evaluator<'a> {
                 .and_then(|b| b.chars().next_back())
                 .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
             if before_ok
-                && (after.starts_with('(') || after.starts_with("by") || after.starts_with("without"))
+                && (after.starts_with('(')
+                    || after.starts_with("by")
+                    || after.starts_with("without"))
             {
                 return self.pos_at(at);
             }
@@ -410,7 +423,8 @@ impl<'a> Evaluator<'a> {
                     Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
                     None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
                 };
-                let raw = self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
+                let raw =
+                    self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
                 let series = raw
                     .into_iter()
                     .map(|(labels, pts)| Ser {
@@ -489,7 +503,7 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         min_t: i64,
         max_t: i64,
-    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+    ) -> Result<Vec<RawSeries>> {
         let name = vs
             .name
             .as_ref()
@@ -556,8 +570,11 @@ impl<'a> Evaluator<'a> {
             Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
             None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
         };
-        let raw = self
-            .select(vs, min_e.saturating_sub(self.lookback).saturating_add(1), max_e)?;
+        let raw = self.select(
+            vs,
+            min_e.saturating_sub(self.lookback).saturating_add(1),
+            max_e,
+        )?;
         let n = s.len();
         let mut out = Vec::with_capacity(raw.len());
         for (labels, samples) in raw {

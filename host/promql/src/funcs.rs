@@ -578,7 +578,13 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                     Some(prev) => prev
                         .iter()
                         .zip(&v)
-                        .map(|(&x, &y)| if name == "min_of" { go_min(x, y) } else { go_max(x, y) })
+                        .map(|(&x, &y)| {
+                            if name == "min_of" {
+                                go_min(x, y)
+                            } else {
+                                go_max(x, y)
+                            }
+                        })
                         .collect(),
                 });
             }
@@ -588,7 +594,11 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             let v = want_scalar(ev.eval(arg(c, 0)?, s)?, name, n)?;
             Ok(Val::Vector(vec![Ser {
                 labels: Labels::default(),
-                points: v.into_iter().enumerate().map(|(i, x)| (s.ts(i), x)).collect(),
+                points: v
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (s.ts(i), x))
+                    .collect(),
                 drop_name: false,
             }]))
         }
@@ -716,7 +726,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                     drop_name: false,
                 }],
             };
-            Ok(Val::Vector(map_points(v, s, |x, _| Some(time_part(name, x)))))
+            Ok(Val::Vector(map_points(v, s, |x, _| {
+                Some(time_part(name, x))
+            })))
         }
         "label_replace" => {
             let v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
@@ -725,20 +737,27 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             let src = want_string(arg(c, 3)?)?;
             let re_s = want_string(arg(c, 4)?)?;
             let re = regex::Regex::new(&format!("^(?s:{re_s})$")).map_err(|e| {
-                Error::BadData(format!("invalid regular expression in label_replace(): {e}"))
+                Error::BadData(format!(
+                    "invalid regular expression in label_replace(): {e}"
+                ))
             })?;
             if dst.is_empty() {
                 return Err(Error::BadData(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
             }
-            relabel(v, s, |labels| {
-                let val = labels.get(&src).unwrap_or("");
-                let caps = re.captures(val)?;
-                let mut res = String::new();
-                caps.expand(&repl, &mut res);
-                Some(res)
-            }, &dst)
+            relabel(
+                v,
+                s,
+                |labels| {
+                    let val = labels.get(&src).unwrap_or("");
+                    let caps = re.captures(val)?;
+                    let mut res = String::new();
+                    caps.expand(&repl, &mut res);
+                    Some(res)
+                },
+                &dst,
+            )
         }
         "label_join" => {
             let v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
@@ -753,14 +772,19 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                     "invalid destination label name in label_join(): {dst}"
                 )));
             }
-            relabel(v, s, |labels| {
-                Some(
-                    srcs.iter()
-                        .map(|l| labels.get(l).unwrap_or(""))
-                        .collect::<Vec<_>>()
-                        .join(&sep),
-                )
-            }, &dst)
+            relabel(
+                v,
+                s,
+                |labels| {
+                    Some(
+                        srcs.iter()
+                            .map(|l| labels.get(l).unwrap_or(""))
+                            .collect::<Vec<_>>()
+                            .join(&sep),
+                    )
+                },
+                &dst,
+            )
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
             let mut v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
@@ -953,7 +977,10 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     let mut groups: Vec<Labels> = Vec::new();
     let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
     for ser in &v {
-        let le = ser.labels.get("le").and_then(|x| x.trim().parse::<f64>().ok());
+        let le = ser
+            .labels
+            .get("le")
+            .and_then(|x| x.trim().parse::<f64>().ok());
         let Some(le) = le else {
             let pos = ev.pos_of_expr(vec_arg);
             ev.warn(format!(
@@ -1160,9 +1187,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         "count_over_time" => over_windows(ev, &m, s, true, |w, _, _| Ok(Some(w.len() as f64)))?,
         "present_over_time" => over_windows(ev, &m, s, true, |_, _, _| Ok(Some(1.0)))?,
         "last_over_time" => over_windows(ev, &m, s, false, |w, _, _| Ok(w.last().map(|p| p.1)))?,
-        "first_over_time" => {
-            over_windows(ev, &m, s, false, |w, _, _| Ok(w.first().map(|p| p.1)))?
-        }
+        "first_over_time" => over_windows(ev, &m, s, false, |w, _, _| Ok(w.first().map(|p| p.1)))?,
         "ts_of_last_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
             Ok(w.last().map(|p| p.0 as f64 / 1000.0))
         })?,

@@ -289,7 +289,10 @@ struct Parsed(promql_parser::parser::Expr);
 impl Drop for Parsed {
     fn drop(&mut self) {
         use promql_parser::parser::Expr;
-        let root = std::mem::replace(&mut self.0, Expr::NumberLiteral(promql_parser::parser::NumberLiteral::new(0.0)));
+        let root = std::mem::replace(
+            &mut self.0,
+            Expr::NumberLiteral(promql_parser::parser::NumberLiteral::new(0.0)),
+        );
         let mut stack = vec![root];
         while let Some(e) = stack.pop() {
             match e {

@@ -332,7 +332,8 @@ fn selects_any(query: &str, series: &[Labels]) -> bool {
     let mut sels = Vec::new();
     selectors(&expr, &mut sels);
     sels.iter().any(|vs| {
-        let groups: Vec<&Vec<promql_parser::label::Matcher>> = if vs.matchers.or_matchers.is_empty() {
+        let groups: Vec<&Vec<promql_parser::label::Matcher>> = if vs.matchers.or_matchers.is_empty()
+        {
             vec![&vs.matchers.matchers]
         } else {
             vs.matchers.or_matchers.iter().collect()
@@ -343,10 +344,9 @@ fn selects_any(query: &str, series: &[Labels]) -> bool {
                 .as_ref()
                 .is_none_or(|n| l.metric_name() == Some(n.as_str()));
             name_ok
-                && groups.iter().any(|g| {
-                    g.iter()
-                        .all(|m| m.is_match(l.get(&m.name).unwrap_or("")))
-                })
+                && groups
+                    .iter()
+                    .any(|g| g.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or(""))))
         })
     })
 }
@@ -365,7 +365,9 @@ struct Expect {
 fn msg_matches(m: &(bool, String), got: &str) -> bool {
     let (regex, want) = m;
     if *regex {
-        regex::Regex::new(want).map(|r| r.is_match(got)).unwrap_or(false)
+        regex::Regex::new(want)
+            .map(|r| r.is_match(got))
+            .unwrap_or(false)
     } else {
         got.trim() == want.trim()
     }
@@ -475,8 +477,10 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                     continue;
                 };
                 // A series given twice in one block: the later value wins, as upstream.
-                let mut samples: std::collections::BTreeMap<Labels, std::collections::BTreeMap<i64, f64>> =
-                    std::collections::BTreeMap::new();
+                let mut samples: std::collections::BTreeMap<
+                    Labels,
+                    std::collections::BTreeMap<i64, f64>,
+                > = std::collections::BTreeMap::new();
                 let mut err = None;
                 for (_, l) in &block {
                     let s = match parse_series_line(l) {
@@ -543,7 +547,13 @@ enum EvalResult {
     Fail(String),
 }
 
-fn run_eval(cmd: &str, rest: &str, block: &[(usize, &str)], engine: &Engine, env: &Env) -> EvalResult {
+fn run_eval(
+    cmd: &str,
+    rest: &str,
+    block: &[(usize, &str)],
+    engine: &Engine,
+    env: &Env,
+) -> EvalResult {
     let mut ex = Expect {
         fail: None,
         warn: Vec::new(),
@@ -630,11 +640,17 @@ fn run_eval(cmd: &str, rest: &str, block: &[(usize, &str)], engine: &Engine, env
             continue;
         }
         if l.starts_with("expected_fail_message") {
-            ex.fail = Some(Some((false, l.split_once(' ').map(|x| x.1).unwrap_or("").to_string())));
+            ex.fail = Some(Some((
+                false,
+                l.split_once(' ').map(|x| x.1).unwrap_or("").to_string(),
+            )));
             continue;
         }
         if l.starts_with("expected_fail_regexp") {
-            ex.fail = Some(Some((true, l.split_once(' ').map(|x| x.1).unwrap_or("").to_string())));
+            ex.fail = Some(Some((
+                true,
+                l.split_once(' ').map(|x| x.1).unwrap_or("").to_string(),
+            )));
             continue;
         }
         if l.contains("{{") {
@@ -668,14 +684,21 @@ fn run_eval(cmd: &str, rest: &str, block: &[(usize, &str)], engine: &Engine, env
             return if msg_matches(m, &e.to_string()) {
                 EvalResult::Pass
             } else {
-                EvalResult::Fail(format!("{query}: error {:?} does not match {:?}", e.to_string(), m.1))
+                EvalResult::Fail(format!(
+                    "{query}: error {:?} does not match {:?}",
+                    e.to_string(),
+                    m.1
+                ))
             };
         }
         (Err(e), None) => return EvalResult::Fail(format!("{query}: unexpected error: {e}")),
         (Ok(_), Some(_)) => return EvalResult::Fail(format!("{query}: expected an error")),
         (Ok(o), None) => o,
     };
-    for (anns, want, kind) in [(&out.warnings, &ex.warn, "warn"), (&out.infos, &ex.info, "info")] {
+    for (anns, want, kind) in [
+        (&out.warnings, &ex.warn, "warn"),
+        (&out.infos, &ex.info, "info"),
+    ] {
         for w in want.iter() {
             let ok = match w {
                 None => !anns.is_empty(),
@@ -770,13 +793,17 @@ fn compare(
         Value::Matrix(series) => {
             let (mstart, mstep) = match ex.range_vector {
                 Some((a, _, s)) => (a, s),
-                None if step == 0 => return fail("got a range vector without `expect range vector`".into()),
+                None if step == 0 => {
+                    return fail("got a range vector without `expect range vector`".into());
+                }
                 None => (start, step),
             };
             if let Some(w) = scalar {
                 // A scalar range query: one series without labels.
                 return match series.as_slice() {
-                    [s] if s.labels.is_empty() && s.points.iter().all(|p| almost_equal(p.1, w)) => EvalResult::Pass,
+                    [s] if s.labels.is_empty() && s.points.iter().all(|p| almost_equal(p.1, w)) => {
+                        EvalResult::Pass
+                    }
                     _ => fail("scalar range result mismatch".into()),
                 };
             }
@@ -864,7 +891,11 @@ fn promql_conformance() {
             t.failed,
             t.skipped,
             t.known,
-            if MUST_PASS.contains(&name.as_str()) { "  (must pass)" } else { "" }
+            if MUST_PASS.contains(&name.as_str()) {
+                "  (must pass)"
+            } else {
+                ""
+            }
         );
         if MUST_PASS.contains(&name.as_str()) && t.failed > 0 {
             must_fail.push(name);
@@ -874,5 +905,8 @@ fn promql_conformance() {
     for f in &all_failures {
         println!("FAIL {f}");
     }
-    assert!(must_fail.is_empty(), "must-pass files failed: {must_fail:?}");
+    assert!(
+        must_fail.is_empty(),
+        "must-pass files failed: {must_fail:?}"
+    );
 }
