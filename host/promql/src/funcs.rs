@@ -1251,3 +1251,70 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     }
     Ok(Val::Vector(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_quantile_interpolates_within_the_bucket() {
+        let b = vec![(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
+        assert_eq!(bucket_quantile(0.5, b.clone()).0, 1.0);
+        assert_eq!(bucket_quantile(0.75, b.clone()).0, 1.5);
+        // Past the last finite bucket: its bound.
+        assert_eq!(bucket_quantile(1.0, b.clone()).0, 2.0);
+        assert!(bucket_quantile(0.5, vec![(1.0, 1.0)]).0.is_nan());
+        assert_eq!(bucket_quantile(-1.0, b).0, f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn non_monotonic_buckets_are_fixed_and_reported() {
+        let b = vec![(1.0, 10.0), (2.0, 8.0), (f64::INFINITY, 12.0)];
+        let (q, forced) = bucket_quantile(0.5, b);
+        assert!(forced);
+        assert_eq!(q, 0.6);
+    }
+
+    #[test]
+    fn natural_order_compares_digit_runs_as_numbers() {
+        assert_eq!(natural_cmp("a2", "a10"), Ordering::Less);
+        assert_eq!(natural_cmp("a10", "a2"), Ordering::Greater);
+        assert_eq!(natural_cmp("b", "a10"), Ordering::Greater);
+        assert_eq!(natural_cmp("x01", "x1"), Ordering::Equal);
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(time_part("day_of_week", 0.0), 4.0);
+        assert_eq!(time_part("days_in_month", 1_709_164_800.0), 29.0);
+        assert!(time_part("year", f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn rate_extrapolates_to_the_window_edges_but_not_below_zero() {
+        // Samples every 10 s from 10 to 50 s, counter rising 1/s, window (0, 60]: the
+        // 10 s gaps at either end are short enough to extrapolate across.
+        let w: Vec<(i64, f64)> = (1..=5).map(|i| (i * 10_000, (i * 10) as f64)).collect();
+        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false).unwrap();
+        assert!((inc - 60.0).abs() < 1e-9, "{inc}");
+        // A counter starting at 0 is not extrapolated back past zero.
+        let w: Vec<(i64, f64)> = (1..=5)
+            .map(|i| (i * 10_000, ((i - 1) * 10) as f64))
+            .collect();
+        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false).unwrap();
+        assert!((inc - 50.0).abs() < 1e-9, "{inc}");
+        assert!(extrapolated_rate(&w[..1], (0, 60_000), 60_000, true, true).is_none());
+    }
+
+    #[test]
+    fn quantile_follows_linear_interpolation() {
+        let mut v = vec![4.0, 1.0, 3.0, 2.0];
+        assert_eq!(quantile(0.5, &mut v), 2.5);
+        assert_eq!(quantile(0.0, &mut v), 1.0);
+        assert!(quantile(f64::NAN, &mut v).is_nan());
+        assert!(quantile(0.5, &mut []).is_nan());
+    }
+}

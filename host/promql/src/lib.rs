@@ -370,3 +370,183 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pharos_model::Matcher;
+    use pharos_tsdb::{Db, DbOptions, StorageError};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts `select` calls, to check that range queries read storage once.
+    struct Counting<'a> {
+        inner: &'a dyn Querier,
+        selects: AtomicUsize,
+    }
+
+    impl Querier for Counting<'_> {
+        fn select(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<pharos_tsdb::Series>, StorageError> {
+            self.selects.fetch_add(1, Ordering::Relaxed);
+            self.inner.select(m, min_t, max_t)
+        }
+        fn label_names(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<String>, StorageError> {
+            self.inner.label_names(m, min_t, max_t)
+        }
+        fn label_values(
+            &self,
+            name: &str,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<String>, StorageError> {
+            self.inner.label_values(name, m, min_t, max_t)
+        }
+    }
+
+    /// A Db holding `x{job="a"}` and `x{job="b"}` with a sample every 15 s for an hour.
+    fn db() -> (tempfile::TempDir, Arc<Db>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Db::open(dir.path(), DbOptions::default()).unwrap();
+        let db = Arc::new(db);
+        let mut app = db.appender();
+        for job in ["a", "b"] {
+            let l = Labels::from_pairs([("__name__", "x"), ("job", job)]);
+            for i in 0..=240 {
+                app.append(None, &l, i * 15_000, i as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn range_query_reads_each_selector_once() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let c = Counting {
+            inner: &q,
+            selects: AtomicUsize::new(0),
+        };
+        let v = Engine::default()
+            .range(&c, "sum(rate(x[5m])) + x", 0, 3_600_000, 15_000)
+            .unwrap();
+        assert_eq!(c.selects.load(Ordering::Relaxed), 2);
+        let Value::Matrix(m) = v else { panic!() };
+        assert_eq!(m.len(), 0, "sum() has no job label, so nothing matches");
+        let v = Engine::default()
+            .range(&c, "rate(x[5m])", 0, 3_600_000, 15_000)
+            .unwrap();
+        let Value::Matrix(m) = v else { panic!() };
+        assert_eq!(m.len(), 2);
+        // From the second step on, each window holds at least two samples.
+        assert_eq!(m[0].points.len(), 240);
+        assert!((m[0].points[100].1 - 1.0 / 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_many_samples_is_an_execution_error() {
+        let (_d, db) = db();
+        let e = Engine::new(EngineOptions {
+            max_samples: 100,
+            ..EngineOptions::default()
+        });
+        let err = e
+            .range(&db.querier(), "x", 0, 3_600_000, 15_000)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into()
+            )
+        );
+        // A subquery with a tiny step is refused before its steps are allocated.
+        let err = e
+            .instant(&db.querier(), "max_over_time(vector(1)[10000d:1ms])", 0)
+            .unwrap_err();
+        assert!(matches!(err, Error::Execution(_)));
+    }
+
+    #[test]
+    fn timeout_is_reported() {
+        let (_d, db) = db();
+        let e = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..EngineOptions::default()
+        });
+        let err = e.instant(&db.querier(), "x", 0).unwrap_err();
+        assert_eq!(err.to_string(), "query timed out in query execution");
+    }
+
+    #[test]
+    fn hostile_queries_fail_without_panicking() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let e = Engine::default();
+        let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(matches!(e.instant(&q, &deep, 0), Err(Error::BadData(_))));
+        let chain = format!("1{}", "+1".repeat(100_000));
+        assert!(matches!(e.instant(&q, &chain, 0), Err(Error::BadData(_))));
+        // Accepted but deeper than evaluation allows.
+        let medium = format!("x{}", " + x".repeat(400));
+        assert!(matches!(e.instant(&q, &medium, 0), Err(Error::BadData(_))));
+        for query in [
+            "x @ 1e15",
+            "x offset 100000000w",
+            "x @ -1e15 offset -100000000w",
+            "rate(x[100000000w])",
+            "x / 0",
+            "x % 0",
+            "topk(1e300, x)",
+            "topk(-1e300, x)",
+            "quantile(1e300, x)",
+            "histogram_quantile(2, x)",
+            "round(x, 0)",
+            "label_replace(x, \"a\", \"$99\", \"job\", \"(.*)\")",
+            "max_over_time(x[1m:0s])",
+        ] {
+            let _ = e.instant(&q, query, i64::MAX);
+            let _ = e.instant(&q, query, i64::MIN);
+            let _ = e.range(&q, query, i64::MIN, i64::MAX, i64::MAX);
+        }
+    }
+
+    #[test]
+    fn range_query_rejects_range_vectors_and_bad_steps() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let e = Engine::default();
+        assert!(matches!(
+            e.range(&q, "x[5m]", 0, 60_000, 15_000),
+            Err(Error::BadData(_))
+        ));
+        assert!(matches!(
+            e.range(&q, "x", 0, 60_000, 0),
+            Err(Error::BadData(_))
+        ));
+    }
+
+    #[test]
+    fn stats_count_samples_read() {
+        let (_d, db) = db();
+        let o = Engine::default()
+            .instant_query(&db.querier(), "x", 3_600_000)
+            .unwrap();
+        let Value::Vector(v) = &o.value else { panic!() };
+        assert_eq!(v.len(), 2);
+        assert!(o.samples_read >= 2);
+        assert!(o.peak_samples >= 2);
+    }
+}
