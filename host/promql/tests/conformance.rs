@@ -718,7 +718,35 @@ fn run_eval(
     if ex.no_info && !out.infos.is_empty() {
         return EvalResult::Fail(format!("{query}: unexpected infos {:?}", out.infos));
     }
-    compare(query, &out.value, &ex, &expected, scalar, range)
+    let r = compare(query, &out.value, &ex, &expected, scalar, range);
+    if !matches!(r, EvalResult::Pass) {
+        return r;
+    }
+    // As upstream's harness does, an instant vector must also come out of a range query
+    // over that single step: this exercises the range-mode code paths.
+    if let Value::Vector(samples) = &out.value
+        && step == 0
+    {
+        let rq = match engine.range_query(&querier, query, start, start, 60_000) {
+            Ok(rq) => rq,
+            Err(e) => return EvalResult::Fail(format!("{query}: range mode failed: {e}")),
+        };
+        let Value::Matrix(m) = rq.value else {
+            return EvalResult::Fail(format!("{query}: range mode gave no matrix"));
+        };
+        let same = m.len() == samples.len()
+            && samples.iter().all(|s| {
+                m.iter().any(|r| {
+                    r.labels == s.labels
+                        && r.points.len() == 1
+                        && almost_equal(r.points[0].1, s.v)
+                })
+            });
+        if !same {
+            return EvalResult::Fail(format!("{query}: range mode differs from instant mode"));
+        }
+    }
+    EvalResult::Pass
 }
 
 fn fmt_points(p: &[(i64, f64)]) -> String {
