@@ -1082,6 +1082,24 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     }
     let m = want_matrix(ev.eval(arg(c, mat_arg)?, s)?, name)?;
     let range = m.range;
+    if matches!(name, "rate" | "increase") {
+        // Counters are named so by convention; anything else may be a gauge, whose
+        // decreases rate() would misread as counter resets.
+        let suspect = m.series.iter().find_map(|ser| {
+            ser.labels.metric_name().filter(|n| {
+                !["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|suf| n.ends_with(suf))
+            })
+        });
+        if let Some(metric) = suspect {
+            let pos = ev.pos_of_expr(arg(c, mat_arg)?);
+            let msg = format!(
+                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?} {pos}"
+            );
+            ev.info(msg);
+        }
+    }
     let sc = |k: usize, i: usize| -> f64 {
         scalars
             .get(k)

@@ -737,9 +737,7 @@ fn run_eval(
         let same = m.len() == samples.len()
             && samples.iter().all(|s| {
                 m.iter().any(|r| {
-                    r.labels == s.labels
-                        && r.points.len() == 1
-                        && almost_equal(r.points[0].1, s.v)
+                    r.labels == s.labels && r.points.len() == 1 && almost_equal(r.points[0].1, s.v)
                 })
             });
         if !same {
