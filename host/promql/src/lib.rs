@@ -4,6 +4,12 @@
 //! ([`Engine::instant`], [`Engine::range`]) and the [`Value`] and [`Error`] types the HTTP
 //! API renders. Everything about how expressions are evaluated stays inside.
 
+mod aggr;
+mod binop;
+mod eval;
+mod funcs;
+
+use eval::{Evaluator, Steps, Val};
 use pharos_model::Labels;
 use pharos_tsdb::Querier;
 use std::time::Duration;
@@ -79,6 +85,21 @@ pub enum Error {
     Storage(String),
 }
 
+/// A query's value with what Prometheus reports beside it: annotations (warnings
+/// and infos, rendered by the API next to the data) and sample statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub value: Value,
+    /// Annotations that may make the result wrong or misleading (`warnings`).
+    pub warnings: Vec<String>,
+    /// Annotations worth knowing that do not put the result in doubt (`infos`).
+    pub infos: Vec<String>,
+    /// Samples read from storage.
+    pub samples_read: usize,
+    /// The most samples held in memory at once, which `max_samples` bounds.
+    pub peak_samples: usize,
+}
+
 /// Evaluates PromQL.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
@@ -92,10 +113,7 @@ impl Engine {
 
     /// Evaluates `query` at time `t` (ms).
     pub fn instant(&self, querier: &dyn Querier, query: &str, t: i64) -> Result<Value, Error> {
-        let _ = (querier, query, t);
-        Err(Error::Execution(
-            "PromQL evaluation is not built yet".into(),
-        ))
+        self.instant_query(querier, query, t).map(|o| o.value)
     }
 
     /// Evaluates `query` at every `step` from `start` to `end` (ms, inclusive); the result
@@ -108,9 +126,427 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Value, Error> {
-        let _ = (querier, query, start, end, step);
-        Err(Error::Execution(
-            "PromQL evaluation is not built yet".into(),
-        ))
+        self.range_query(querier, query, start, end, step)
+            .map(|o| o.value)
+    }
+
+    /// [`Engine::instant`] with annotations and statistics.
+    pub fn instant_query(
+        &self,
+        querier: &dyn Querier,
+        query: &str,
+        t: i64,
+    ) -> Result<Outcome, Error> {
+        let expr = parse(query)?;
+        let mut ev = Evaluator::new(querier, &self.options, query, t, t, 0);
+        let steps = Steps {
+            start: t,
+            end: t,
+            step: 1,
+        };
+        let value = match ev.eval(&expr.0, steps)? {
+            Val::Scalar(v) => Value::Scalar(t, v.first().copied().unwrap_or(f64::NAN)),
+            Val::Str(s) => Value::String(t, s),
+            Val::Vector(series) => Value::Vector(
+                finish_series(series)?
+                    .into_iter()
+                    .filter_map(|s| {
+                        s.points.first().map(|&(_, v)| Sample {
+                            labels: s.labels,
+                            t,
+                            v,
+                        })
+                    })
+                    .collect(),
+            ),
+            Val::Matrix(m) => {
+                let (lo, hi) = m.window(t);
+                let series = m
+                    .series
+                    .into_iter()
+                    .map(|mut s| {
+                        s.points.retain(|&(pt, _)| pt > lo && pt <= hi);
+                        s
+                    })
+                    .collect();
+                Value::Matrix(finish_series(series)?)
+            }
+        };
+        Ok(outcome(value, ev))
+    }
+
+    /// [`Engine::range`] with annotations and statistics.
+    pub fn range_query(
+        &self,
+        querier: &dyn Querier,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Outcome, Error> {
+        if step <= 0 {
+            return Err(Error::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(Error::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        let expr = parse(query)?;
+        let mut ev = Evaluator::new(querier, &self.options, query, start, end, step);
+        let steps = Steps { start, end, step };
+        let value = match ev.eval(&expr.0, steps)? {
+            Val::Scalar(v) => Value::Matrix(vec![Series {
+                labels: Labels::default(),
+                points: v
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| (steps.ts(i), x))
+                    .collect(),
+            }]),
+            Val::Vector(series) => {
+                let mut m = finish_series(series)?;
+                m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(m)
+            }
+            other => {
+                return Err(Error::BadData(format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    other.type_name()
+                )));
+            }
+        };
+        Ok(outcome(value, ev))
+    }
+}
+
+/// The deepest bracket nesting and the most operators a query may have. The parser
+/// and its type checks recurse once per level of the expression tree, so a crafted
+/// query (`((((…))))` or `1+1+1+…` thousands deep) could exhaust the stack and take
+/// the server down; real queries stay far below these bounds.
+const MAX_NESTING: usize = 128;
+const MAX_OPERATORS: usize = 1000;
+
+/// Refuses queries nested or chained beyond what parsing can safely recurse through,
+/// looking only at the text (outside string literals).
+fn check_complexity(query: &str) -> Result<(), Error> {
+    let (mut depth, mut max_depth, mut ops) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in query.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '^' | '<' | '>' | '=' | '!' => ops += 1,
+            _ => {}
+        }
+    }
+    // `and`, `or`, `unless` chain like symbols do.
+    ops += query
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| matches!(*w, "and" | "or" | "unless" | "atan2"))
+        .count();
+    if max_depth > MAX_NESTING {
+        return Err(Error::BadData(format!(
+            "query is nested more than {MAX_NESTING} levels deep"
+        )));
+    }
+    if ops > MAX_OPERATORS {
+        return Err(Error::BadData(format!(
+            "query has more than {MAX_OPERATORS} operators"
+        )));
+    }
+    Ok(())
+}
+
+fn parse(query: &str) -> Result<Parsed, Error> {
+    check_complexity(query)?;
+    promql_parser::parser::parse(query)
+        .map(Parsed)
+        .map_err(Error::BadData)
+}
+
+/// A parsed query whose tree is taken apart without recursion when dropped, so a deep
+/// (but accepted) tree cannot overflow the stack on the way out.
+struct Parsed(promql_parser::parser::Expr);
+
+impl Drop for Parsed {
+    fn drop(&mut self) {
+        use promql_parser::parser::Expr;
+        let root = std::mem::replace(
+            &mut self.0,
+            Expr::NumberLiteral(promql_parser::parser::NumberLiteral::new(0.0)),
+        );
+        let mut stack = vec![root];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Aggregate(a) => {
+                    stack.push(*a.expr);
+                    if let Some(p) = a.param {
+                        stack.push(*p);
+                    }
+                }
+                Expr::Unary(u) => stack.push(*u.expr),
+                Expr::Binary(b) => {
+                    stack.push(*b.lhs);
+                    stack.push(*b.rhs);
+                }
+                Expr::Paren(p) => stack.push(*p.expr),
+                Expr::Subquery(s) => stack.push(*s.expr),
+                Expr::Call(c) => stack.extend(c.args.args.into_iter().map(|a| *a)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn outcome(value: Value, ev: Evaluator) -> Outcome {
+    Outcome {
+        value,
+        warnings: ev.warnings,
+        infos: ev.infos,
+        samples_read: ev.total_samples,
+        peak_samples: ev.peak_samples,
+    }
+}
+
+/// Removes metric names marked for removal (upstream's delayed name removal). Series
+/// that end up with the same labels merge when their points do not overlap in time;
+/// a timestamp held by both means the result would have two samples for one series.
+fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    let mut merged = false;
+    for s in series {
+        if s.points.is_empty() {
+            continue;
+        }
+        let labels = if s.drop_name && s.labels.metric_name().is_some() {
+            let mut b = pharos_model::LabelsBuilder::from(s.labels);
+            b.remove(eval::METRIC_NAME);
+            b.into_labels()
+        } else {
+            s.labels
+        };
+        match index.get(&labels) {
+            Some(&i) => {
+                merged = true;
+                if let Some(o) = out.get_mut(i) {
+                    o.points.extend(s.points);
+                }
+            }
+            None => {
+                index.insert(labels.clone(), out.len());
+                out.push(Series {
+                    labels,
+                    points: s.points,
+                });
+            }
+        }
+    }
+    if merged {
+        for s in &mut out {
+            s.points.sort_by_key(|p| p.0);
+            if s.points.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(eval::duplicate_labelset());
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pharos_model::Matcher;
+    use pharos_tsdb::{Db, DbOptions, StorageError};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts `select` calls, to check that range queries read storage once.
+    struct Counting<'a> {
+        inner: &'a dyn Querier,
+        selects: AtomicUsize,
+    }
+
+    impl Querier for Counting<'_> {
+        fn select(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<pharos_tsdb::Series>, StorageError> {
+            self.selects.fetch_add(1, Ordering::Relaxed);
+            self.inner.select(m, min_t, max_t)
+        }
+        fn label_names(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<String>, StorageError> {
+            self.inner.label_names(m, min_t, max_t)
+        }
+        fn label_values(
+            &self,
+            name: &str,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<String>, StorageError> {
+            self.inner.label_values(name, m, min_t, max_t)
+        }
+    }
+
+    /// A Db holding `x{job="a"}` and `x{job="b"}` with a sample every 15 s for an hour.
+    fn db() -> (tempfile::TempDir, Arc<Db>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = Db::open(dir.path(), DbOptions::default()).unwrap();
+        let db = Arc::new(db);
+        let mut app = db.appender();
+        for job in ["a", "b"] {
+            let l = Labels::from_pairs([("__name__", "x"), ("job", job)]);
+            for i in 0..=240 {
+                app.append(None, &l, i * 15_000, i as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn range_query_reads_each_selector_once() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let c = Counting {
+            inner: &q,
+            selects: AtomicUsize::new(0),
+        };
+        let v = Engine::default()
+            .range(&c, "sum(rate(x[5m])) + x", 0, 3_600_000, 15_000)
+            .unwrap();
+        assert_eq!(c.selects.load(Ordering::Relaxed), 2);
+        let Value::Matrix(m) = v else { panic!() };
+        assert_eq!(m.len(), 0, "sum() has no job label, so nothing matches");
+        let v = Engine::default()
+            .range(&c, "rate(x[5m])", 0, 3_600_000, 15_000)
+            .unwrap();
+        let Value::Matrix(m) = v else { panic!() };
+        assert_eq!(m.len(), 2);
+        // From the second step on, each window holds at least two samples.
+        assert_eq!(m[0].points.len(), 240);
+        assert!((m[0].points[100].1 - 1.0 / 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_many_samples_is_an_execution_error() {
+        let (_d, db) = db();
+        let e = Engine::new(EngineOptions {
+            max_samples: 100,
+            ..EngineOptions::default()
+        });
+        let err = e
+            .range(&db.querier(), "x", 0, 3_600_000, 15_000)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into()
+            )
+        );
+        // A subquery with a tiny step is refused before its steps are allocated.
+        let err = e
+            .instant(&db.querier(), "max_over_time(vector(1)[10000d:1ms])", 0)
+            .unwrap_err();
+        assert!(matches!(err, Error::Execution(_)));
+    }
+
+    #[test]
+    fn timeout_is_reported() {
+        let (_d, db) = db();
+        let e = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..EngineOptions::default()
+        });
+        let err = e.instant(&db.querier(), "x", 0).unwrap_err();
+        assert_eq!(err.to_string(), "query timed out in query execution");
+    }
+
+    #[test]
+    fn hostile_queries_fail_without_panicking() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let e = Engine::default();
+        let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(matches!(e.instant(&q, &deep, 0), Err(Error::BadData(_))));
+        let chain = format!("1{}", "+1".repeat(100_000));
+        assert!(matches!(e.instant(&q, &chain, 0), Err(Error::BadData(_))));
+        // Accepted but deeper than evaluation allows.
+        let medium = format!("x{}", " + x".repeat(400));
+        assert!(matches!(e.instant(&q, &medium, 0), Err(Error::BadData(_))));
+        for query in [
+            "x @ 1e15",
+            "x offset 100000000w",
+            "x @ -1e15 offset -100000000w",
+            "rate(x[100000000w])",
+            "x / 0",
+            "x % 0",
+            "topk(1e300, x)",
+            "topk(-1e300, x)",
+            "quantile(1e300, x)",
+            "histogram_quantile(2, x)",
+            "round(x, 0)",
+            "label_replace(x, \"a\", \"$99\", \"job\", \"(.*)\")",
+            "max_over_time(x[1m:0s])",
+        ] {
+            let _ = e.instant(&q, query, i64::MAX);
+            let _ = e.instant(&q, query, i64::MIN);
+            let _ = e.range(&q, query, i64::MIN, i64::MAX, i64::MAX);
+        }
+    }
+
+    #[test]
+    fn range_query_rejects_range_vectors_and_bad_steps() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let e = Engine::default();
+        assert!(matches!(
+            e.range(&q, "x[5m]", 0, 60_000, 15_000),
+            Err(Error::BadData(_))
+        ));
+        assert!(matches!(
+            e.range(&q, "x", 0, 60_000, 0),
+            Err(Error::BadData(_))
+        ));
+    }
+
+    #[test]
+    fn stats_count_samples_read() {
+        let (_d, db) = db();
+        let o = Engine::default()
+            .instant_query(&db.querier(), "x", 3_600_000)
+            .unwrap();
+        let Value::Vector(v) = &o.value else { panic!() };
+        assert_eq!(v.len(), 2);
+        assert!(o.samples_read >= 2);
+        assert!(o.peak_samples >= 2);
     }
 }

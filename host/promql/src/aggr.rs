@@ -1,0 +1,411 @@
+//! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, `count_values`, …), each
+//! evaluated per step over groups computed once per input series.
+
+use crate::Error;
+use crate::eval::{Cursors, Evaluator, METRIC_NAME, Out, Result, Ser, Steps, Val};
+use crate::funcs::{kahan_inc, quantile};
+use pharos_model::{Labels, LabelsBuilder};
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK, TokenId,
+};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use std::collections::HashMap;
+
+/// The labels of the group a series falls in. A name still due for removal counts
+/// (upstream partitions by the not-yet-removed name, too).
+fn group_labels(ser: &Ser, modifier: Option<&LabelModifier>) -> Labels {
+    match modifier {
+        Some(LabelModifier::Include(names)) => Labels::from_pairs(
+            ser.labels
+                .iter()
+                .filter(|l| names.labels.contains(&l.name))
+                .map(|l| (l.name.clone(), l.value.clone())),
+        ),
+        Some(LabelModifier::Exclude(names)) => Labels::from_pairs(
+            ser.labels
+                .iter()
+                .filter(|l| l.name != METRIC_NAME && !names.labels.contains(&l.name))
+                .map(|l| (l.name.clone(), l.value.clone())),
+        ),
+        None => Labels::default(),
+    }
+}
+
+/// Running state of one group at one step.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Acc {
+    seen: bool,
+    count: f64,
+    value: f64,
+    comp: f64,
+    mean: f64,
+    incremental_mean: bool,
+    values: Vec<f64>,
+}
+
+/// Adds `v` to the running mean of `acc` (the `avg` aggregation): a compensated sum
+/// while it stays finite, an incremental mean once the sum would overflow.
+pub(crate) fn avg_add(acc: &mut Acc, v: f64) {
+    acc.count += 1.0;
+    if acc.count == 1.0 {
+        // An infinite first value can only stay or turn NaN: track it as the mean.
+        acc.value = v;
+        acc.comp = 0.0;
+        acc.incremental_mean = v.is_infinite();
+        acc.mean = v;
+        return;
+    }
+    if !acc.incremental_mean {
+        let (ns, nc) = kahan_inc(v, acc.value, acc.comp);
+        if !ns.is_infinite() {
+            acc.value = ns;
+            acc.comp = nc;
+            return;
+        }
+        acc.incremental_mean = true;
+        acc.mean = acc.value / (acc.count - 1.0);
+        acc.comp /= acc.count - 1.0;
+    }
+    if acc.mean.is_infinite() {
+        if v.is_infinite() && (acc.mean > 0.0) == (v > 0.0) {
+            return;
+        }
+        if !v.is_infinite() && !v.is_nan() {
+            return;
+        }
+    }
+    let cur = acc.mean + acc.comp;
+    let (m, c) = kahan_inc(v / acc.count - cur / acc.count, acc.mean, acc.comp);
+    acc.mean = m;
+    acc.comp = c;
+}
+
+pub(crate) fn avg_result(acc: &Acc) -> f64 {
+    if acc.incremental_mean {
+        acc.mean + acc.comp
+    } else {
+        (acc.value + acc.comp) / acc.count
+    }
+}
+
+/// Formats a value as a label value the way upstream's `count_values` does.
+pub(crate) fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) -> Result<Val> {
+    let op = a.op.id();
+    let param = match &a.param {
+        Some(p) => Some(ev.eval(p, s)?),
+        None => None,
+    };
+    let input = match ev.eval(&a.expr, s)? {
+        Val::Vector(v) => v,
+        other => {
+            return Err(Error::BadData(format!(
+                "expected type instant vector in aggregation expression, got {}",
+                other.type_name()
+            )));
+        }
+    };
+    let modifier = a.modifier.as_ref();
+    let scalar_param = |p: &Option<Val>| -> Vec<f64> {
+        match p {
+            Some(Val::Scalar(v)) => v.clone(),
+            _ => vec![f64::NAN; s.len()],
+        }
+    };
+    let mut group_ids: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: Vec<Labels> = Vec::new();
+    // Whether a group's result still loses its name: when any member's would.
+    let mut group_drop: Vec<bool> = Vec::new();
+    let series_group: Vec<usize> = input
+        .iter()
+        .map(|ser| {
+            let g = group_labels(ser, modifier);
+            let gi = match group_ids.get(&g) {
+                Some(&i) => i,
+                None => {
+                    groups.push(g.clone());
+                    group_drop.push(false);
+                    group_ids.insert(g, groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            if let Some(d) = group_drop.get_mut(gi) {
+                *d |= ser.drop_name;
+            }
+            gi
+        })
+        .collect();
+    match op {
+        T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
+            let k = scalar_param(&param);
+            select_series(ev, op, &input, &series_group, groups.len(), &k, s)
+        }
+        T_COUNT_VALUES => {
+            let label = match &param {
+                Some(Val::Str(l)) => l.clone(),
+                _ => {
+                    return Err(Error::BadData(
+                        "count_values needs a string parameter".into(),
+                    ));
+                }
+            };
+            if label.is_empty() {
+                return Err(Error::Execution(format!("invalid label name {label:?}")));
+            }
+            let mut out = Out::default();
+            let mut cur = Cursors::new(input.len());
+            let mut counts: HashMap<(usize, u64), (f64, f64)> = HashMap::new();
+            let mut order: Vec<(usize, u64)> = Vec::new();
+            for step in 0..s.len() {
+                ev.check_deadline()?;
+                let t = s.ts(step);
+                counts.clear();
+                order.clear();
+                for (i, &g) in series_group.iter().enumerate() {
+                    if let Some(v) = cur.at(&input, i, t) {
+                        let key = (g, v.to_bits());
+                        let e = counts.entry(key).or_insert_with(|| {
+                            order.push(key);
+                            (v, 0.0)
+                        });
+                        e.1 += 1.0;
+                    }
+                }
+                for key in &order {
+                    let Some(&(v, n)) = counts.get(key) else {
+                        continue;
+                    };
+                    let mut b = LabelsBuilder::from(groups[key.0].clone());
+                    b.set(&label, &format_value(v));
+                    let drop = group_drop.get(key.0).copied().unwrap_or(false);
+                    out.push(b.into_labels(), t, n, drop)?;
+                }
+            }
+            Ok(Val::Vector(out.finish()))
+        }
+        _ => {
+            let q = scalar_param(&param);
+            let mut out = Out::default();
+            let gout: Vec<usize> = groups
+                .iter()
+                .zip(&group_drop)
+                .map(|(g, &d)| out.series_index(g, d))
+                .collect();
+            let mut cur = Cursors::new(input.len());
+            let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
+            for step in 0..s.len() {
+                ev.check_deadline()?;
+                let t = s.ts(step);
+                for a in accs.iter_mut() {
+                    a.seen = false;
+                    a.count = 0.0;
+                    a.value = 0.0;
+                    a.comp = 0.0;
+                    a.mean = 0.0;
+                    a.incremental_mean = false;
+                    a.values.clear();
+                }
+                for (i, &g) in series_group.iter().enumerate() {
+                    let Some(v) = cur.at(&input, i, t) else {
+                        continue;
+                    };
+                    let Some(acc) = accs.get_mut(g) else { continue };
+                    let first = !acc.seen;
+                    acc.seen = true;
+                    match op {
+                        T_SUM => {
+                            let (ns, nc) = kahan_inc(v, acc.value, acc.comp);
+                            acc.value = ns;
+                            acc.comp = nc;
+                        }
+                        T_AVG => avg_add(acc, v),
+                        T_COUNT | T_GROUP => acc.count += 1.0,
+                        T_MIN => {
+                            if first || acc.value > v || acc.value.is_nan() {
+                                acc.value = v;
+                            }
+                        }
+                        T_MAX => {
+                            if first || acc.value < v || acc.value.is_nan() {
+                                acc.value = v;
+                            }
+                        }
+                        T_STDDEV | T_STDVAR => {
+                            acc.count += 1.0;
+                            let delta = v - acc.mean;
+                            acc.mean += delta / acc.count;
+                            acc.value += delta * (v - acc.mean);
+                        }
+                        T_QUANTILE => acc.values.push(v),
+                        _ => {
+                            return Err(Error::BadData(format!(
+                                "unsupported aggregation {}",
+                                a.op
+                            )));
+                        }
+                    }
+                }
+                let qv = q.get(step).copied().unwrap_or(f64::NAN);
+                for (g, acc) in accs.iter_mut().enumerate() {
+                    if !acc.seen {
+                        continue;
+                    }
+                    let v = match op {
+                        T_SUM => acc.value + acc.comp,
+                        T_AVG => avg_result(acc),
+                        T_COUNT => acc.count,
+                        T_GROUP => 1.0,
+                        T_MIN | T_MAX => acc.value,
+                        T_STDVAR => acc.value / acc.count,
+                        T_STDDEV => (acc.value / acc.count).sqrt(),
+                        _ => quantile(qv, &mut acc.values),
+                    };
+                    out.push_at(gout[g], t, v)?;
+                }
+                if op == T_QUANTILE && !(0.0..=1.0).contains(&qv) {
+                    let pos = ev.pos_of("quantile");
+                    ev.warn(format!(
+                        "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
+                        format_value(qv)
+                    ));
+                }
+            }
+            Ok(Val::Vector(out.finish()))
+        }
+    }
+}
+
+/// `topk`, `bottomk`, `limitk` and `limit_ratio`: keep some of each group's samples,
+/// with their own labels.
+fn select_series(
+    ev: &mut Evaluator,
+    op: TokenId,
+    input: &[Ser],
+    series_group: &[usize],
+    ngroups: usize,
+    k: &[f64],
+    s: Steps,
+) -> Result<Val> {
+    let mut out = Out::default();
+    // Output series are created in the order samples are emitted, so an instant
+    // query's result comes out in topk/bottomk order.
+    let mut outs: Vec<Option<usize>> = vec![None; input.len()];
+    let mut emit = |out: &mut Out, i: usize, t: i64, v: f64| -> Result<()> {
+        let Some(ser) = input.get(i) else {
+            return Ok(());
+        };
+        let o = match outs.get(i).copied().flatten() {
+            Some(o) => o,
+            None => {
+                let o = out.series_index(&ser.labels, ser.drop_name);
+                if let Some(slot) = outs.get_mut(i) {
+                    *slot = Some(o);
+                }
+                o
+            }
+        };
+        out.push_at(o, t, v)
+    };
+    let mut cur = Cursors::new(input.len());
+    let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+    let ratio_offset: Vec<f64> = input
+        .iter()
+        .map(|x| x.labels.stable_hash() as f64 / u64::MAX as f64)
+        .collect();
+    for step in 0..s.len() {
+        ev.check_deadline()?;
+        let t = s.ts(step);
+        let p = k.get(step).copied().unwrap_or(f64::NAN);
+        if p.is_nan() {
+            return Err(Error::Execution(if op == T_LIMIT_RATIO {
+                "Ratio value is NaN".into()
+            } else {
+                "Parameter value is NaN".into()
+            }));
+        }
+        for m in members.iter_mut() {
+            m.clear();
+        }
+        for (i, &g) in series_group.iter().enumerate() {
+            if let Some(v) = cur.at(input, i, t)
+                && let Some(m) = members.get_mut(g)
+            {
+                m.push((i, v));
+            }
+        }
+        for m in members.iter_mut() {
+            if m.is_empty() {
+                continue;
+            }
+            if op == T_LIMIT_RATIO {
+                let r = p.clamp(-1.0, 1.0);
+                for &(i, v) in m.iter() {
+                    let off = ratio_offset[i];
+                    let keep = if r >= 0.0 { off < r } else { off >= 1.0 + r };
+                    if keep {
+                        emit(&mut out, i, t, v)?;
+                    }
+                }
+                continue;
+            }
+            // Truncation toward zero, saturating, as upstream converts the parameter.
+            let k = if p >= m.len() as f64 {
+                m.len()
+            } else if p < 1.0 {
+                0
+            } else {
+                p as usize
+            };
+            if k == 0 {
+                continue;
+            }
+            match op {
+                T_TOPK => m.sort_by(|a, b| cmp_nan_last(b.1, a.1, true)),
+                T_BOTTOMK => m.sort_by(|a, b| cmp_nan_last(a.1, b.1, false)),
+                _ => {}
+            }
+            for &(i, v) in m.iter().take(k) {
+                emit(&mut out, i, t, v)?;
+            }
+        }
+    }
+    Ok(Val::Vector(out.finish()))
+}
+
+/// Orders `a` before `b` by value, NaN after every number (for `topk` the arguments
+/// come swapped, so `nan_is_small` puts NaN last there too).
+fn cmp_nan_last(a: f64, b: f64, nan_is_small: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => {
+            if nan_is_small {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
+        (false, true) => {
+            if nan_is_small {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}

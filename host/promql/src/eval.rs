@@ -1,0 +1,610 @@
+//! The evaluator: walks the `promql-parser` AST once per query, evaluating every node
+//! over all steps of the query at once (as Prometheus's range evaluation does), so that a
+//! range query selects each series once and steps through its samples with a cursor
+//! instead of re-reading storage at every step.
+
+use crate::{Error, aggr, binop, funcs};
+use pharos_model::{Labels, MatchOp, Matcher};
+use pharos_tsdb::{Querier, is_stale_nan};
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+pub(crate) const METRIC_NAME: &str = "__name__";
+
+/// How deep an expression may nest. Evaluation recurses once per level, so without a
+/// bound a crafted query could exhaust the stack and take the server down.
+const MAX_DEPTH: usize = 256;
+
+/// The step of a subquery that names none, `[5m:]`: Prometheus uses the global
+/// evaluation interval, whose default is one minute.
+const DEFAULT_SUBQUERY_STEP: i64 = 60_000;
+
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+/// A selected series' labels and decoded samples.
+pub(crate) type RawSeries = (Labels, Vec<(i64, f64)>);
+
+/// One series of an instant vector over the query's steps (a point per step where the
+/// series has a value) or of a range vector (its raw samples).
+#[derive(Debug, Clone)]
+pub(crate) struct Ser {
+    pub labels: Labels,
+    pub points: Vec<(i64, f64)>,
+    /// The metric name is removed only when the result leaves the engine (Prometheus's
+    /// delayed name removal), so `label_replace` and `by (__name__)` still see it.
+    pub drop_name: bool,
+}
+
+/// A range vector: raw samples, and how to find each step's window in them.
+#[derive(Debug)]
+pub(crate) struct Mat {
+    pub series: Vec<Ser>,
+    pub range: i64,
+    pub at: Option<i64>,
+    pub offset: i64,
+}
+
+impl Mat {
+    /// The window `(end - range, end]` the step at `ts` reads.
+    pub fn window(&self, ts: i64) -> (i64, i64) {
+        let end = self.at.unwrap_or(ts).saturating_sub(self.offset);
+        (end.saturating_sub(self.range), end)
+    }
+}
+
+/// The value of an expression over all steps.
+#[derive(Debug)]
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    Vector(Vec<Ser>),
+    Matrix(Mat),
+    Str(String),
+}
+
+impl Val {
+    fn size(&self) -> usize {
+        match self {
+            Val::Scalar(v) => v.len(),
+            Val::Vector(s) => s.iter().map(|s| s.points.len()).sum(),
+            Val::Matrix(m) => m.series.iter().map(|s| s.points.len()).sum(),
+            Val::Str(_) => 1,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+            Val::Str(_) => "string",
+        }
+    }
+}
+
+/// The times a node is evaluated at: `start`, `start + step`, … up to `end`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Steps {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Steps {
+    pub fn len(&self) -> usize {
+        if self.end < self.start || self.step <= 0 {
+            return 0;
+        }
+        let span = i128::from(self.end) - i128::from(self.start);
+        usize::try_from(span / i128::from(self.step) + 1).unwrap_or(usize::MAX)
+    }
+
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start
+            .saturating_add((i as i64).saturating_mul(self.step))
+    }
+
+    /// The index of the step at `t` (which must be one of the steps).
+    pub fn index(&self, t: i64) -> usize {
+        usize::try_from(t.saturating_sub(self.start) / self.step.max(1)).unwrap_or(0)
+    }
+}
+
+/// Accumulates per-step output samples into series, keyed by labels.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    map: HashMap<Labels, usize>,
+    pub series: Vec<Ser>,
+}
+
+impl Out {
+    /// Adds a sample at `t`. Two samples with the same labels at one step mean the
+    /// expression produced a vector with duplicate series, which PromQL refuses.
+    pub fn push(&mut self, labels: Labels, t: i64, v: f64, drop_name: bool) -> Result<()> {
+        let idx = match self.map.get(&labels) {
+            Some(&i) => i,
+            None => {
+                self.series.push(Ser {
+                    labels: labels.clone(),
+                    points: Vec::new(),
+                    drop_name,
+                });
+                self.map.insert(labels, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        let s = &mut self.series[idx];
+        if s.points.last().is_some_and(|&(pt, _)| pt == t) {
+            return Err(duplicate_labelset());
+        }
+        s.drop_name |= drop_name;
+        s.points.push((t, v));
+        Ok(())
+    }
+
+    /// The index of the output series with `labels`, created empty if new.
+    pub fn series_index(&mut self, labels: &Labels, drop_name: bool) -> usize {
+        if let Some(&i) = self.map.get(labels) {
+            return i;
+        }
+        self.series.push(Ser {
+            labels: labels.clone(),
+            points: Vec::new(),
+            drop_name,
+        });
+        self.map.insert(labels.clone(), self.series.len() - 1);
+        self.series.len() - 1
+    }
+
+    /// Adds a sample to the series at `idx` (from [`Out::series_index`]).
+    pub fn push_at(&mut self, idx: usize, t: i64, v: f64) -> Result<()> {
+        let Some(s) = self.series.get_mut(idx) else {
+            return Ok(());
+        };
+        if s.points.last().is_some_and(|&(pt, _)| pt == t) {
+            return Err(duplicate_labelset());
+        }
+        s.points.push((t, v));
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<Ser> {
+        self.series
+            .into_iter()
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    }
+}
+
+fn too_many_samples() -> Error {
+    Error::Execution(
+        "query processing would load too many samples into memory in query execution".into(),
+    )
+}
+
+pub(crate) fn duplicate_labelset() -> Error {
+    Error::Execution("vector cannot contain metrics with the same labelset".into())
+}
+
+/// Walks each series' step points in step order: `at(i)` is the series' value at step
+/// `i`, for steps asked in increasing order.
+pub(crate) struct Cursors {
+    pos: Vec<usize>,
+}
+
+impl Cursors {
+    pub fn new(n: usize) -> Cursors {
+        Cursors { pos: vec![0; n] }
+    }
+
+    pub fn at(&mut self, series: &[Ser], i: usize, t: i64) -> Option<f64> {
+        let s = series.get(i)?;
+        let p = self.pos.get_mut(i)?;
+        while s.points.get(*p).is_some_and(|&(pt, _)| pt < t) {
+            *p += 1;
+        }
+        match s.points.get(*p) {
+            Some(&(pt, v)) if pt == t => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Labels as Prometheus prints them in error messages: `{__name__="a", b="c"}`.
+pub(crate) fn fmt_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+pub(crate) fn duration_ms(d: &Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
+    }
+}
+
+/// State of one query's evaluation.
+pub(crate) struct Evaluator<'a> {
+    querier: &'a dyn Querier,
+    pub lookback: i64,
+    max_samples: usize,
+    deadline: Instant,
+    /// The query's own start and end, which `@ start()` and `@ end()` refer to.
+    pub query_start: i64,
+    pub query_end: i64,
+    /// The query's step (0 for an instant query), which `step()` returns.
+    pub query_step: i64,
+    /// Samples currently held by evaluated nodes, for the max-samples limit.
+    samples: usize,
+    /// The most samples held at once while the query ran.
+    pub peak_samples: usize,
+    /// Samples read from storage.
+    pub total_samples: usize,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    depth: usize,
+    /// The query text, for the positions annotations cite.
+    query: &'a str,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        querier: &'a dyn Querier,
+        opts: &crate::EngineOptions,
+        query: &'a str,
+        query_start: i64,
+        query_end: i64,
+        query_step: i64,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            querier,
+            lookback: duration_ms(&opts.lookback_delta),
+            max_samples: opts.max_samples,
+            deadline: Instant::now() + opts.timeout,
+            query_start,
+            query_end,
+            query_step,
+            samples: 0,
+            peak_samples: 0,
+            total_samples: 0,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            depth: 0,
+            query,
+        }
+    }
+
+    pub fn check_deadline(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout("query execution".into()));
+        }
+        Ok(())
+    }
+
+    fn account(&mut self, n: usize) -> Result<()> {
+        self.samples = self.samples.saturating_add(n);
+        self.peak_samples = self.peak_samples.max(self.samples);
+        if self.samples > self.max_samples {
+            return Err(too_many_samples());
+        }
+        Ok(())
+    }
+
+    pub fn warn(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    pub fn info(&mut self, msg: String) {
+        if !self.infos.contains(&msg) {
+            self.infos.push(msg);
+        }
+    }
+
+    /// `(line:column)` of byte `at` of the query, as upstream cites positions in
+    /// annotations.
+    fn pos_at(&self, at: usize) -> String {
+        let before = self.query.get(..at).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        format!("({line}:{col})")
+    }
+
+    /// Where the call of `name` starts in the query. The AST carries no positions, so
+    /// this finds the first call of that name in the text.
+    pub fn pos_of(&self, name: &str) -> String {
+        let mut from = 0;
+        while let Some(k) = self.query.get(from..).and_then(|q| q.find(name)) {
+            let at = from + k;
+            let after = self.query.get(at + name.len()..).unwrap_or("").trim_start();
+            let before_ok = self
+                .query
+                .get(..at)
+                .and_then(|b| b.chars().next_back())
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            if before_ok
+                && (after.starts_with('(')
+                    || after.starts_with("by")
+                    || after.starts_with("without"))
+            {
+                return self.pos_at(at);
+            }
+            from = at + name.len();
+        }
+        "(1:1)".into()
+    }
+
+    /// Where expression `e` starts in the query (found by its printed form).
+    pub fn pos_of_expr(&self, e: &Expr) -> String {
+        let text = e.to_string();
+        match self.query.find(&text) {
+            Some(at) => self.pos_at(at),
+            None => "(1:1)".into(),
+        }
+    }
+
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_start),
+            Some(AtModifier::End) => Some(self.query_end),
+            Some(AtModifier::At(t)) => Some(match t.duration_since(SystemTime::UNIX_EPOCH) {
+                Ok(d) => duration_ms(&d),
+                Err(e) => -duration_ms(&e.duration()),
+            }),
+        }
+    }
+
+    /// Evaluates `e` at every step of `s`, keeping the sample count within limits.
+    pub fn eval(&mut self, e: &Expr, s: Steps) -> Result<Val> {
+        self.check_deadline()?;
+        if self.depth >= MAX_DEPTH {
+            return Err(Error::BadData(format!(
+                "query is nested more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        // Every node holds up to a value per step: refuse before allocating them.
+        if s.len() > self.max_samples.saturating_sub(self.samples) {
+            return Err(too_many_samples());
+        }
+        self.depth += 1;
+        let before = self.samples;
+        let v = self.eval_inner(e, s);
+        self.depth -= 1;
+        let v = v?;
+        self.samples = before;
+        self.account(v.size())?;
+        Ok(v)
+    }
+
+    fn eval_inner(&mut self, e: &Expr, s: Steps) -> Result<Val> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; s.len()])),
+            Expr::StringLiteral(l) => Ok(Val::Str(l.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, s),
+            Expr::Unary(u) => match self.eval(&u.expr, s)? {
+                Val::Scalar(v) => Ok(Val::Scalar(v.into_iter().map(|x| -x).collect())),
+                Val::Vector(mut ss) => {
+                    for ser in &mut ss {
+                        ser.drop_name = true;
+                        for p in &mut ser.points {
+                            p.1 = -p.1;
+                        }
+                    }
+                    Ok(Val::Vector(ss))
+                }
+                other => Err(Error::BadData(format!(
+                    "unary expression only allowed on expressions of type scalar or instant vector, got {:?}",
+                    other.type_name()
+                ))),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, s, false)?)),
+            Expr::MatrixSelector(ms) => {
+                let offset = offset_ms(&ms.vs.offset);
+                let at = self.at_ms(&ms.vs.at);
+                let range = duration_ms(&ms.range);
+                let (min_e, max_e) = match at {
+                    Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+                    None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
+                };
+                let raw =
+                    self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
+                let series = raw
+                    .into_iter()
+                    .map(|(labels, pts)| Ser {
+                        labels,
+                        points: pts.into_iter().filter(|p| !is_stale_nan(p.1)).collect(),
+                        drop_name: false,
+                    })
+                    .collect();
+                Ok(Val::Matrix(Mat {
+                    series,
+                    range,
+                    at,
+                    offset,
+                }))
+            }
+            Expr::Subquery(sq) => {
+                let offset = offset_ms(&sq.offset);
+                let at = self.at_ms(&sq.at);
+                let range = duration_ms(&sq.range);
+                let step = sq
+                    .step
+                    .as_ref()
+                    .map(duration_ms)
+                    .filter(|&st| st > 0)
+                    .unwrap_or(DEFAULT_SUBQUERY_STEP);
+                let (min_e, max_e) = match at {
+                    Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+                    None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
+                };
+                let lo = min_e.saturating_sub(range);
+                // Inner steps are aligned to multiples of the step, as upstream aligns them.
+                let mut start = step.saturating_mul(lo / step);
+                if start < lo {
+                    start = start.saturating_add(step);
+                }
+                let inner = Steps {
+                    start,
+                    end: max_e,
+                    step,
+                };
+                let series = match self.eval(&sq.expr, inner)? {
+                    Val::Vector(v) => v,
+                    Val::Scalar(v) => vec![Ser {
+                        labels: Labels::default(),
+                        points: v
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, x)| (inner.ts(i), x))
+                            .collect(),
+                        drop_name: false,
+                    }],
+                    other => {
+                        return Err(Error::BadData(format!(
+                            "subquery is only allowed on instant vector, got {} instead",
+                            other.type_name()
+                        )));
+                    }
+                };
+                Ok(Val::Matrix(Mat {
+                    series,
+                    range,
+                    at,
+                    offset,
+                }))
+            }
+            Expr::Binary(b) => binop::eval_binary(self, b, s),
+            Expr::Aggregate(a) => aggr::eval_aggregate(self, a, s),
+            Expr::Call(c) => funcs::eval_call(self, c, s),
+            Expr::Extension(_) => Err(Error::BadData("unsupported expression".into())),
+        }
+    }
+
+    /// Reads the series `vs` selects with samples in `[min_t, max_t]`, decoded.
+    pub fn select(
+        &mut self,
+        vs: &VectorSelector,
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<RawSeries>> {
+        let name = vs
+            .name
+            .as_ref()
+            .map(|n| Matcher::new(MatchOp::Equal, METRIC_NAME, n.as_str()));
+        let mut groups: Vec<Vec<Matcher>> = Vec::new();
+        let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
+            ms.iter()
+                .map(|m| {
+                    let op = match m.op {
+                        PMatchOp::Equal => MatchOp::Equal,
+                        PMatchOp::NotEqual => MatchOp::NotEqual,
+                        PMatchOp::Re(_) => MatchOp::Regex,
+                        PMatchOp::NotRe(_) => MatchOp::NotRegex,
+                    };
+                    Matcher::new(op, m.name.as_str(), m.value.as_str())
+                        .map_err(|e| Error::BadData(e.to_string()))
+                })
+                .collect()
+        };
+        if vs.matchers.or_matchers.is_empty() {
+            groups.push(convert(&vs.matchers.matchers)?);
+        } else {
+            for g in &vs.matchers.or_matchers {
+                groups.push(convert(g)?);
+            }
+        }
+        let mut seen: HashMap<Labels, ()> = HashMap::new();
+        let mut out = Vec::new();
+        for mut g in groups {
+            if let Some(n) = &name {
+                g.push(n.clone().map_err(|e| Error::BadData(e.to_string()))?);
+            }
+            let series = self
+                .querier
+                .select(&g, min_t, max_t)
+                .map_err(|e| Error::Storage(e.to_string()))?;
+            for ser in series {
+                if seen.insert(ser.labels.clone(), ()).is_some() {
+                    continue;
+                }
+                let pts: Vec<(i64, f64)> = ser.samples().map(|x| (x.t, x.v)).collect();
+                self.total_samples = self.total_samples.saturating_add(pts.len());
+                self.account(pts.len())?;
+                out.push((ser.labels, pts));
+            }
+            self.check_deadline()?;
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// An instant vector selector at every step: each series' newest sample in the
+    /// lookback window `(t - lookback, t]`, unless that sample is a staleness marker.
+    /// With `timestamps`, the value is the sample's time in seconds (for `timestamp()`).
+    pub fn vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        s: Steps,
+        timestamps: bool,
+    ) -> Result<Vec<Ser>> {
+        let offset = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let (min_e, max_e) = match at {
+            Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+            None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
+        };
+        let raw = self.select(
+            vs,
+            min_e.saturating_sub(self.lookback).saturating_add(1),
+            max_e,
+        )?;
+        let n = s.len();
+        let mut out = Vec::with_capacity(raw.len());
+        for (labels, samples) in raw {
+            let mut points = Vec::new();
+            let mut idx = 0;
+            for i in 0..n {
+                let ts = s.ts(i);
+                let te = at.unwrap_or(ts).saturating_sub(offset);
+                while samples.get(idx).is_some_and(|&(t, _)| t <= te) {
+                    idx += 1;
+                }
+                if idx == 0 {
+                    continue;
+                }
+                if let Some(&(t, v)) = samples.get(idx - 1)
+                    && t > te.saturating_sub(self.lookback)
+                    && !is_stale_nan(v)
+                {
+                    points.push((ts, if timestamps { t as f64 / 1000.0 } else { v }));
+                }
+            }
+            self.account(points.len())?;
+            if !points.is_empty() {
+                out.push(Ser {
+                    labels,
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
