@@ -583,7 +583,7 @@ impl Shape {
                 scale: 1.0,
             };
         }
-        if (line.gauge_index + instance) % 3 == 0 {
+        if (line.gauge_index + instance).is_multiple_of(3) {
             return Shape::Constant(v);
         }
         Shape::Walk {
@@ -1152,7 +1152,7 @@ fn select_latency(db: &Arc<Db>, ds: &Dataset) -> Result<Option<SelectLatency>> {
             None => counts.push((&line.exposed.name, 1)),
         }
     }
-    let fits = |&&(_, c): &&(&str, usize)| SELECT_SERIES % c == 0;
+    let fits = |&&(_, c): &&(&str, usize)| SELECT_SERIES.is_multiple_of(c);
     let pick = counts
         .iter()
         .filter(fits)

@@ -134,6 +134,7 @@ impl ClosedChunk {
 /// A series' buffer of out-of-order samples: 8 bytes while empty (nearly every series,
 /// nearly always), where a `Vec` takes 24.
 #[derive(Debug, Default)]
+#[allow(clippy::box_collection)] // The box is the point: one pointer in every series.
 struct OooBuffer(Option<Box<Vec<(i64, f64)>>>);
 
 impl std::ops::Deref for OooBuffer {
