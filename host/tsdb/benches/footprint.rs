@@ -8,22 +8,25 @@
 //! Data. A real `prometheus-node-exporter` is started on a loopback port and its
 //! `/metrics` fetched once (or `PHAROS_BENCH_EXPOSITION` names a saved exposition). Every
 //! sample line becomes one series per instance, replicated over `PHAROS_BENCH_INSTANCES`
-//! instances (`instance="host-<i>:9100"`, `job="node"`). Values then evolve per 15 s
-//! scrape, seeded, so every run and every consumer sees the same samples:
+//! instances (`instance="host-<i>:9100"`, `job="node"`; 507 lines x 2,000 instances is
+//! about 1 M series). Values are generated per scrape from a seed, so every run and
+//! every consumer sees the same samples, and streamed: the process holds the target's
+//! lines and each series' current value, never the data set. `PHAROS_BENCH_DATA` picks
+//! how values move:
 //!
-//! * counters (`_total`, `_count`, `_sum`, `_bucket`) grow by series-specific rates, with
-//!   the decimal precision node_exporter prints for them (integer bytes, centiseconds of
-//!   CPU, microseconds of pressure); most zero-valued counters (errors, drops) and some
-//!   others never move;
-//! * flags and info metrics stay constant; other gauges either stay constant or random
-//!   walk at their precision (memory in whole pages, load in hundredths);
-//! * `*duration_seconds*` gauges and quantiles are full-precision noise, `node_time_seconds`
-//!   is the scrape time with sub-millisecond noise, as node_exporter reports them;
-//! * each instance scrapes at its own phase in the 15 s interval, with 0–5 ms of jitter.
+//! * `issue` (the default, the TSDB acceptance issue's shape): counters (typed `counter`,
+//!   or a histogram's or summary's `_bucket`/`_count`/`_sum`) grow by whole numbers at
+//!   series-specific rates; of each instance's gauges one in three is constant and the
+//!   others random-walk by ±0.01 at every scrape; every 10 s, on an exact time grid per
+//!   instance (Prometheus aligns scrape timestamps within its 2 ms tolerance) with its
+//!   own phase;
+//! * `node` (the shape of the earlier runs): node_exporter's own precisions, durations
+//!   and quantiles as full-precision noise, every 15 s with 0–5 ms of timestamp jitter.
 //!
-//! The series span `PHAROS_BENCH_HOURS` (default and minimum 4, so that `maintain()` cuts
-//! a block; an even number gives whole 2 h blocks), starting at a 2 h boundary and ending
-//! before now (VictoriaMetrics refuses data outside its retention).
+//! The series span `PHAROS_BENCH_HOURS` (default and minimum 3) and one scrape more, so
+//! the head spans 1.5 block ranges and `maintain()` cuts one 2 h block. The span starts
+//! at a 2 h boundary and ends before now (VictoriaMetrics refuses data outside its
+//! retention).
 //!
 //! Measured:
 //!
@@ -32,7 +35,11 @@
 //!    estimate and this process's resident-memory growth (from `/proc/self/status`) per
 //!    series, after `PHAROS_BENCH_SCRAPES` (default 8) scrapes, after all of them and
 //!    after `maintain()`, and the peak; block bytes per sample; WAL bytes per sample;
-//!    append throughput (time spent in `append` and `commit` only).
+//!    append throughput (time spent in `append` and `commit` only, one thread). Live
+//!    heap bytes are counted by a wrapper around the system allocator, which separates
+//!    what the database holds from what the allocator keeps. Then a selector over one
+//!    metric name and about 1,000 series is run over the last 2 h (block and head) 100
+//!    times, iterating every sample: median and 99th percentile latency.
 //! 2. Prometheus blocks: the data as an OpenMetrics file through
 //!    `promtool tsdb create-blocks-from openmetrics`; index + chunk bytes per sample.
 //! 3. VictoriaMetrics storage: the data POSTed to `/api/v1/import/prometheus`, flushed and
@@ -43,7 +50,8 @@
 //!    `process_resident_memory_bytes` over the baseline after two empty scrapes, per series
 //!    they report (`prometheus_tsdb_head_series`, `vm_new_timeseries_created_total`).
 //!
-//! A missing tool skips its step with the reason printed. Servers bind 127.0.0.1 on free
+//! `PHAROS_BENCH_UPSTREAM=0` skips steps 2–4 (they take far longer than Pharos at 1 M
+//! series). A missing tool skips its step with the reason printed. Servers bind 127.0.0.1 on free
 //! ports and are killed when the benchmark ends. `PHAROS_BENCH_DIR` keeps the working
 //! files in that directory instead of a temporary one.
 
@@ -61,9 +69,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
 
-const INTERVAL_MS: i64 = 15_000;
 const BLOCK_MS: i64 = 2 * 3600 * 1000;
-/// Scrape timestamps are late by up to this much.
+/// Scrape timestamps are late by up to this much (node data shape only).
 const MAX_JITTER_MS: u64 = 5;
 /// Scrape interval of the upstream memory runs.
 const SCRAPE_INTERVAL_S: u64 = 3;
@@ -79,8 +86,14 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn main() -> Result<()> {
     let instances: usize = env_or("PHAROS_BENCH_INSTANCES", 10).max(1);
-    let hours: i64 = env_or("PHAROS_BENCH_HOURS", 4).max(4);
+    let hours: i64 = env_or("PHAROS_BENCH_HOURS", 3).max(3);
     let scrapes: usize = env_or("PHAROS_BENCH_SCRAPES", 8).max(2);
+    let mode = match std::env::var("PHAROS_BENCH_DATA").as_deref() {
+        Ok("node") => DataMode::Node,
+        Ok("issue") | Err(_) => DataMode::Issue,
+        Ok(other) => return Err(format!("PHAROS_BENCH_DATA={other}: use issue or node").into()),
+    };
+    let upstream = env_or("PHAROS_BENCH_UPSTREAM", 1) != 0;
     let tmp;
     let work = match std::env::var_os("PHAROS_BENCH_DIR") {
         Some(d) => {
@@ -98,13 +111,14 @@ fn main() -> Result<()> {
         return Ok(());
     };
     let target = parse_exposition(&exposition)?;
-    let ds = Dataset::new(&target, instances, hours);
+    let ds = Dataset::new(target, mode, instances, hours);
     println!(
-        "footprint benchmark: {} series per node_exporter target x {instances} instances = {} series, \
-         {} scrapes of 15 s ({hours} h) = {} samples; work dir {}\n",
+        "footprint benchmark ({mode:?} data shape): {} series per node_exporter target x {instances} instances = {} series, \
+         {} scrapes of {} s ({hours} h and one scrape) = {} samples; work dir {}\n",
         ds.per_target,
         ds.num_series(),
         ds.rounds,
+        ds.interval_ms / 1000,
         ds.num_samples(),
         work.display()
     );
@@ -113,6 +127,11 @@ fn main() -> Result<()> {
     pharos.print(&ds, scrapes);
     // After the Pharos run, so that its memory cannot be reused by the head.
     print_profile(&ds);
+    if !upstream {
+        println!("upstream comparisons skipped (PHAROS_BENCH_UPSTREAM=0)");
+        print_table(&ds, scrapes, &pharos, None, None, None, None);
+        return Ok(());
+    }
 
     let promtool = find_tool("promtool");
     let vm_bin = find_tool("victoria-metrics");
@@ -250,23 +269,53 @@ struct Exposed {
     name: String,
     labels: Vec<(String, String)>,
     value: f64,
+    /// Whether the line is a counter: its family is typed `counter`, or it is a
+    /// histogram's or summary's `_bucket`, `_count` or `_sum`, or (untyped) its name ends
+    /// like one.
+    counter: bool,
 }
 
 fn parse_exposition(text: &str) -> Result<Vec<Exposed>> {
+    let mut types: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for (no, line) in text.lines().enumerate() {
         let line = line.trim();
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (words.next(), words.next()) {
+                types.insert(name, kind);
+            }
+            continue;
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let parsed = parse_line(line)
+        let mut parsed = parse_line(line)
             .ok_or_else(|| format!("exposition line {}: cannot parse {line:?}", no + 1))?;
+        parsed.counter = is_counter(&parsed.name, &types);
         out.push(parsed);
     }
     if out.is_empty() {
         return Err("the exposition holds no samples".into());
     }
     Ok(out)
+}
+
+fn is_counter(name: &str, types: &std::collections::HashMap<&str, &str>) -> bool {
+    const SUFFIXES: [&str; 4] = ["_total", "_count", "_sum", "_bucket"];
+    match types.get(name) {
+        Some(&"counter") => return true,
+        Some(&("gauge" | "summary" | "histogram")) => return false,
+        _ => {}
+    }
+    let family = SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s).and_then(|base| types.get(base)));
+    match family {
+        Some(&("histogram" | "summary" | "counter")) => true,
+        Some(_) => false,
+        None => SUFFIXES.iter().any(|s| name.ends_with(s)),
+    }
 }
 
 /// `name{label="value",...} value [timestamp]`, label values with `\\`, `\"`, `\n`.
@@ -306,95 +355,187 @@ fn parse_line(line: &str) -> Option<Exposed> {
         name: line[..name_end].to_string(),
         labels,
         value,
+        counter: false,
     })
 }
 
-/// The replicated series set and the time span.
+/// How values move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataMode {
+    /// The TSDB acceptance issue's shape, the default: counters grow by whole numbers,
+    /// a third of the gauges are constant and the rest random-walk in steps of 0.01,
+    /// every 10 s, on an exact time grid per instance.
+    Issue,
+    /// The shape of the earlier runs in `docs/benchmarks.md`: node_exporter's own
+    /// precisions, full-precision noise for durations and quantiles, 15 s with 0–5 ms of
+    /// timestamp jitter.
+    Node,
+}
+
+/// The replicated series set and the time span. Holds only the node_exporter target
+/// (a few hundred lines) and small per-instance tables: labels, exposition text and
+/// values of the replicated series are produced on demand, so the benchmark process
+/// holds no per-series data besides the generator's current value of each series.
 struct Dataset {
+    mode: DataMode,
     instances: usize,
     per_target: usize,
     rounds: usize,
+    interval_ms: i64,
     t0: i64,
-    /// Instance-major: series `i * per_target + s` is exposition line `s` of instance `i`.
-    labels: Vec<Labels>,
-    /// The same series in exposition syntax, `name{label="value",...}`.
-    text: Vec<String>,
-    /// How each series' values move, and where they start.
-    shapes: Vec<Shape>,
+    target: Vec<Line>,
     /// Each instance's offset into the scrape interval (ms).
     phase: Vec<i64>,
     /// Instances in scrape order within one interval (by phase).
     order: Vec<usize>,
 }
 
+/// One exposition line of the target, with what the generator needs about it.
+struct Line {
+    exposed: Exposed,
+    /// `name{label="value",` (or `name{`): the series' text before the instance labels.
+    prefix: String,
+    /// Issue mode: position among the target's gauges, which makes exactly a third of
+    /// each instance's gauges constant.
+    gauge_index: usize,
+    /// Node mode: the metric's draw in [0, 1) deciding whether it moves at all.
+    moving: f64,
+}
+
+/// The seed every value derives from.
+const SEED: u64 = 0x5eed;
+
 impl Dataset {
-    fn new(target: &[Exposed], instances: usize, hours: i64) -> Dataset {
+    fn new(target: Vec<Exposed>, mode: DataMode, instances: usize, hours: i64) -> Dataset {
+        let interval_ms = match mode {
+            DataMode::Issue => 10_000,
+            DataMode::Node => 15_000,
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let span = hours * 3600 * 1000;
-        let t0 = (now - span).div_euclid(BLOCK_MS) * BLOCK_MS;
-        // Every sample lies in [t0, t0 + span): whole 2 h blocks for every consumer.
-        let rounds = (span / INTERVAL_MS) as usize;
-        let per_target = target.len();
-        let mut rng = Rng(0x5eed);
-        // Which series move at all is a property of the metric (an error counter is zero
-        // on most hosts); how fast is a property of the host.
-        let moving: Vec<f64> = target.iter().map(|_| rng.unit()).collect();
-        let mut labels = Vec::with_capacity(instances * per_target);
-        let mut text = Vec::with_capacity(instances * per_target);
-        let mut shapes = Vec::with_capacity(instances * per_target);
-        let mut phase = Vec::with_capacity(instances);
-        for i in 0..instances {
-            let instance = format!("host-{i}:9100");
-            phase.push(rng.below(INTERVAL_MS as u64 - MAX_JITTER_MS) as i64);
-            for (e, &moving) in target.iter().zip(&moving) {
-                let l = Labels::from_pairs(
-                    std::iter::once(("__name__", e.name.as_str()))
-                        .chain(e.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-                        .chain([("instance", instance.as_str()), ("job", "node")]),
-                );
-                text.push(render(&l));
-                labels.push(l);
-                shapes.push(Shape::of(e, moving, &mut rng));
-            }
-        }
+        // One scrape more than the span holds, so the head spans at least 1.5 block
+        // ranges at 3 h and `maintain()` cuts a block; ends before now, because
+        // VictoriaMetrics refuses samples outside its retention.
+        let t0 = (now - span - 2 * interval_ms).div_euclid(BLOCK_MS) * BLOCK_MS;
+        let rounds = (span / interval_ms) as usize + 1;
+        let mut rng = Rng(SEED);
+        let mut gauges = 0;
+        let target: Vec<Line> = target
+            .into_iter()
+            .map(|exposed| {
+                let mut prefix = exposed.name.clone();
+                prefix.push('{');
+                for (n, v) in &exposed.labels {
+                    write_label(&mut prefix, n, v);
+                    prefix.push(',');
+                }
+                let gauge_index = gauges;
+                gauges += usize::from(!exposed.counter);
+                Line {
+                    exposed,
+                    prefix,
+                    gauge_index,
+                    moving: rng.unit(),
+                }
+            })
+            .collect();
+        let jitter = match mode {
+            DataMode::Issue => 0,
+            DataMode::Node => MAX_JITTER_MS,
+        };
+        let phase: Vec<i64> = (0..instances)
+            .map(|_| rng.below(interval_ms as u64 - jitter) as i64)
+            .collect();
         let mut order: Vec<usize> = (0..instances).collect();
         order.sort_by_key(|&i| phase[i]);
         Dataset {
+            mode,
             instances,
-            per_target,
+            per_target: target.len(),
             rounds,
+            interval_ms,
             t0,
-            labels,
-            text,
-            shapes,
+            target,
             phase,
             order,
         }
     }
 
     fn num_series(&self) -> usize {
-        self.labels.len()
+        self.instances * self.per_target
     }
 
     fn num_samples(&self) -> u64 {
-        (self.labels.len() * self.rounds) as u64
+        (self.num_series() * self.rounds) as u64
+    }
+
+    /// Time of the last scrape of any instance.
+    fn end(&self) -> i64 {
+        let last = self.phase.iter().copied().max().unwrap_or(0);
+        self.t0 + (self.rounds as i64 - 1) * self.interval_ms + last + MAX_JITTER_MS as i64
+    }
+
+    /// The labels of line `k` of instance `i`.
+    fn labels(&self, i: usize, k: usize) -> Labels {
+        let e = &self.target[k].exposed;
+        let instance = format!("host-{i}:9100");
+        Labels::from_pairs(
+            std::iter::once(("__name__", e.name.as_str()))
+                .chain(e.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                .chain([("instance", instance.as_str()), ("job", "node")]),
+        )
+    }
+
+    /// Line `k` of instance `i` in exposition syntax, `name{label="value",...}`.
+    fn write_series(&self, out: &mut Vec<u8>, i: usize, k: usize) {
+        out.extend_from_slice(self.target[k].prefix.as_bytes());
+        let _ = write!(out, "instance=\"host-{i}:9100\",job=\"node\"}}");
     }
 
     fn generator(&self) -> Generator<'_> {
-        Generator {
-            ds: self,
-            state: self.shapes.iter().map(Shape::start).collect(),
-            rngs: (0..self.instances)
-                .map(|i| Rng(0xda7a ^ ((i as u64) << 20)))
-                .collect(),
+        let state = (0..self.instances)
+            .flat_map(|i| (0..self.per_target).map(move |k| (i, k)))
+            .map(|(i, k)| self.shape(i, k).start())
+            .collect();
+        Generator { ds: self, state }
+    }
+
+    /// How series `k` of instance `i` moves, derived from the seed.
+    fn shape(&self, i: usize, k: usize) -> Shape {
+        let line = &self.target[k];
+        let mut rng = Rng(mix(SEED ^ 0x5e7_1e5, i as u64, k as u64));
+        match self.mode {
+            DataMode::Issue => Shape::issue(line, i, &mut rng),
+            DataMode::Node => Shape::node(&line.exposed, line.moving, &mut rng),
         }
     }
 }
 
+/// `name="value"` with exposition-format escaping.
+fn write_label(s: &mut String, name: &str, value: &str) {
+    s.push_str(name);
+    s.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+}
+
+/// A well-mixed seed for one (a, b) pair.
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut r = Rng(seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.rotate_left(32));
+    r.next()
+}
+
 /// How one series' values move from scrape to scrape. Counters and walks keep an integer
-/// number of `1 / scale` units, so their values print with node_exporter's precision.
+/// number of `1 / scale` units, so their values print with a fixed decimal precision.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
     Constant(f64),
@@ -419,8 +560,43 @@ enum Shape {
 }
 
 impl Shape {
-    /// `moving` is the metric's draw in [0, 1) deciding whether it moves at all.
-    fn of(e: &Exposed, moving: f64, rng: &mut Rng) -> Shape {
+    /// The issue's shape: counters add whole numbers (node_exporter's rates, in whole
+    /// units); of each instance's gauges one in three is constant, the others move by
+    /// ±0.01 at every scrape.
+    fn issue(line: &Line, instance: usize, rng: &mut Rng) -> Shape {
+        let e = &line.exposed;
+        let v = e.value;
+        if !v.is_finite() {
+            return Shape::Constant(v);
+        }
+        if e.counter {
+            // Per second: bytes move fast, other counts slower.
+            let (lo, hi): (f64, f64) = if e.name.contains("bytes") {
+                (1e2, 1e6)
+            } else {
+                (1e-2, 1e3)
+            };
+            let rate = lo * (hi / lo).powf(rng.unit());
+            return Shape::Counter {
+                start: v.round().max(0.0),
+                per_scrape: rate * 10.0,
+                scale: 1.0,
+            };
+        }
+        if (line.gauge_index + instance).is_multiple_of(3) {
+            return Shape::Constant(v);
+        }
+        Shape::Walk {
+            start: (v * 100.0).round(),
+            max_step: 1,
+            moves: 1.0,
+            scale: 100.0,
+        }
+    }
+
+    /// The earlier runs' shape. `moving` is the metric's draw in [0, 1) deciding whether
+    /// it moves at all.
+    fn node(e: &Exposed, moving: f64, rng: &mut Rng) -> Shape {
         let v = e.value;
         let name = e.name.as_str();
         if !v.is_finite() {
@@ -429,10 +605,7 @@ impl Shape {
         if name == "node_time_seconds" {
             return Shape::Clock;
         }
-        let counter = ["_total", "_count", "_sum", "_bucket"]
-            .iter()
-            .any(|s| name.ends_with(s));
-        if counter {
+        if e.counter {
             let still = if v == 0.0 { 0.8 } else { 0.2 };
             if moving < still {
                 return Shape::Constant(v);
@@ -509,12 +682,13 @@ fn precision(v: f64) -> f64 {
     1e9
 }
 
-/// Produces the scrapes, identically for every consumer.
+/// Produces the scrapes, identically for every consumer, from the seed: each scrape's
+/// randomness comes from (instance, round), and the only state is each series' current
+/// value.
 struct Generator<'a> {
     ds: &'a Dataset,
     /// Per series: the value, or the number of units for counters and walks.
     state: Vec<f64>,
-    rngs: Vec<Rng>,
 }
 
 impl Generator<'_> {
@@ -522,13 +696,16 @@ impl Generator<'_> {
     /// Rounds must come in order per instance.
     fn scrape(&mut self, i: usize, round: usize, out: &mut Vec<f64>) -> i64 {
         let ds = self.ds;
-        let rng = &mut self.rngs[i];
-        let t =
-            ds.t0 + round as i64 * INTERVAL_MS + ds.phase[i] + rng.below(MAX_JITTER_MS + 1) as i64;
+        let mut rng = Rng(mix(SEED ^ 0xda7a, i as u64, round as u64));
+        let jitter = match ds.mode {
+            DataMode::Issue => 0,
+            DataMode::Node => rng.below(MAX_JITTER_MS + 1) as i64,
+        };
+        let t = ds.t0 + round as i64 * ds.interval_ms + ds.phase[i] + jitter;
         let range = i * ds.per_target..(i + 1) * ds.per_target;
         out.clear();
-        for (shape, state) in ds.shapes[range.clone()].iter().zip(&mut self.state[range]) {
-            let v = match *shape {
+        for (k, state) in self.state[range].iter_mut().enumerate() {
+            let v = match ds.shape(i, k) {
                 Shape::Constant(v) => v,
                 Shape::Counter {
                     per_scrape, scale, ..
@@ -564,8 +741,8 @@ impl Generator<'_> {
     }
 }
 
-/// Where the bytes of the data set are: series and bytes per sample of the chunk encoding
-/// alone (before block page compression) by shape, over the first instance.
+/// Where the bytes of the data set are: series and bytes per sample of the head's chunk
+/// encoding alone (before block page compression) by shape, over the first instance.
 fn print_profile(ds: &Dataset) {
     let mut generator = ds.generator();
     let mut values = Vec::new();
@@ -579,7 +756,7 @@ fn print_profile(ds: &Dataset) {
     }
     // (kind, series, chunk bytes)
     let mut kinds: Vec<(&str, usize, usize)> = Vec::new();
-    for (shape, values) in ds.shapes.iter().zip(&series) {
+    for (k, values) in series.iter().enumerate() {
         let mut bytes = 0;
         for (t, v) in times.chunks(120).zip(values.chunks(120)) {
             let mut c = pharos_tsdb::chunk::XorChunk::new();
@@ -588,9 +765,10 @@ fn print_profile(ds: &Dataset) {
             }
             bytes += c.bytes().len();
         }
-        match kinds.iter_mut().find(|k| k.0 == shape.kind()) {
-            Some(k) => (k.1, k.2) = (k.1 + 1, k.2 + bytes),
-            None => kinds.push((shape.kind(), 1, bytes)),
+        let kind = ds.shape(0, k).kind();
+        match kinds.iter_mut().find(|x| x.0 == kind) {
+            Some(x) => (x.1, x.2) = (x.1 + 1, x.2 + bytes),
+            None => kinds.push((kind, 1, bytes)),
         }
     }
     let total: usize = kinds.iter().map(|k| k.2).sum();
@@ -600,7 +778,7 @@ fn print_profile(ds: &Dataset) {
         .map(|&(kind, n, bytes)| format!("{n} {kind} {:.2}", per(n, bytes)))
         .collect();
     println!(
-        "data profile, chunk encoding before page compression (series, B/sample): {}; all {:.2}\n",
+        "data profile, head chunk encoding before page compression (series, B/sample): {}; all {:.2}\n",
         parts.join(", "),
         per(ds.per_target, total)
     );
@@ -626,31 +804,6 @@ impl Rng {
     }
 }
 
-/// `name{label="value",...}` with exposition-format escaping.
-fn render(labels: &Labels) -> String {
-    let mut s = labels.metric_name().unwrap_or_default().to_string();
-    let mut first = true;
-    for l in labels.iter().filter(|l| l.name != "__name__") {
-        s.push(if first { '{' } else { ',' });
-        first = false;
-        s.push_str(&l.name);
-        s.push_str("=\"");
-        for c in l.value.chars() {
-            match c {
-                '\\' => s.push_str("\\\\"),
-                '"' => s.push_str("\\\""),
-                '\n' => s.push_str("\\n"),
-                c => s.push(c),
-            }
-        }
-        s.push('"');
-    }
-    if !first {
-        s.push('}');
-    }
-    s
-}
-
 /// A sample value as Prometheus prints it (integers without a fraction).
 fn write_value(out: &mut impl Write, v: f64) -> std::io::Result<()> {
     if v.is_nan() {
@@ -667,11 +820,61 @@ fn write_value(out: &mut impl Write, v: f64) -> std::io::Result<()> {
 // ---------------------------------------------------------------------------------------
 // Pharos.
 
+/// Counts the bytes this process has live on the heap, so the benchmark can tell what
+/// the database holds from what the allocator keeps around it (RSS minus live heap).
+struct CountingAlloc;
+
+static LIVE_HEAP: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+#[allow(unsafe_code)]
+// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is
+// updated besides.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            LIVE_HEAP.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        LIVE_HEAP.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE_HEAP.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE_HEAP.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
 /// Memory of the process and the head at one point.
 #[derive(Debug, Clone, Copy, Default)]
 struct Footprint {
     series: usize,
     heap: usize,
+    /// Growth of the bytes live on the heap (requested sizes, without the allocator's
+    /// own overhead) since before the database was opened.
+    live: i64,
     /// Growth of this process's resident memory since before the database was opened.
     rss: i64,
     rss_anon: i64,
@@ -681,11 +884,12 @@ struct Footprint {
 }
 
 impl Footprint {
-    fn take(db: &Db, base: Rss) -> Footprint {
+    fn take(db: &Db, base: Rss, live_base: i64) -> Footprint {
         let now = Rss::of("self").unwrap_or_default();
         Footprint {
             series: db.head().num_series(),
             heap: db.head().memory_bytes(),
+            live: LIVE_HEAP.load(Ordering::Relaxed) - live_base,
             rss: now.total - base.total,
             rss_anon: now.anon - base.anon,
             rss_file: now.file - base.file,
@@ -699,16 +903,27 @@ impl Footprint {
 
     fn line(&self, what: &str) -> String {
         format!(
-            "  {what}: {} series; head heap estimate {:.0} B/series; RSS growth {:.0} B/series \
-             (anonymous {:.0}, file-backed {:.0}); peak RSS growth {:.0} B/series",
+            "  {what}: {} series; head heap estimate {:.0} B/series; live heap {:.0} B/series; \
+             RSS growth {:.0} B/series (anonymous {:.0}, file-backed {:.0}); peak RSS growth {:.0} B/series",
             self.series,
             self.per_series(self.heap as i64),
+            self.per_series(self.live),
             self.per_series(self.rss),
             self.per_series(self.rss_anon),
             self.per_series(self.rss_file),
             self.per_series(self.peak),
         )
     }
+}
+
+/// Latency of one selector over blocks and head, repeated.
+struct SelectLatency {
+    matchers: String,
+    series: usize,
+    samples: usize,
+    runs: usize,
+    median: Duration,
+    p99: Duration,
 }
 
 struct PharosReport {
@@ -727,6 +942,7 @@ struct PharosReport {
     block_index_bytes: u64,
     block_samples: u64,
     block_series: u64,
+    select: Option<SelectLatency>,
     check: String,
 }
 
@@ -739,13 +955,17 @@ impl PharosReport {
         self.wal_before as f64 / self.samples.max(1) as f64
     }
 
+    fn appended_per_second(&self) -> f64 {
+        self.samples as f64 / self.append.as_secs_f64().max(1e-9)
+    }
+
     fn print(&self, ds: &Dataset, scrapes: usize) {
         println!("Pharos:");
         println!(
-            "  append: {} samples in {:.2} s of append+commit = {:.0} samples/s ({} commits of {} samples)",
+            "  append: {} samples in {:.2} s of append+commit on one thread = {:.0} samples/s ({} commits of {} samples)",
             self.samples,
             self.append.as_secs_f64(),
-            self.samples as f64 / self.append.as_secs_f64().max(1e-9),
+            self.appended_per_second(),
             ds.rounds * ds.instances,
             ds.per_target
         );
@@ -780,18 +1000,38 @@ impl PharosReport {
             self.block_index_bytes,
             self.block_bytes_per_sample()
         );
+        if let Some(s) = &self.select {
+            println!(
+                "  select {} over the last 2 h (block + head): {} series, {} samples; \
+                 select + iterate median {:.2} ms, p99 {:.2} ms over {} runs",
+                s.matchers,
+                s.series,
+                s.samples,
+                s.median.as_secs_f64() * 1e3,
+                s.p99.as_secs_f64() * 1e3,
+                s.runs
+            );
+        }
         println!("  read-back check: {}\n", self.check);
     }
 }
+
+/// No ref yet.
+const NO_REF: SeriesRef = SeriesRef::MAX;
 
 fn run_pharos(ds: &Dataset, dir: &Path, scrapes: usize) -> Result<PharosReport> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
     let mut generator = ds.generator();
-    let mut refs: Vec<Option<SeriesRef>> = vec![None; ds.num_series()];
+    // What a scrape loop keeps per series: the ref. Labels are built only when a series
+    // has no (valid) ref, as a scrape loop builds them only for series it has not seen.
+    let mut refs: Vec<SeriesRef> = vec![NO_REF; ds.num_series()];
+    let no_labels = Labels::default();
     let mut values = Vec::with_capacity(ds.per_target);
+    let mut labels: Vec<Labels> = Vec::with_capacity(ds.per_target);
     let base = Rss::of("self").ok_or("cannot read /proc/self/status")?;
+    let live_base = LIVE_HEAP.load(Ordering::Relaxed);
     let db = Arc::new(Db::open(dir, DbOptions::default())?.0);
 
     let mut append = Duration::ZERO;
@@ -799,33 +1039,43 @@ fn run_pharos(ds: &Dataset, dir: &Path, scrapes: usize) -> Result<PharosReport> 
     for round in 0..ds.rounds {
         for &i in &ds.order {
             let t = generator.scrape(i, round, &mut values);
-            let range = i * ds.per_target..(i + 1) * ds.per_target;
+            let refs = &mut refs[i * ds.per_target..(i + 1) * ds.per_target];
+            labels.clear();
+            if refs.contains(&NO_REF) {
+                labels.extend((0..ds.per_target).map(|k| ds.labels(i, k)));
+            }
             let started = Instant::now();
             let mut app = db.appender();
-            for ((r, l), &v) in refs[range.clone()]
-                .iter_mut()
-                .zip(&ds.labels[range])
-                .zip(&values)
-            {
-                *r = Some(app.append(*r, l, t, v)?);
+            for (k, (r, &v)) in refs.iter_mut().zip(&values).enumerate() {
+                let given = (*r != NO_REF).then_some(*r);
+                let l = labels.get(k).unwrap_or(&no_labels);
+                *r = match app.append(given, l, t, v) {
+                    // The ref's series left the head: a stale ref, fall back to labels.
+                    Err(pharos_tsdb::StorageError::EmptyLabels) => {
+                        app.append(None, &ds.labels(i, k), t, v)?
+                    }
+                    r => r?,
+                };
             }
             app.commit()?;
             append += started.elapsed();
         }
         if round + 1 == scrapes {
-            early = Footprint::take(&db, base);
+            early = Footprint::take(&db, base, live_base);
         }
     }
-    let ingested = Footprint::take(&db, base);
+    drop(labels);
+    let ingested = Footprint::take(&db, base, live_base);
     let wal_before = dir_size(&dir.join("wal"));
     let chunks_head_before = dir_size(&dir.join("chunks_head"));
 
     let started = Instant::now();
     let m = db.maintain()?;
     let maintain = started.elapsed();
-    let maintained = Footprint::take(&db, base);
+    let maintained = Footprint::take(&db, base, live_base);
     let blocks = db.blocks();
     let check = read_back(&db, ds)?;
+    let select = select_latency(&db, ds)?;
     Ok(PharosReport {
         samples: ds.num_samples(),
         append,
@@ -842,6 +1092,7 @@ fn run_pharos(ds: &Dataset, dir: &Path, scrapes: usize) -> Result<PharosReport> 
         block_index_bytes: blocks.iter().map(|b| b.index_sizes().total).sum(),
         block_samples: blocks.iter().map(|b| b.meta().stats.num_samples).sum(),
         block_series: blocks.iter().map(|b| b.meta().stats.num_series).sum(),
+        select,
         check,
     })
 }
@@ -850,7 +1101,8 @@ fn run_pharos(ds: &Dataset, dir: &Path, scrapes: usize) -> Result<PharosReport> 
 fn read_back(db: &Arc<Db>, ds: &Dataset) -> Result<String> {
     let s = ds.num_series() / 2;
     let (i, k) = (s / ds.per_target, s % ds.per_target);
-    let matchers = ds.labels[s]
+    let labels = ds.labels(i, k);
+    let matchers = labels
         .iter()
         .map(|l| Matcher::new(MatchOp::Equal, &l.name, &l.value))
         .collect::<Result<Vec<_>, _>>()?;
@@ -868,16 +1120,87 @@ fn read_back(db: &Arc<Db>, ds: &Dataset) -> Result<String> {
             (t, values[k].to_bits())
         })
         .collect();
+    let mut text = Vec::new();
+    ds.write_series(&mut text, i, k);
+    let text = String::from_utf8_lossy(&text);
     Ok(if got == want {
-        format!("{} matches ({} samples)", ds.text[s], want.len())
+        format!("{text} matches ({} samples)", want.len())
     } else {
         format!(
-            "MISMATCH for {}: {} samples read, {} appended",
-            ds.text[s],
+            "MISMATCH for {text}: {} samples read, {} appended",
             got.len(),
             want.len()
         )
     })
+}
+
+/// Series a selector over one metric name should match.
+const SELECT_SERIES: usize = 1000;
+const SELECT_RUNS: usize = 100;
+
+/// Selects one metric name across about 1,000 series over the last 2 h (the newer half
+/// of the block and the head) and iterates every sample, `SELECT_RUNS` times.
+///
+/// The metric has `c` series per instance, and an `instance` matcher keeps the first
+/// `1000 / c` instances; of the names whose `c` divides 1,000 the one needing the fewest
+/// instances is used, so that small runs still reach 1,000 series where they can.
+fn select_latency(db: &Arc<Db>, ds: &Dataset) -> Result<Option<SelectLatency>> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for line in &ds.target {
+        match counts.iter_mut().find(|c| c.0 == line.exposed.name) {
+            Some(c) => c.1 += 1,
+            None => counts.push((&line.exposed.name, 1)),
+        }
+    }
+    let fits = |&&(_, c): &&(&str, usize)| SELECT_SERIES.is_multiple_of(c);
+    let pick = counts
+        .iter()
+        .filter(fits)
+        .filter(|&&(_, c)| SELECT_SERIES / c <= ds.instances)
+        .max_by_key(|&&(_, c)| c)
+        .or_else(|| counts.iter().max_by_key(|&&(_, c)| c));
+    let Some(&(name, per_instance)) = pick else {
+        return Ok(None);
+    };
+    let instances = SELECT_SERIES.div_ceil(per_instance).min(ds.instances);
+    let alternatives: Vec<String> = (0..instances).map(|i| i.to_string()).collect();
+    let matchers = vec![
+        Matcher::new(MatchOp::Equal, "__name__", name)?,
+        Matcher::new(
+            MatchOp::Regex,
+            "instance",
+            format!("host-({}):9100", alternatives.join("|")),
+        )?,
+    ];
+    let end = ds.end();
+    let start = end - BLOCK_MS;
+    let mut times = Vec::with_capacity(SELECT_RUNS);
+    let (mut series, mut samples) = (0, 0);
+    let mut checksum = 0.0;
+    for _ in 0..SELECT_RUNS {
+        let started = Instant::now();
+        let got = db.querier().select(&matchers, start, end)?;
+        series = got.len();
+        samples = 0;
+        for s in &got {
+            for x in s.samples() {
+                samples += 1;
+                checksum += x.v;
+            }
+        }
+        times.push(started.elapsed());
+    }
+    std::hint::black_box(checksum);
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    Ok(Some(SelectLatency {
+        matchers: format!("{{__name__=\"{name}\", instance=~<{instances} instances>}}"),
+        series,
+        samples,
+        runs: SELECT_RUNS,
+        median: at(0.5),
+        p99: at(0.99),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -900,21 +1223,23 @@ fn write_upstream_inputs(
     let mut generator = ds.generator();
     let mut values = Vec::with_capacity(ds.per_target);
     let mut value = Vec::with_capacity(32);
+    let mut text = Vec::with_capacity(256);
     for round in 0..ds.rounds {
         for &i in &ds.order {
             let t = generator.scrape(i, round, &mut values);
-            let texts = &ds.text[i * ds.per_target..(i + 1) * ds.per_target];
-            for (text, &v) in texts.iter().zip(&values) {
+            for (k, &v) in values.iter().enumerate() {
+                text.clear();
+                ds.write_series(&mut text, i, k);
                 value.clear();
                 write_value(&mut value, v)?;
                 if let Some(f) = &mut file {
-                    f.write_all(text.as_bytes())?;
+                    f.write_all(&text)?;
                     f.write_all(b" ")?;
                     f.write_all(&value)?;
                     writeln!(f, " {}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))?;
                 }
                 if vm_port.is_some() {
-                    batch.extend_from_slice(text.as_bytes());
+                    batch.extend_from_slice(&text);
                     batch.push(b' ');
                     batch.extend_from_slice(&value);
                     writeln!(batch, " {t}")?;
@@ -1363,9 +1688,8 @@ impl ScrapeServer {
             if data {
                 for &i in &ds.order {
                     generator.scrape(i, round, &mut values);
-                    let texts = &ds.text[i * ds.per_target..(i + 1) * ds.per_target];
-                    for (text, &v) in texts.iter().zip(&values) {
-                        body.extend_from_slice(text.as_bytes());
+                    for (k, &v) in values.iter().enumerate() {
+                        ds.write_series(&mut body, i, k);
                         body.push(b' ');
                         let _ = write_value(&mut body, v);
                         body.push(b'\n');
@@ -1431,13 +1755,15 @@ fn print_table(
     let s3 = |x: f64| format!("{x:.3}");
     let p = |f: &Footprint, x: i64| b(f.per_series(x));
     println!(
-        "\n{} series ({} node_exporter series x {} instances), {} scrapes of 15 s ({} h), {} samples\n",
+        "\n{} series ({} node_exporter series x {} instances), {} scrapes of {} s ({:.1} h), {} samples, {:?} data shape\n",
         ds.num_series(),
         ds.per_target,
         ds.instances,
         ds.rounds,
-        ds.rounds as i64 * INTERVAL_MS / 3_600_000,
+        ds.interval_ms / 1000,
+        (ds.rounds - 1) as f64 * ds.interval_ms as f64 / 3_600_000.0,
         ds.num_samples(),
+        ds.mode,
     );
     println!("| | Pharos | Prometheus 2.42 | VictoriaMetrics 1.79 |");
     println!("|---|---:|---:|---:|");
@@ -1466,6 +1792,12 @@ fn print_table(
         p(&pharos.maintained, pharos.maintained.heap as i64),
     );
     println!(
+        "| live heap growth / series (counted): after {scrapes} scrapes / all / `maintain` | {} / {} / {} | — | — |",
+        p(&pharos.early, pharos.early.live),
+        p(&pharos.ingested, pharos.ingested.live),
+        p(&pharos.maintained, pharos.maintained.live),
+    );
+    println!(
         "| bytes / sample on disk (Pharos, Prometheus: 2 h blocks; VM: data + indexdb) | {} | {} | {} |",
         s3(pharos.block_bytes_per_sample()),
         prom_disk.map_or_else(none, |d| s3(d.per_sample())),
@@ -1477,8 +1809,17 @@ fn print_table(
     );
     println!(
         "| append throughput, 1 thread (samples/s) | {:.0} | — | — |",
-        pharos.samples as f64 / pharos.append.as_secs_f64().max(1e-9)
+        pharos.appended_per_second()
     );
+    if let Some(q) = &pharos.select {
+        println!(
+            "| select one metric over {} series x 2 h (block + head) and iterate {} samples: median / p99 (ms) | {:.2} / {:.2} | — | — |",
+            q.series,
+            q.samples,
+            q.median.as_secs_f64() * 1e3,
+            q.p99.as_secs_f64() * 1e3,
+        );
+    }
     println!("| the issue's bar: bytes / series, bytes / sample | — | 2,300, 2.7 | 630, 0.82 |");
 }
 

@@ -123,6 +123,7 @@ impl Db {
         Box::new(DbAppender {
             db: self.clone(),
             samples: Vec::new(),
+            unlogged: Vec::new(),
         })
     }
 
@@ -207,6 +208,9 @@ impl Db {
         }
         m.blocks_compacted = self.compact()?;
         m.blocks_deleted = self.apply_retention()?;
+        if m != Maintenance::default() {
+            release_free_heap();
+        }
         Ok(m)
     }
 
@@ -459,6 +463,27 @@ impl Db {
     }
 }
 
+/// Gives the allocator's free memory back to the kernel after maintenance.
+///
+/// A block cut frees most of what the head held for the range it persisted (chunk
+/// lists, emptied series) and allocates and frees its own working memory, all scattered
+/// between the allocations of series that stay. glibc returns memory to the kernel only
+/// from the top of a heap, so without this the resident set keeps the peak of every cut
+/// (measured: 2,100 resident bytes per series after a cut against 440 live). Trimming
+/// walks the heaps once and releases every free page, which costs a few milliseconds
+/// per gigabyte of heap once per cut.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: `malloc_trim` has no preconditions; it works on glibc's allocator state
+        // under the allocator's own locks, like any `malloc` or `free`.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// Opens every block in `dir`. A block that cannot be opened is renamed to
 /// `<id>.corrupt` (which listing ignores) and reported, so one damaged block does not
 /// keep the rest of the data from being served.
@@ -665,6 +690,9 @@ fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct DbAppender {
     db: Arc<Db>,
     samples: Vec<SampleRecord>,
+    /// Series whose creation was not logged when a sample of theirs was appended: the
+    /// only ones commit has to look at for series records.
+    unlogged: Vec<SeriesRef>,
 }
 
 impl Appender for DbAppender {
@@ -676,14 +704,19 @@ impl Appender for DbAppender {
         v: f64,
     ) -> Result<SeriesRef, StorageError> {
         let head = &self.db.head;
-        let id = match series {
+        let (id, logged) = match series.map(|id| (id, head.check_and_pend(id, t, v))) {
+            Some((id, Ok(logged))) => (id, logged),
             // A ref whose series left the head (truncated after a block cut) falls back
             // to the labels, so refs stay usable for the life of the process.
-            Some(id) if head.contains(id) => id,
-            _ => head.get_or_create(labels)?.0,
+            None | Some((_, Err(StorageError::UnknownRef(_)))) => {
+                let id = head.get_or_create(labels)?.0;
+                (id, head.check_and_pend(id, t, v)?)
+            }
+            Some((_, Err(e))) => return Err(e),
         };
-        head.check(id, t, v)?;
-        head.pending(id, true);
+        if !logged {
+            self.unlogged.push(id);
+        }
         self.samples.push(SampleRecord { id, t, v });
         Ok(id)
     }
@@ -694,13 +727,13 @@ impl Appender for DbAppender {
             return Ok(());
         }
         let head = &self.db.head;
-        let mut seen = std::collections::HashSet::new();
+        let mut unlogged = std::mem::take(&mut self.unlogged);
+        unlogged.sort_unstable();
+        unlogged.dedup();
         let mut new_series: Vec<SeriesRecord> = Vec::new();
-        for s in &samples {
-            if seen.insert(s.id)
-                && let Some(labels) = head.unlogged(s.id)
-            {
-                new_series.push(SeriesRecord { id: s.id, labels });
+        for id in unlogged {
+            if let Some(labels) = head.unlogged(id) {
+                new_series.push(SeriesRecord { id, labels });
             }
         }
         let logged = {
@@ -729,10 +762,7 @@ impl Appender for DbAppender {
         // Samples checked at append time can still lose a race with a concurrent batch
         // for the same series; those are dropped here, as Prometheus drops them.
         for s in &samples {
-            if result.is_ok() {
-                let _ = head.add(s.id, s.t, s.v);
-            }
-            head.pending(s.id, false);
+            head.commit_pending(s.id, s.t, s.v, result.is_ok());
         }
         result.map_err(StorageError::from)
     }

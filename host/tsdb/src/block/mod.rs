@@ -308,6 +308,19 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     d.sync_all().map_err(|e| io_err(dir, e))
 }
 
+/// Drops the process's page-table entries for a read-only file mapping, so pages read
+/// once (a block index is read whole when the block is opened, to verify its
+/// checksums) stop counting in the resident set. They stay in the kernel's page cache
+/// and fault back in when touched again. Best effort: on failure the pages just stay.
+#[allow(unsafe_code)]
+pub(crate) fn release_pages(map: &memmap2::Mmap) {
+    // SAFETY: `MADV_DONTNEED` is unsafe in general because it discards changes to
+    // private anonymous or copy-on-write pages. This mapping is a read-only shared
+    // mapping of a file (see `map_file`), which has no such changes: later reads see the
+    // file's contents, exactly as before the call.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}
+
 /// Maps a block file read-only.
 #[allow(unsafe_code)]
 pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap> {

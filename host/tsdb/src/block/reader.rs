@@ -314,6 +314,8 @@ impl Block {
             let p = dir.join(f);
             size_bytes += std::fs::metadata(&p).map_err(|e| io_err(&p, e))?.len();
         }
+        // Verifying the checksums read the whole index; queries touch little of it.
+        super::release_pages(&index);
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,

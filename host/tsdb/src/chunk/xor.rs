@@ -392,6 +392,11 @@ impl XorChunk {
         XorIter::new(self.encoding, &self.bytes, self.num)
     }
 
+    /// Heap bytes reserved for the encoded stream, for memory accounting.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// Releases spare capacity. The byte vector grows by doubling while samples are
     /// appended; the head calls this when it cuts a chunk so a full chunk costs its encoded
     /// size, not up to twice that.

@@ -1,8 +1,9 @@
 //! The head: the most recent samples, in memory, protected by the write-ahead log.
 //!
-//! Each series keeps one open chunk on the heap; full chunks move to memory-mapped
-//! segment files (see `chunk_file`), so the heap holds little more per series than
-//! its interned labels, the open chunk and a short list of chunk locations. Series are
+//! Each series keeps one open chunk on the heap; full chunks move to segment files read
+//! back with positional reads (see `chunk_file`), so the process holds little more per
+//! series than its interned labels, the open chunk and a list of 24-byte chunk
+//! locations. Series are
 //! found by a stable hash of their labels in one of several shards, so concurrent
 //! appenders rarely wait on the same lock.
 
@@ -74,20 +75,94 @@ pub(crate) struct MemSeries {
 
 struct SeriesData {
     open: XorChunk,
+    /// Full chunks, oldest first (out-of-order chunks after the in-order ones they
+    /// overlap). When full it is sized for what the series will hold at most before
+    /// the next block cut (see `closed_capacity`) rather than grown by doubling: every
+    /// series closes its chunks at about the same time, so each round of doubling left
+    /// holes of the previous size all over the heap, and a doubled list holds up to
+    /// twice the entries the series needs.
     closed: Vec<ClosedChunk>,
     /// Out-of-order samples, sorted by time, not yet encoded.
-    ooo: Vec<(i64, f64)>,
+    ooo: OooBuffer,
     /// Newest in-order timestamp and its value's bits (for duplicate detection).
     last: Option<(i64, u64)>,
 }
 
+/// Where one full chunk of a series is, and the time range it covers: 24 bytes, held on
+/// the heap for every full chunk of every series (9 per series in a 3 h head at a 10 s
+/// interval). The sample count is not kept: it is the first two bytes of the chunk.
 #[derive(Debug, Clone, Copy)]
 struct ClosedChunk {
-    encoding: Encoding,
     min_t: i64,
-    max_t: i64,
-    num_samples: u16,
-    at: ChunkLocation,
+    /// `max_t - min_t`. Chunks are cut before they span more (see `MAX_CHUNK_SPAN`).
+    span: u32,
+    segment: u32,
+    offset: u32,
+    len: u16,
+    encoding: Encoding,
+}
+
+const _: () = assert!(std::mem::size_of::<ClosedChunk>() == 24);
+
+/// Longest time a head chunk may span, so that [`ClosedChunk`] can hold its range in
+/// 32 bits (49 days: far beyond any block range or out-of-order window in use).
+const MAX_CHUNK_SPAN: i64 = u32::MAX as i64;
+
+impl ClosedChunk {
+    fn max_t(&self) -> i64 {
+        self.min_t + i64::from(self.span)
+    }
+
+    fn at(&self) -> ChunkLocation {
+        ChunkLocation {
+            segment: self.segment,
+            offset: self.offset,
+            len: u32::from(self.len),
+        }
+    }
+
+    /// Reads the chunk's bytes and its sample count (from the chunk's own header).
+    fn read(&self, file: &ChunkFile) -> Result<(Arc<[u8]>, u16), StorageError> {
+        let bytes = file.read(self.at())?;
+        let num = crate::chunk::header_num_samples(&bytes).ok_or_else(|| {
+            StorageError::Io(std::io::Error::other("head chunk shorter than its header"))
+        })?;
+        Ok((bytes, num))
+    }
+}
+
+/// A series' buffer of out-of-order samples: 8 bytes while empty (nearly every series,
+/// nearly always), where a `Vec` takes 24.
+#[derive(Debug, Default)]
+#[allow(clippy::box_collection)] // The box is the point: one pointer in every series.
+struct OooBuffer(Option<Box<Vec<(i64, f64)>>>);
+
+impl std::ops::Deref for OooBuffer {
+    type Target = [(i64, f64)];
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl OooBuffer {
+    fn insert(&mut self, at: usize, sample: (i64, f64)) {
+        let v = self.0.get_or_insert_with(Box::default);
+        v.insert(at.min(v.len()), sample);
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&(i64, f64)) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| 24 + v.capacity() * 16)
+    }
 }
 
 /// The in-memory head.
@@ -97,8 +172,8 @@ pub struct Head {
     postings: RwLock<Postings>,
     /// Series by id; ids are dense and never reused while the process runs.
     series: RwLock<Vec<Option<Arc<MemSeries>>>>,
-    /// Series ids by label hash, sharded by hash. A collision keeps both ids.
-    by_hash: Box<[RwLock<HashMap<u64, HashIds>>]>,
+    /// Series ids by label hash, sharded by hash.
+    by_hash: Box<[RwLock<HashShard>]>,
     chunks: Mutex<ChunkFile>,
     min_time: AtomicI64,
     max_time: AtomicI64,
@@ -110,11 +185,65 @@ pub struct Head {
     min_valid: AtomicI64,
 }
 
-/// Ids under one hash: nearly always one, so no allocation in the common case.
-#[derive(Debug, Clone)]
-enum HashIds {
-    One(u32),
-    Many(Vec<u32>),
+/// Series ids by label hash. Two label sets with the same 64-bit hash are all but
+/// unheard of, so the main map holds one 4-byte id per hash (16 bytes an entry, where
+/// an enum with a list for collisions took 32) and further ids under a colliding hash
+/// go to a side map that is almost always empty.
+#[derive(Debug, Default)]
+struct HashShard {
+    first: HashMap<u64, u32>,
+    more: HashMap<u64, Vec<u32>>,
+}
+
+impl HashShard {
+    fn ids(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        let more = self.more.get(&hash).map_or(&[][..], Vec::as_slice);
+        self.first
+            .get(&hash)
+            .copied()
+            .into_iter()
+            .chain(more.iter().copied())
+    }
+
+    fn insert(&mut self, hash: u64, id: u32) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(hash).or_default().push(id)
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: u64, id: u32) {
+        if self.first.get(&hash) == Some(&id) {
+            self.first.remove(&hash);
+            // Promote a colliding id, so `first` always holds one when any exist.
+            if let Some(list) = self.more.get_mut(&hash) {
+                if let Some(next) = list.pop() {
+                    self.first.insert(hash, next);
+                }
+                if list.is_empty() {
+                    self.more.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.more.get_mut(&hash) {
+            list.retain(|&x| x != id);
+            if list.is_empty() {
+                self.more.remove(&hash);
+            }
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.first.capacity() * (8 + 4 + 1)
+            + self
+                .more
+                .values()
+                .map(|l| 8 + 24 + 1 + l.capacity() * 4)
+                .sum::<usize>()
+    }
 }
 
 impl Head {
@@ -126,7 +255,7 @@ impl Head {
             symbols: Symbols::default(),
             postings: RwLock::new(Postings::default()),
             series: RwLock::new(Vec::new()),
-            by_hash: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            by_hash: (0..SHARDS).map(|_| RwLock::default()).collect(),
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             samples: AtomicU64::new(0),
@@ -171,8 +300,8 @@ impl Head {
     pub fn lookup(&self, labels: &Labels) -> Option<SeriesRef> {
         let hash = labels.stable_hash();
         let shard = read(&self.by_hash[hash as usize % SHARDS]);
-        let ids = shard.get(&hash)?;
-        ids.iter()
+        shard
+            .ids(hash)
             .find(|&id| self.labels_equal(id, labels))
             .map(u64::from)
     }
@@ -194,10 +323,7 @@ impl Head {
         }
         let hash = labels.stable_hash();
         let mut shard = write(&self.by_hash[hash as usize % SHARDS]);
-        if let Some(found) = shard
-            .get(&hash)
-            .and_then(|ids| ids.iter().find(|&id| self.labels_equal(id, labels)))
-        {
+        if let Some(found) = shard.ids(hash).find(|&id| self.labels_equal(id, labels)) {
             return Ok((found.into(), false));
         }
         let mut pairs: Vec<(u32, u32)> = labels
@@ -212,7 +338,7 @@ impl Head {
             data: Mutex::new(SeriesData {
                 open: XorChunk::new(),
                 closed: Vec::new(),
-                ooo: Vec::new(),
+                ooo: OooBuffer::default(),
                 last: None,
             }),
         });
@@ -230,16 +356,7 @@ impl Head {
             id
         };
         write(&self.postings).add(id, &series.labels);
-        match shard.get_mut(&hash) {
-            None => {
-                shard.insert(hash, HashIds::One(id));
-            }
-            Some(HashIds::One(other)) => {
-                let other = *other;
-                shard.insert(hash, HashIds::Many(vec![other, id]));
-            }
-            Some(HashIds::Many(v)) => v.push(id),
-        }
+        shard.insert(hash, id);
         Ok((id.into(), true))
     }
 
@@ -258,14 +375,6 @@ impl Head {
         self.symbols.with(|resolve| {
             Labels::from_pairs(pairs.iter().map(|&(n, v)| (resolve(n), resolve(v))))
         })
-    }
-
-    /// Whether the head holds the series (cheap: no labels are built).
-    pub(crate) fn contains(&self, series: SeriesRef) -> bool {
-        u32::try_from(series)
-            .ok()
-            .and_then(|id| self.get(id))
-            .is_some()
     }
 
     /// The labels of a series.
@@ -307,17 +416,46 @@ impl Head {
         }
     }
 
-    /// Checks whether a sample would be accepted, without storing it.
-    pub(crate) fn check(&self, series: SeriesRef, t: i64, v: f64) -> Result<(), StorageError> {
+    /// Checks whether a sample would be accepted, without storing it, and if so marks
+    /// it pending in an open batch (see [`Head::pending`]). One lookup for both, as this
+    /// runs for every appended sample. Returns whether the series' creation is logged.
+    pub(crate) fn check_and_pend(
+        &self,
+        series: SeriesRef,
+        t: i64,
+        v: f64,
+    ) -> Result<bool, StorageError> {
         let s = self.series_ref(series)?;
-        let d = lock(&s.data);
-        self.classify(&d, t, v).map(|_| ())
+        {
+            let d = lock(&s.data);
+            self.classify(&d, t, v)?;
+        }
+        s.pending.fetch_add(1, Ordering::AcqRel);
+        Ok(s.logged.load(Ordering::Acquire))
+    }
+
+    /// Stores a committed sample (when `store`) and releases its pending mark, with one
+    /// lookup. A refused sample lost a race with a concurrent batch and is dropped.
+    pub(crate) fn commit_pending(&self, series: SeriesRef, t: i64, v: f64, store: bool) {
+        let Ok(s) = self.series_ref(series) else {
+            return;
+        };
+        if store {
+            let _ = self.add_to(&s, t, v);
+        }
+        let _ = s
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| p.checked_sub(1));
     }
 
     /// Stores one sample. Out-of-order samples within the window go to the series'
     /// out-of-order buffer; older ones are refused.
     pub(crate) fn add(&self, series: SeriesRef, t: i64, v: f64) -> Result<Added, StorageError> {
         let s = self.series_ref(series)?;
+        self.add_to(&s, t, v)
+    }
+
+    fn add_to(&self, s: &MemSeries, t: i64, v: f64) -> Result<Added, StorageError> {
         let mut d = lock(&s.data);
         let class = self.classify(&d, t, v)?;
         match class {
@@ -330,8 +468,12 @@ impl Head {
                     .div_euclid(self.opts.chunk_range)
                     + 1)
                     * self.opts.chunk_range;
+                let too_long = d
+                    .open
+                    .min_time()
+                    .is_some_and(|m| t.saturating_sub(m) > MAX_CHUNK_SPAN);
                 if d.open.num_samples() >= SAMPLES_PER_CHUNK
-                    || (d.open.num_samples() > 0 && t >= boundary)
+                    || (d.open.num_samples() > 0 && (t >= boundary || too_long))
                 {
                     let full = std::mem::take(&mut d.open);
                     if let Err(e) = self.close_chunk(&mut d, &full) {
@@ -431,13 +573,9 @@ impl Head {
             return Ok(Some(bits));
         }
         let file = lock(&self.chunks);
-        for c in d.closed.iter().filter(|c| c.min_t <= t && t <= c.max_t) {
-            let bytes = file.read(c.at)?;
-            if let Some(bits) = find(crate::chunk::iter_bytes_with(
-                c.encoding,
-                &bytes,
-                c.num_samples,
-            )) {
+        for c in d.closed.iter().filter(|c| c.min_t <= t && t <= c.max_t()) {
+            let (bytes, num) = c.read(&file)?;
+            if let Some(bits) = find(crate::chunk::iter_bytes_with(c.encoding, &bytes, num)) {
                 return Ok(Some(bits));
             }
         }
@@ -448,22 +586,77 @@ impl Head {
         let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
             return Ok(());
         };
+        let too_big = || StorageError::Io(std::io::Error::other("head chunk too large"));
+        let span = u32::try_from(max_t.wrapping_sub(min_t)).map_err(|_| too_big())?;
+        let len = u16::try_from(chunk.bytes().len()).map_err(|_| too_big())?;
         let at = lock(&self.chunks).write(chunk.bytes(), max_t)?;
+        if d.closed.len() == d.closed.capacity() {
+            let want = self.closed_capacity(chunk, d.closed.len());
+            d.closed.reserve_exact(want - d.closed.len());
+        }
         d.closed.push(ClosedChunk {
-            encoding: chunk.encoding(),
             min_t,
-            max_t,
-            num_samples: chunk.num_samples(),
-            at,
+            span,
+            segment: at.segment,
+            offset: at.offset,
+            len,
+            encoding: chunk.encoding(),
         });
         Ok(())
     }
 
-    fn flush_ooo(&self, d: &mut SeriesData) -> Result<(), StorageError> {
-        let chunk = encode(&d.ooo);
-        self.close_chunk(d, &chunk)?;
-        d.ooo.clear();
+    /// How many full chunks a series should have room for when its list of `len` is
+    /// full and `chunk` is being added: the chunks of 1.5 block ranges (what the head
+    /// spans before a cut) at the sample rate `chunk` shows, plus the ones a cut leaves
+    /// spanning it, at least one more than now and at most 64 ahead.
+    fn closed_capacity(&self, chunk: &XorChunk, len: usize) -> usize {
+        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+            return len + 1;
+        };
+        let n = i64::from(chunk.num_samples());
+        let estimate = if n >= 2 && max_t > min_t {
+            let interval = (max_t - min_t) / (n - 1);
+            let per_chunk = interval.saturating_mul(i64::from(SAMPLES_PER_CHUNK)).max(1);
+            let range = self.opts.chunk_range.saturating_mul(3) / 2;
+            usize::try_from(range / per_chunk + 1).unwrap_or(usize::MAX)
+        } else {
+            4
+        };
+        estimate.clamp(len + 1, len + 64)
+    }
+
+    /// Writes sorted, unique samples as full chunks, each spanning at most
+    /// `MAX_CHUNK_SPAN`.
+    fn close_samples(
+        &self,
+        d: &mut SeriesData,
+        samples: &[(i64, f64)],
+    ) -> Result<(), StorageError> {
+        let mut rest = samples;
+        while let Some(&(first, _)) = rest.first() {
+            let n = rest
+                .iter()
+                .position(|&(t, _)| t.saturating_sub(first) > MAX_CHUNK_SPAN)
+                .unwrap_or(rest.len());
+            let (run, after) = rest.split_at(n);
+            self.close_chunk(d, &encode(run))?;
+            rest = after;
+        }
         Ok(())
+    }
+
+    fn flush_ooo(&self, d: &mut SeriesData) -> Result<(), StorageError> {
+        // The buffer is restored if writing fails (a full disk), so its samples stay
+        // queryable; runs already written before the failure are duplicates that
+        // reads merge away.
+        let ooo = std::mem::take(&mut d.ooo);
+        match self.close_samples(d, &ooo) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                d.ooo = ooo;
+                Err(e)
+            }
+        }
     }
 
     fn series_ref(&self, series: SeriesRef) -> Result<Arc<MemSeries>, StorageError> {
@@ -510,13 +703,14 @@ impl Head {
         let mut out = Vec::new();
         {
             let file = lock(&self.chunks);
-            for c in d.closed.iter().filter(|c| overlaps(c.min_t, c.max_t)) {
+            for c in d.closed.iter().filter(|c| overlaps(c.min_t, c.max_t())) {
+                let (bytes, num_samples) = c.read(&file)?;
                 out.push(EncodedChunk {
                     encoding: c.encoding,
                     min_t: c.min_t,
-                    max_t: c.max_t,
-                    num_samples: c.num_samples,
-                    bytes: file.read(c.at)?,
+                    max_t: c.max_t(),
+                    num_samples,
+                    bytes,
                 });
             }
         }
@@ -636,22 +830,23 @@ impl Head {
                 let spanning: Vec<ClosedChunk> = d
                     .closed
                     .iter()
-                    .filter(|c| c.min_t < t && c.max_t >= t)
+                    .filter(|c| c.min_t < t && c.max_t() >= t)
                     .copied()
                     .collect();
                 for c in spanning {
-                    let bytes = lock(&self.chunks).read(c.at)?;
+                    let (bytes, num) = c.read(&lock(&self.chunks))?;
                     let kept: Vec<(i64, f64)> =
-                        crate::chunk::iter_bytes_with(c.encoding, &bytes, c.num_samples)
+                        crate::chunk::iter_bytes_with(c.encoding, &bytes, num)
                             .filter(|s| s.0 >= t)
                             .collect();
-                    self.close_chunk(&mut d, &encode(&kept))?;
+                    self.close_samples(&mut d, &kept)?;
                 }
                 // Only now, so a failed write above (a full disk) leaves the spanning
                 // chunks in place rather than losing their samples from `t` on.
                 d.closed.retain(|c| c.min_t >= t);
                 d.closed.sort_by_key(|c| c.min_t);
-                // Give back the dropped entries' memory: the list regrows slowly.
+                // Give the dropped entries back (the allocator is trimmed after the cut);
+                // the list is sized up once again when it next fills.
                 d.closed.shrink_to_fit();
                 d.ooo.retain(|&(st, _)| st >= t);
                 if d.open.max_time().is_some_and(|m| m < t) {
@@ -690,20 +885,7 @@ impl Head {
     fn remove_series(&self, id: u32, s: &MemSeries) {
         let labels = self.resolve_labels(&s.labels);
         let hash = labels.stable_hash();
-        let mut shard = write(&self.by_hash[hash as usize % SHARDS]);
-        match shard.get_mut(&hash) {
-            Some(HashIds::One(one)) if *one == id => {
-                shard.remove(&hash);
-            }
-            Some(HashIds::Many(v)) => {
-                v.retain(|&x| x != id);
-                if let [only] = v.as_slice() {
-                    let only = *only;
-                    shard.insert(hash, HashIds::One(only));
-                }
-            }
-            _ => {}
-        }
+        write(&self.by_hash[hash as usize % SHARDS]).remove(hash, id);
         // Lock order everywhere: hash shard, then series table, then postings.
         if let Some(slot) = write(&self.series).get_mut(id as usize) {
             *slot = None;
@@ -721,8 +903,8 @@ impl Head {
             .collect()
     }
 
-    /// Heap bytes held by the head's index structures and open chunks (the
-    /// memory-mapped chunk segments are not counted: the kernel pages them out).
+    /// Heap bytes held by the head's index structures and open chunks (full chunks are
+    /// in the segment files, read on demand, and not counted).
     pub fn memory_bytes(&self) -> usize {
         let series = read(&self.series);
         let mut total = series.capacity() * 8
@@ -732,12 +914,12 @@ impl Head {
             let d = lock(&s.data);
             total += std::mem::size_of::<MemSeries>() + 16 // Arc header
                 + s.labels.len() * 8
-                + d.open.bytes().len()
+                + d.open.capacity()
                 + d.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-                + d.ooo.capacity() * 16;
+                + d.ooo.capacity();
         }
         for shard in self.by_hash.iter() {
-            total += read(shard).capacity() * (8 + std::mem::size_of::<HashIds>() + 1);
+            total += read(shard).memory_bytes();
         }
         total
     }
@@ -748,16 +930,6 @@ enum Class {
     Duplicate,
     /// Out of order, to be inserted at this index of the series' buffer.
     OutOfOrder(usize),
-}
-
-impl HashIds {
-    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        let (one, many) = match self {
-            HashIds::One(id) => (Some(*id), &[][..]),
-            HashIds::Many(v) => (None, v.as_slice()),
-        };
-        one.into_iter().chain(many.iter().copied())
-    }
 }
 
 fn encode(samples: &[(i64, f64)]) -> XorChunk {
