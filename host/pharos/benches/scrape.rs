@@ -122,17 +122,17 @@ fn main() {
         &prom_dir,
         prom_port,
     );
+    // "prometheus, version 2.42.0+ds (branch: ...)" -> "Prometheus 2.42.0+ds".
     let version = Command::new(&prometheus_bin)
         .arg("--version")
         .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned()
+        .ok()
+        .and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            let v = out.split_once("version ")?.1.split_whitespace().next()?;
+            Some(format!("Prometheus {v}"))
         })
-        .unwrap_or_default();
+        .unwrap_or_else(|| "Prometheus".to_owned());
 
     // Warm-up: two full rounds each, so every series exists and the caches are built.
     eprintln!("warming up (two scrapes of every target by each server)");
