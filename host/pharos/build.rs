@@ -13,8 +13,16 @@ fn main() {
         .to_string();
     println!("cargo:rustc-env=PHAROS_REVISION={revision}");
     println!("cargo:rustc-env=PHAROS_RUSTC_VERSION={rustc_version}");
-    println!("cargo:rerun-if-changed=../../.git/HEAD");
-    println!("cargo:rerun-if-changed=../../.git/refs/heads");
+    // Ask git where HEAD and the branch refs live: in a worktree `.git` is a file and
+    // they sit elsewhere, and naming a path that does not exist makes cargo rerun this
+    // script (and rebuild the crate) on every build.
+    println!("cargo:rerun-if-changed=build.rs");
+    for name in ["HEAD", "refs/heads"] {
+        let path = output("git", &["rev-parse", "--path-format=absolute", "--git-path", name]);
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }
 
 fn output(cmd: &str, args: &[&str]) -> String {
