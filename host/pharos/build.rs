@@ -18,7 +18,10 @@ fn main() {
     // script (and rebuild the crate) on every build.
     println!("cargo:rerun-if-changed=build.rs");
     for name in ["HEAD", "refs/heads"] {
-        let path = output("git", &["rev-parse", "--path-format=absolute", "--git-path", name]);
+        let path = output(
+            "git",
+            &["rev-parse", "--path-format=absolute", "--git-path", name],
+        );
         if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }

@@ -768,6 +768,10 @@ impl Appender for DbAppender {
     }
 
     fn rollback(self: Box<Self>) {}
+
+    fn reserve(&mut self, additional: usize) {
+        self.samples.reserve(additional);
+    }
 }
 
 impl Drop for DbAppender {

@@ -86,6 +86,10 @@ pub trait Appender: Send {
 
     /// Discards the batch.
     fn rollback(self: Box<Self>);
+
+    /// Says how many more samples are coming, so the batch grows once instead of
+    /// doubling its way up (a scrape knows its size from the previous one).
+    fn reserve(&mut self, _additional: usize) {}
 }
 
 /// Reads series over a time range.

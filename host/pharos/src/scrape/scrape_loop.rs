@@ -141,10 +141,11 @@ impl Hasher for PassThrough {
 
 /// A series line of the body, resolved.
 struct CacheEntry {
-    /// xxh3 of `key`.
-    hash: u64,
-    /// The raw name and labels as the target sent them (see [`write_key`]).
-    key: Box<[u8]>,
+    /// The line's identity: the 128-bit xxh3 of its raw name and labels as the target
+    /// sent them (see [`write_key`]). Comparing it instead of the bytes saves a memcmp
+    /// per line and the key's memory; two different lines of one target sharing a
+    /// 128-bit hash is far less likely than a memory error.
+    id: u128,
     /// The stored labels, or `None` when metric relabelling drops the series.
     labels: Option<Labels>,
     series: Option<SeriesRef>,
@@ -194,12 +195,12 @@ impl Cache {
     }
 
     /// The entry for a line, trying the expected position before the index.
-    fn find(&self, hash: u64, key: &[u8]) -> Lookup {
-        let is_line = |e: &CacheEntry| e.hash == hash && *e.key == *key;
+    fn find(&self, id: u128) -> Lookup {
+        let is_line = |e: &CacheEntry| e.id == id;
         if self.entries.get(self.next).is_some_and(is_line) {
             return Lookup::Hit(self.next);
         }
-        match self.index.get(&hash) {
+        match self.index.get(&index_key(id)) {
             Some(&i) if self.entries.get(i).is_some_and(is_line) => Lookup::Hit(i),
             // A hash collision between two different lines is astronomically rare; the
             // newer line simply takes the slot.
@@ -218,7 +219,7 @@ impl Cache {
                 .entries
                 .iter()
                 .enumerate()
-                .map(|(i, e)| (e.hash, i))
+                .map(|(i, e)| (index_key(e.id), i))
                 .collect();
         }
     }
@@ -457,6 +458,8 @@ impl Ingest<'_> {
             return Err("no local storage to write to".into());
         };
         let mut app = db.appender();
+        // The last scrape's size, plus staleness markers and the report series.
+        app.reserve(self.cache.entries.len() + REPORT_SERIES);
         self.cache.generation += 1;
         self.cache.next = 0;
         let generation = self.cache.generation;
@@ -578,14 +581,13 @@ impl Ingest<'_> {
         appended: &mut Option<HashSet<SeriesRef>>,
     ) -> Result<(), String> {
         write_key(self.key, s);
-        let hash = xxhash_rust::xxh3::xxh3_64(self.key);
-        let found = self.cache.find(hash, self.key);
+        let id = xxhash_rust::xxh3::xxh3_128(self.key);
+        let found = self.cache.find(id);
         let i = match found {
             Lookup::Hit(i) => i,
             Lookup::Replace(_) | Lookup::Miss => {
                 let entry = CacheEntry {
-                    hash,
-                    key: self.key.as_slice().into(),
+                    id,
                     labels: self.resolve(s)?,
                     series: None,
                     seen: 0,
@@ -598,7 +600,7 @@ impl Ingest<'_> {
                         i
                     }
                     _ => {
-                        cache.index.insert(hash, cache.entries.len());
+                        cache.index.insert(index_key(id), cache.entries.len());
                         cache.entries.push(entry);
                         cache.entries.len() - 1
                     }
@@ -775,6 +777,11 @@ fn set_str(field: &mut String, value: &str) -> bool {
     }
     value.clone_into(field);
     true
+}
+
+/// The part of a line's id the hash index is keyed by.
+fn index_key(id: u128) -> u64 {
+    id as u64
 }
 
 /// The cache key of a series line: its name and labels as sent, each part ended by a
