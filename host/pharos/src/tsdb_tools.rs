@@ -4,7 +4,7 @@
 //! within about three hours). `import-openmetrics` writes blocks.
 
 use pharos_model::exposition::format_float;
-use pharos_model::exposition::parse::{Format, parse};
+use pharos_model::exposition::parse::{Entry, Format, Parser};
 use pharos_model::{MatchOp, Matcher};
 use pharos_tsdb::backfill::Backfill;
 use pharos_tsdb::block::{self, Block};
@@ -157,18 +157,25 @@ pub fn dump_with_head(
 pub fn import_openmetrics(dir: &Path, file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let body =
         std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-    let parsed = parse(Format::OpenMetrics, &body)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // Samples go straight from the parser into the backfill rather than through a
+    // parsed copy of the whole body: a file of 100 k series over two hours holds tens of
+    // millions of samples, and a label set per sample would not fit in memory beside
+    // the one per series the backfill keeps.
+    let mut parser = Parser::new(Format::OpenMetrics, &body);
     let mut backfill = Backfill::default();
-    for s in parsed.samples {
+    while let Some(entry) = parser
+        .next_entry()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+    {
+        let Entry::Sample(s) = entry else { continue };
         let Some(t) = s.timestamp_ms else {
             anyhow::bail!(
                 "{}: sample {} has no timestamp; every imported sample needs one",
                 file.display(),
-                s.labels
+                s.to_labels()
             );
         };
-        backfill.add(s.labels, t, s.value);
+        backfill.add(s.to_labels(), t, s.value);
     }
     let range = DbOptions::default().block_range;
     let stats = backfill.write_blocks(dir, range)?;

@@ -54,6 +54,12 @@ pub fn success(data: Value) -> Response {
         .into_response()
 }
 
+/// A reply whose JSON body is already written (query results, which are rendered on
+/// the blocking pool beside the evaluation rather than on the runtime's threads).
+fn json_reply(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// An API error: `errorType` and the HTTP status Prometheus uses for it.
 #[derive(Debug)]
 pub struct ApiError {
@@ -176,8 +182,15 @@ async fn query(State(s): State<WebState>, RawQuery(q): RawQuery, req: Request) -
     let timeout = p.duration_opt("timeout")?;
     let db = db(&s)?;
     let engine = engine(&s, timeout);
-    let value = blocking(move || Ok(engine.instant(&db.querier(), &expr, t)?)).await?;
-    Ok(success(render::value(&value)))
+    let body = blocking(move || {
+        Ok(render::query_reply(&engine.instant(
+            &db.querier(),
+            &expr,
+            t,
+        )?))
+    })
+    .await?;
+    Ok(json_reply(body))
 }
 
 /// Prometheus refuses range queries with more points per series than this.
@@ -202,8 +215,17 @@ async fn query_range(State(s): State<WebState>, RawQuery(q): RawQuery, req: Requ
     let timeout = p.duration_opt("timeout")?;
     let db = db(&s)?;
     let engine = engine(&s, timeout);
-    let value = blocking(move || Ok(engine.range(&db.querier(), &expr, start, end, step)?)).await?;
-    Ok(success(render::value(&value)))
+    let body = blocking(move || {
+        Ok(render::query_reply(&engine.range(
+            &db.querier(),
+            &expr,
+            start,
+            end,
+            step,
+        )?))
+    })
+    .await?;
+    Ok(json_reply(body))
 }
 
 async fn format_query(RawQuery(q): RawQuery, req: Request) -> ApiResult {
