@@ -390,22 +390,16 @@ impl XorChunk {
         self.appended.then_some((self.t, self.v))
     }
 
-    /// Empties the chunk for new samples, keeping the byte buffer's capacity (so a series
-    /// cutting chunk after chunk reuses one allocation) and [`last`](Self::last).
+    /// Empties the chunk for new samples, keeping [`last`](Self::last). The byte buffer
+    /// is replaced by a new, minimal one rather than kept: see the head's `SeriesData`
+    /// for why the head's memory is lower that way.
     pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.bytes.extend_from_slice(&[0; HEADER_LEN]);
+        self.bytes = vec![0; HEADER_LEN];
         self.t_delta = 0;
         self.num = 0;
         self.leading = NO_WINDOW;
         self.trailing = 0;
         self.free = 0;
-    }
-
-    /// Shrinks the byte buffer's capacity to at most `capacity`, and not below what the
-    /// chunk holds.
-    pub fn shrink_to(&mut self, capacity: usize) {
-        self.bytes.shrink_to(capacity);
     }
 
     /// The dialect the chunk is written in.
