@@ -39,6 +39,9 @@ pub const HEADER_LEN: usize = 17;
 pub struct ChunkRef(u64);
 
 impl ChunkRef {
+    /// A reference to nothing: no stored chunk has length 0 (see [`ChunkFile::write`]).
+    pub const NONE: ChunkRef = ChunkRef(0);
+
     fn new(slot: u16, offset: u32, len: u16) -> ChunkRef {
         ChunkRef(u64::from(slot) << 48 | u64::from(len) << 32 | u64::from(offset))
     }
@@ -111,8 +114,10 @@ impl ChunkFile {
         min_t: i64,
         max_t: i64,
     ) -> io::Result<ChunkRef> {
-        let len =
-            u16::try_from(bytes.len()).map_err(|_| io::Error::other("head chunk too large"))?;
+        let len = u16::try_from(bytes.len())
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| io::Error::other("head chunk empty or too large"))?;
         // At most 17 + 65,535 bytes, so this fits.
         let record = (HEADER_LEN + bytes.len()) as u32;
         let needs_new = match self.segments.last() {
@@ -257,6 +262,10 @@ mod tests {
         assert!(f.read(a).is_err());
         assert_eq!(f.read(b).unwrap().encoding, Encoding::PrometheusXor);
         assert_eq!(f.segments(), 1);
+        assert!(
+            f.write(&[], Encoding::PharosXor, 0, 0).is_err(),
+            "no empty chunks"
+        );
         // The freed slot goes to the next segment.
         let c = f.write(&[3; 40], Encoding::PharosXor, 250, 300).unwrap();
         assert_eq!(c.slot(), a.slot());
