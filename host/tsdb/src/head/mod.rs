@@ -79,7 +79,7 @@ struct SeriesData {
     /// The open chunk. It also remembers the newest in-order sample, for duplicate
     /// detection, after it is emptied (see [`XorChunk::last`]). Its byte buffer is
     /// released when a full chunk is written out, not reused: measured at 100 k series,
-    /// keeping each series' buffer (even refitted to its chunks' size) held 60–160
+    /// keeping each series' buffer (even refitted to its chunks' size) held 80–220
     /// resident bytes per series more, at 3 h and after a block cut, than letting the
     /// allocator recycle the freed buffers among series.
     open: XorChunk,
