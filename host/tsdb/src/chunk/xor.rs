@@ -240,6 +240,9 @@ pub struct XorChunk {
     /// Unused low bits of the last byte.
     free: u8,
     encoding: Encoding,
+    /// Whether a sample was ever appended, so that [`last`](Self::last) still answers
+    /// after [`clear`](Self::clear). It fits in the struct's padding.
+    appended: bool,
 }
 
 impl Default for XorChunk {
@@ -275,6 +278,7 @@ impl XorChunk {
             trailing: 0,
             free: 0,
             encoding,
+            appended: false,
         }
     }
 
@@ -316,6 +320,7 @@ impl XorChunk {
             trailing,
             free,
             encoding,
+            appended: num > 0,
         })
     }
 
@@ -351,6 +356,7 @@ impl XorChunk {
         self.t = t;
         self.v = bits;
         self.num += 1;
+        self.appended = true;
         if let Some(header) = self.bytes.get_mut(..HEADER_LEN) {
             header.copy_from_slice(&self.num.to_be_bytes());
         }
@@ -374,6 +380,26 @@ impl XorChunk {
     /// Timestamp of the last sample.
     pub fn max_time(&self) -> Option<i64> {
         (self.num > 0).then_some(self.t)
+    }
+
+    /// Timestamp and value bits of the last sample appended since the chunk was created,
+    /// even if it was [`clear`](Self::clear)ed since: the head's duplicate and ordering
+    /// checks need it after a full chunk has been written out, and keeping it here saves
+    /// every series a separate 24-byte copy.
+    pub fn last(&self) -> Option<(i64, u64)> {
+        self.appended.then_some((self.t, self.v))
+    }
+
+    /// Empties the chunk for new samples, keeping [`last`](Self::last). The byte buffer
+    /// is replaced by a new, minimal one rather than kept: see the head's `SeriesData`
+    /// for why the head's memory is lower that way.
+    pub fn clear(&mut self) {
+        self.bytes = vec![0; HEADER_LEN];
+        self.t_delta = 0;
+        self.num = 0;
+        self.leading = NO_WINDOW;
+        self.trailing = 0;
+        self.free = 0;
     }
 
     /// The dialect the chunk is written in.

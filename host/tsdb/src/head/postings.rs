@@ -16,15 +16,15 @@ pub struct Postings {
 }
 
 impl Postings {
-    pub fn add(&mut self, id: u32, labels: &[(u32, u32)]) {
-        for &(n, v) in labels {
+    pub fn add(&mut self, id: u32, labels: impl IntoIterator<Item = (u32, u32)>) {
+        for (n, v) in labels {
             insert_sorted(self.by_name.entry(n).or_default().entry(v).or_default(), id);
         }
         insert_sorted(&mut self.all, id);
     }
 
-    pub fn remove(&mut self, id: u32, labels: &[(u32, u32)]) {
-        for &(n, v) in labels {
+    pub fn remove(&mut self, id: u32, labels: impl IntoIterator<Item = (u32, u32)>) {
+        for (n, v) in labels {
             if let Some(values) = self.by_name.get_mut(&n) {
                 if let Some(list) = values.get_mut(&v) {
                     if let Ok(i) = list.binary_search(&id) {
@@ -217,7 +217,7 @@ mod tests {
                 .iter()
                 .map(|(n, v)| (symbols.intern(n), symbols.intern(v)))
                 .collect();
-            p.add(i, &ids);
+            p.add(i, ids.iter().copied());
             all.push(labels);
         }
         (symbols, p, all)
@@ -266,7 +266,7 @@ mod tests {
             (symbols.intern("a"), symbols.intern("1")),
             (symbols.intern("b"), symbols.intern("1")),
         ];
-        p.remove(1, &ids);
+        p.remove(1, ids.iter().copied());
         let m = Matcher::new(MatchOp::Equal, "a", "1").unwrap();
         assert_eq!(p.select(&symbols, &[m]), vec![4, 7]);
     }

@@ -538,3 +538,28 @@ fn shrink_and_into_iter() {
     }
     assert_eq!(n, 5);
 }
+
+#[test]
+fn clear_keeps_last_sample() {
+    let samples = golden_samples();
+    let mut c = encode(Encoding::PharosXor, &samples);
+    assert_eq!(XorChunk::new().last(), None);
+    let (t, v) = samples[samples.len() - 1];
+    assert_eq!(c.last(), Some((t, v.to_bits())));
+    c.clear();
+    assert_eq!(
+        (c.num_samples(), c.min_time(), c.max_time()),
+        (0, None, None)
+    );
+    assert_eq!(
+        c.last(),
+        Some((t, v.to_bits())),
+        "clear keeps the last sample"
+    );
+    assert_eq!(c.capacity(), 2, "clear releases the buffer");
+    // A cleared chunk encodes exactly as a new one.
+    for &(t, v) in &samples {
+        c.append(t, v).unwrap();
+    }
+    assert_eq!(c.bytes(), encode(Encoding::PharosXor, &samples).bytes());
+}
