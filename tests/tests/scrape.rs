@@ -424,6 +424,19 @@ fn vanished_series_and_removed_targets_go_stale_and_a_reload_leaves_unchanged_jo
     })
     .unwrap();
 
+    // A failing scrape: the series of the last good one go stale, up is 0.
+    *body.lock().unwrap() = "garbage {\n".to_owned();
+    let failed = |p: &Pharos| -> f64 {
+        let (_, m) = p.get("/metrics").unwrap();
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("pharos_target_scrapes_total{job=\"ctl\",result=\"failed\"} ")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    wait_for(Duration::from_secs(10), || Ok(failed(&p) >= 2.0)).unwrap();
+
     // Drop the job "ctl"; "keep" is unchanged and must not be disturbed.
     let keep_before = scraped(&p, "keep");
     std::fs::write(&p.config_path, config(false)).unwrap();
@@ -462,13 +475,19 @@ fn vanished_series_and_removed_targets_go_stale_and_a_reload_leaves_unchanged_jo
     assert_eq!(
         a.last().map(String::as_str),
         Some("NaN"),
-        "a went stale with its target: {a:?}"
+        "a went stale: {a:?}"
     );
+    // Once, when its target failed; the removal found nothing left to mark.
+    assert_eq!(a.iter().filter(|v| *v == "NaN").count(), 1, "{a:?}");
     let up_ctl = values(&dump, &format!("{{__name__=\"up\", instance=\"{ctl}\""));
     assert_eq!(
         up_ctl.last().map(String::as_str),
         Some("NaN"),
         "up of the removed target went stale"
+    );
+    assert!(
+        up_ctl.contains(&"0".to_owned()),
+        "up was 0 while the target failed: {up_ctl:?}"
     );
     let up_keep = values(&dump, &format!("{{__name__=\"up\", instance=\"{other}\""));
     assert!(!up_keep.is_empty() && !up_keep.contains(&"NaN".to_owned()));
@@ -586,5 +605,99 @@ fn http_sd_targets_and_honor_labels_and_timestamps() {
             "{{__name__=\"old_sample\", instance=\"{addr}\", job=\"honored\"}} 7 {old_ts}\n"
         )),
         "honor_timestamps false must not keep the exposed timestamp"
+    );
+}
+
+#[test]
+fn gzip_bodies_are_read_and_target_limit_fails_the_whole_job() {
+    // A target that answers gzip when asked, as exporters do.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("body");
+    std::fs::write(&plain, "zipped_metric 42\n").unwrap();
+    let out = Command::new(require_tool("gzip"))
+        .args(["-c", "-n"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let gz = out.stdout;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut accepts_gzip = false;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("accept-encoding:")
+                    && line.contains("gzip")
+                {
+                    accepts_gzip = true;
+                }
+            }
+            let (status, body): (&str, &[u8]) = if accepts_gzip {
+                ("200 OK", &gz)
+            } else {
+                ("406 Not Acceptable", b"")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    let bad = start_bad_targets();
+    let config = format!(
+        r#"{{
+            "web": {{"listen_address": "127.0.0.1:0"}},
+            "storage": {{"tsdb": {{"path": "data"}}}},
+            "scrape_configs": [
+                {{"job_name": "gzip", "scrape_interval": "500ms", "static_configs": [{{"targets": ["{addr}"]}}]}},
+                {{"job_name": "limited", "scrape_interval": "500ms", "target_limit": 1, "metrics_path": "/good",
+                  "static_configs": [{{"targets": ["{bad}", "127.0.0.1:1"]}}]}}
+            ]
+        }}"#
+    );
+    let mut p = Pharos::start(&config).unwrap();
+    p.wait_ready().unwrap();
+    wait_for(Duration::from_secs(20), || {
+        let data = targets(&p);
+        Ok(active(&data, "gzip")
+            .first()
+            .is_some_and(|t| t["health"] == "up"))
+    })
+    .unwrap();
+    let data = targets(&p);
+    let limited = active(&data, "limited");
+    assert_eq!(limited.len(), 2);
+    for t in limited {
+        assert_eq!(t["health"], "down");
+        assert_eq!(
+            t["lastError"], "target_limit exceeded (number of targets: 2, limit: 1)",
+            "{t}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    p.signal("TERM").unwrap();
+    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let out = Command::new(pharos_bin())
+        .args(["tsdb", "dump", "--head"])
+        .arg(p.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let dump = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        dump.contains(&format!(
+            "{{__name__=\"zipped_metric\", instance=\"{addr}\", job=\"gzip\"}} 42 "
+        )),
+        "{dump}"
+    );
+    assert!(
+        !dump.contains("job=\"limited\""),
+        "a job over its target_limit scrapes nothing"
     );
 }

@@ -300,7 +300,8 @@ impl Sync {
             }
         }
         let limit = job.limits.target_limit;
-        let over_limit = limit > 0 && active.len() as u64 > limit;
+        let total = active.len();
+        let over_limit = limit > 0 && total as u64 > limit;
 
         // Targets that left, or all of them when over the limit: their series go stale.
         let gone: Vec<u64> = self
@@ -323,8 +324,7 @@ impl Sync {
             if over_limit {
                 let t = Arc::new(Target::new(spec));
                 t.fail(format!(
-                    "target_limit exceeded (number of targets: {}, limit: {limit})",
-                    view.active.len() + 1
+                    "target_limit exceeded (number of targets: {total}, limit: {limit})"
                 ));
                 view.active.push(t);
                 continue;

@@ -168,9 +168,13 @@ pub struct Cache {
     index: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
     /// The entry the next line is expected in: the one after the previous line's.
     next: usize,
-    /// Incremented for every scrape; entries seen at `generation - 1` were in the last
-    /// successful scrape.
+    /// Incremented for every scrape attempt; each entry records the last one that saw it.
     generation: u64,
+    /// The generation of the last successful scrape, while its series are live: entries
+    /// seen at or after it (a failed attempt may have touched some since) are the ones
+    /// that go stale when they vanish. `None` after a failure or the end of a run has
+    /// marked them all.
+    last_ok: Option<u64>,
     report: [Option<SeriesRef>; REPORT_SERIES],
     /// Series of a predecessor loop whose decisions no longer apply (the job was
     /// reloaded): those the first scrape does not write again are marked stale.
@@ -182,11 +186,11 @@ impl Cache {
     /// cached label decisions may be wrong now, but the series of the last scrape must
     /// still go stale if the new configuration no longer produces them.
     pub fn invalidate(mut self) -> Cache {
-        let last = self.generation.saturating_sub(1);
+        let live = self.last_ok.take();
         self.orphans.extend(
             self.entries
                 .drain(..)
-                .filter(|e| e.seen == last && !e.explicit_ts)
+                .filter(|e| live.is_some_and(|ok| e.seen >= ok) && !e.explicit_ts)
                 .filter_map(|e| e.labels.map(|l| (e.series, l))),
         );
         self.index.clear();
@@ -506,12 +510,13 @@ impl Ingest<'_> {
             }
         }
         drop(meta);
-        self.stale_vanished(&mut *app, ts, generation, appended.as_ref())
+        self.stale_vanished(&mut *app, ts, Some(generation), appended.as_ref())
             .map_err(|e| storage_error(&e))?;
         let duration = started.elapsed().as_secs_f64();
         self.report(&mut *app, ts, 1.0, duration, &counts)
             .map_err(|e| storage_error(&e))?;
         app.commit().map_err(|e| storage_error(&e))?;
+        self.cache.last_ok = Some(generation);
         self.cache.orphans.clear();
         if generation.is_multiple_of(CACHE_GENERATIONS) {
             self.cache.forget_old(generation);
@@ -523,11 +528,9 @@ impl Ingest<'_> {
     fn fail(&mut self, storage: &StorageSlot, ts: i64, started: Instant) {
         let Some(db) = storage.get() else { return };
         let mut app = db.appender();
-        // Nothing was seen at this generation, so everything of the last one vanished.
-        self.cache.generation += 1;
-        let generation = self.cache.generation;
+        // Everything of the last good scrape vanished.
         let result = self
-            .stale_vanished(&mut *app, ts, generation, None)
+            .stale_vanished(&mut *app, ts, None, None)
             .and_then(|()| {
                 self.report(
                     &mut *app,
@@ -538,11 +541,12 @@ impl Ingest<'_> {
                 )
             });
         match result {
-            Ok(()) => {
-                if let Err(e) = app.commit() {
+            Ok(()) => match app.commit() {
+                Ok(()) => self.cache.last_ok = None,
+                Err(e) => {
                     tracing::warn!(target = %self.target.spec.url, error = %e, "cannot store the report of a failed scrape");
                 }
-            }
+            },
             Err(e) => {
                 app.rollback();
                 tracing::warn!(target = %self.target.spec.url, error = %e, "cannot store the report of a failed scrape");
@@ -555,9 +559,7 @@ impl Ingest<'_> {
     fn end_of_run(&mut self, storage: &StorageSlot, ts: i64) {
         let Some(db) = storage.get() else { return };
         let mut app = db.appender();
-        self.cache.generation += 1;
-        let generation = self.cache.generation;
-        let mut result = self.stale_vanished(&mut *app, ts, generation, None);
+        let mut result = self.stale_vanished(&mut *app, ts, None, None);
         for (labels, series) in self.report_labels.iter().zip(self.cache.report) {
             if result.is_ok() && series.is_some() {
                 result = app
@@ -681,24 +683,42 @@ impl Ingest<'_> {
         Ok(Some(labels))
     }
 
-    /// Staleness markers for the series the last scrape had and this one has not.
+    /// Staleness markers for the series of the last good scrape that the scrape at
+    /// `current` did not have (all of them when `current` is `None`: a failure or the
+    /// end of the run).
     fn stale_vanished(
         &mut self,
         app: &mut dyn Appender,
         ts: i64,
-        generation: u64,
+        current: Option<u64>,
         appended: Option<&HashSet<SeriesRef>>,
     ) -> Result<(), StorageError> {
         let stale = f64::from_bits(STALE_NAN_BITS);
-        let last = generation - 1;
+        let Some(live) = self.cache.last_ok else {
+            return self.stale_orphans(app, ts, appended);
+        };
         for e in &mut self.cache.entries {
-            if e.seen == last
+            // Never written (a new line in a failed attempt): nothing to mark.
+            if e.seen >= live
+                && Some(e.seen) != current
                 && !e.explicit_ts
+                && e.series.is_some()
                 && let Some(labels) = &e.labels
             {
                 e.series = tolerate(app.append(e.series, labels, ts, stale), e.series)?;
             }
         }
+        self.stale_orphans(app, ts, appended)
+    }
+
+    /// Staleness markers for a predecessor's series this loop did not write again.
+    fn stale_orphans(
+        &mut self,
+        app: &mut dyn Appender,
+        ts: i64,
+        appended: Option<&HashSet<SeriesRef>>,
+    ) -> Result<(), StorageError> {
+        let stale = f64::from_bits(STALE_NAN_BITS);
         for (series, labels) in &self.cache.orphans {
             let rewritten = appended
                 .zip(*series)
