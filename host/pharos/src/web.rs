@@ -3,10 +3,10 @@
 //! Handlers never touch components directly; reload and quit are requests to the
 //! daemon's control loop, which owns the running configuration and serialises changes.
 
+use crate::api::ApiError;
 use crate::component::Context;
-use crate::scrape::{TargetRegistry, api};
+use crate::scrape::{TargetRegistry, api as targets_api};
 use crate::telemetry::Telemetry;
-use axum::Json;
 use axum::Router;
 use axum::extract::Query;
 use axum::extract::{MatchedPath, Request, State};
@@ -105,22 +105,17 @@ async fn metrics(State(s): State<WebState>, headers: axum::http::HeaderMap) -> R
 }
 
 async fn targets(State(s): State<WebState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let state = api::StateFilter::parse(q.get("state").map(String::as_str));
-    let data = api::targets(&s.targets, state, q.get("scrapePool").map(String::as_str));
-    Json(api::success(data)).into_response()
+    let state = targets_api::StateFilter::parse(q.get("state").map(String::as_str));
+    let pool = q.get("scrapePool").map(String::as_str);
+    crate::api::success(targets_api::targets(&s.targets, state, pool))
 }
 
 async fn targets_metadata(
     State(s): State<WebState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let bad =
-        |msg: String| (StatusCode::BAD_REQUEST, Json(api::error("bad_data", &msg))).into_response();
+) -> Result<Response, ApiError> {
     let matchers = match q.get("match_target").filter(|m| !m.is_empty()) {
-        Some(sel) => match api::parse_target_selector(sel) {
-            Ok(m) => m,
-            Err(e) => return bad(e),
-        },
+        Some(sel) => targets_api::parse_target_selector(sel).map_err(ApiError::bad_data)?,
         None => Vec::new(),
     };
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
@@ -128,21 +123,20 @@ async fn targets_metadata(
         Some(l) => match l.parse::<i64>() {
             Ok(n) if n < 0 => None,
             Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Err(_) => return bad(format!("limit must be a number, got {l:?}")),
+            Err(_) => {
+                return Err(ApiError::bad_data(format!(
+                    "limit must be a number, got {l:?}"
+                )));
+            }
         },
     };
     let metric = q
         .get("metric")
         .map(String::as_str)
         .filter(|m| !m.is_empty());
-    match api::metadata(&s.targets, &matchers, metric, limit) {
-        Some(data) => Json(api::success(data)).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(api::error("not_found", "specified metadata not found")),
-        )
-            .into_response(),
-    }
+    targets_api::metadata(&s.targets, &matchers, metric, limit)
+        .map(crate::api::success)
+        .ok_or_else(|| ApiError::not_found("specified metadata not found"))
 }
 
 /// Counts and times every request by its route pattern (not its raw path, which would

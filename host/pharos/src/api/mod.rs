@@ -235,14 +235,12 @@ async fn format_query(RawQuery(q): RawQuery, req: Request) -> ApiResult {
     Ok(success(Value::String(parsed.prettify())))
 }
 
-/// Parses a series selector (`up`, `{job="x"}`, `node_cpu_seconds_total{mode!="idle"}`).
-pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
-    let expr = promql_parser::parser::parse(s)
-        .map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
+/// The matchers of a series selector (`up`, `{job="x"}`,
+/// `node_cpu_seconds_total{mode!="idle"}`).
+pub fn selector_matchers(s: &str) -> Result<Vec<Matcher>, String> {
+    let expr = promql_parser::parser::parse(s)?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-        return Err(format!(
-            "invalid parameter \"match[]\": {s:?} is not a series selector"
-        ));
+        return Err(format!("{s:?} is not a series selector"));
     };
     let mut out = Vec::new();
     if let Some(name) = vs.name {
@@ -257,6 +255,13 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
         };
         out.push(Matcher::new(op, m.name, m.value).map_err(|e| e.to_string())?);
     }
+    Ok(out)
+}
+
+/// Parses a `match[]` parameter. It must select something specific: a selector whose
+/// every matcher matches the empty string would select every series.
+pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, String> {
+    let out = selector_matchers(s).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
     if out.iter().all(Matcher::matches_empty) {
         return Err(format!(
             "invalid parameter \"match[]\": {s:?}: match[] must contain at least one non-empty matcher"

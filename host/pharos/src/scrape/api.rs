@@ -5,21 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::PoisonError;
 use std::time::SystemTime;
 
-use pharos_model::{Labels, MatchOp, Matcher};
+use pharos_model::{Labels, Matcher};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Health, TargetRegistry};
-
-/// The `{status, data}` / `{status, errorType, error}` envelope of every v1 API reply.
-pub fn success(data: Value) -> Value {
-    json!({"status": "success", "data": data})
-}
-
-/// An API error reply body; the caller picks the HTTP status.
-pub fn error(kind: &str, message: &str) -> Value {
-    json!({"status": "error", "errorType": kind, "error": message})
-}
 
 fn label_map(labels: &Labels) -> BTreeMap<&str, &str> {
     labels
@@ -154,24 +144,7 @@ fn global_url(url: &str, host: &str) -> String {
 
 /// Parses `match_target` (`{job="x", instance=~"a.*"}`) into matchers.
 pub fn parse_target_selector(s: &str) -> Result<Vec<Matcher>, String> {
-    let expr = promql_parser::parser::parse(s).map_err(|e| format!("invalid match_target: {e}"))?;
-    let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-        return Err(format!("invalid match_target {s:?}: not a selector"));
-    };
-    let mut out = Vec::new();
-    if let Some(name) = vs.name {
-        out.push(Matcher::new(MatchOp::Equal, "__name__", name).map_err(|e| e.to_string())?);
-    }
-    for m in vs.matchers.matchers {
-        let op = match m.op {
-            promql_parser::label::MatchOp::Equal => MatchOp::Equal,
-            promql_parser::label::MatchOp::NotEqual => MatchOp::NotEqual,
-            promql_parser::label::MatchOp::Re(_) => MatchOp::Regex,
-            promql_parser::label::MatchOp::NotRe(_) => MatchOp::NotRegex,
-        };
-        out.push(Matcher::new(op, m.name, m.value).map_err(|e| e.to_string())?);
-    }
-    Ok(out)
+    crate::api::selector_matchers(s).map_err(|e| format!("invalid match_target: {e}"))
 }
 
 /// The `data` of `/api/v1/targets/metadata`, or `None` when nothing matched (upstream
