@@ -255,3 +255,150 @@ fn listening_address(line: &str) -> Option<String> {
         .collect();
     (!addr.is_empty()).then_some(addr)
 }
+
+/// A free TCP port on 127.0.0.1 (for tools that must be told their port up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// What a fixture HTTP server was asked.
+#[derive(Debug)]
+pub struct FixtureRequest {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl FixtureRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A fixture's answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// `200 OK`, `401 Unauthorized`, …
+    pub status: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A 200 with a text-format body.
+    pub fn metrics(body: impl Into<Vec<u8>>) -> Reply {
+        Reply::with("200 OK", "text/plain; version=0.0.4", body)
+    }
+
+    pub fn with(status: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status: status.into(),
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on a loopback port, one thread per connection, answering each request
+/// with `handler` (`None` closes the connection without a reply). Returns `host:port`.
+/// Scrape targets and discovery endpoints in the tests are these.
+pub fn serve(handler: impl Fn(&FixtureRequest) -> Option<Reply> + Send + Sync + 'static) -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("cannot bind a fixture server: {e}"));
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                let Ok(read_half) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(read_half);
+                let mut first = String::new();
+                if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) <= 2 {
+                        break;
+                    }
+                    if let Some((n, v)) = line.split_once(':') {
+                        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let Some(reply) = handler(&FixtureRequest { path, headers }) else {
+                    return;
+                };
+                let mut out = stream;
+                let mut head = format!("HTTP/1.1 {}\r\n", reply.status);
+                for (n, v) in &reply.headers {
+                    head.push_str(&format!("{n}: {v}\r\n"));
+                }
+                head.push_str(&format!(
+                    "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    reply.body.len()
+                ));
+                let _ = out.write_all(head.as_bytes());
+                let _ = out.write_all(&reply.body);
+                let _ = out.flush();
+            });
+        }
+    });
+    addr
+}
+
+/// A Debian `prometheus` on a free loopback port with `config` (JSON, which is YAML),
+/// killed when dropped.
+pub struct Prometheus {
+    child: Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub fn start(config: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log"))
+            .unwrap_or_else(|e| panic!("prometheus.log: {e}"));
+        let child = Command::new(require_tool("prometheus"))
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting prometheus: {e}"));
+        Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

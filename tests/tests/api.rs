@@ -4,34 +4,16 @@
 // Black-box tests may unwrap: a panic is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pharos_tests::{Pharos, request, require_tool, wait_for};
+use pharos_tests::{Pharos, Prometheus, Reply, request, serve, wait_for};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn fixture_target() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                    break;
-                }
-            }
-            let body = "# HELP fixture_requests_total Requests served.\n# TYPE fixture_requests_total counter\nfixture_requests_total{code=\"200\"} 7\n";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    addr
+    serve(|_| {
+        Some(Reply::metrics(
+            "# HELP fixture_requests_total Requests served.\n# TYPE fixture_requests_total counter\nfixture_requests_total{code=\"200\"} 7\n",
+        ))
+    })
 }
 
 fn json(p: &Pharos, path: &str) -> (u16, Value) {
@@ -150,46 +132,6 @@ fn series_labels_values_metadata_status_and_federate() {
     assert_eq!(code, 400, "at least one match[] is required");
 }
 
-struct Prometheus {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_prometheus(config: &str) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("prometheus.yml");
-    std::fs::write(&path, config).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(require_tool("prometheus"))
-        .arg(format!("--config.file={}", path.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Prometheus {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
 fn series_of(base: &str, selector: &str) -> Vec<Value> {
     let url = format!("{base}/api/v1/series?match[]={selector}");
     request("GET", &url)
@@ -205,7 +147,7 @@ fn prometheus_federates_from_pharos_and_pharos_from_prometheus() {
     let pharos = start_pharos(&target, "a");
     let pharos_addr = pharos.base.trim_start_matches("http://").to_owned();
     // Prometheus above Pharos, as a federator pair member would be.
-    let prom = start_prometheus(&format!(
+    let prom = Prometheus::start(&format!(
         r#"{{"global": {{"scrape_interval": "1s"}},
             "scrape_configs": [{{"job_name": "federate", "honor_labels": true, "metrics_path": "/federate",
                 "params": {{"match[]": ["{{job=~\".+\"}}"]}},

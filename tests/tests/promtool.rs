@@ -4,8 +4,7 @@
 // Black-box tests may unwrap: a panic is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pharos_tests::{Pharos, request, require_tool, wait_for};
-use std::net::TcpListener;
+use pharos_tests::{Pharos, free_port, request, require_tool, wait_for};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,14 +15,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn promtool(args: &[&str]) -> String {

@@ -8,11 +8,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use pharos_tests::{Pharos, request, require_tool, wait_for};
+use pharos_tests::{Pharos, Prometheus, request, wait_for};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// One static target group: addresses and the labels they share.
@@ -333,49 +331,6 @@ fn cases() -> Vec<JobCase> {
     ]
 }
 
-/// A running Prometheus, killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_prometheus(config: &Value) -> Prometheus {
-    let bin = require_tool("prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, serde_json::to_string_pretty(config).unwrap()).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Prometheus {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
-
 /// One job's targets as reported: the label sets of the active ones, sorted, and how
 /// many were dropped.
 ///
@@ -437,7 +392,7 @@ fn target_labels_match_prometheus() {
         "global": {"scrape_interval": "1m", "scrape_timeout": "10s"},
         "scrape_configs": cases.iter().map(JobCase::to_prometheus).collect::<Vec<_>>(),
     });
-    let prom = start_prometheus(&config);
+    let prom = Prometheus::start(&config.to_string());
     // The same jobs, as the same JSON, given to Pharos.
     let mut pharos_config = config.clone();
     pharos_config["web"] = json!({"listen_address": "127.0.0.1:0"});

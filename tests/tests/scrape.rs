@@ -5,20 +5,10 @@
 // Black-box tests may unwrap: a panic is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pharos_tests::{Pharos, pharos_bin, require_tool, wait_for};
+use pharos_tests::{Pharos, Reply, free_port, pharos_bin, require_tool, serve, wait_for};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A node exporter on a loopback port, killed when dropped.
 struct NodeExporter {
@@ -51,51 +41,23 @@ impl Drop for NodeExporter {
     }
 }
 
-/// A tiny HTTP server with canned misbehaviours, one per path.
+/// A fixture target with canned misbehaviours, one per path.
 fn start_bad_targets() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || serve(stream));
-        }
-    });
-    addr
-}
-
-fn serve(mut stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) <= 2 {
-            break;
-        }
-    }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let body = match path {
-        "/garbage" => "this is { not metrics\n".to_owned(),
-        "/many" => (0..50)
-            .map(|i| format!("many_series{{i=\"{i}\"}} {i}\n"))
-            .collect(),
-        "/huge" => "x".repeat(200_000),
-        "/hang" => {
-            std::thread::sleep(Duration::from_secs(30));
-            return;
-        }
-        _ => "good_metric 1\n".to_owned(),
-    };
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.flush();
-    let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
+    serve(|req| {
+        let body = match req.path.as_str() {
+            "/garbage" => "this is { not metrics\n".to_owned(),
+            "/many" => (0..50)
+                .map(|i| format!("many_series{{i=\"{i}\"}} {i}\n"))
+                .collect(),
+            "/huge" => "x".repeat(200_000),
+            "/hang" => {
+                std::thread::sleep(Duration::from_secs(30));
+                return None;
+            }
+            _ => "good_metric 1\n".to_owned(),
+        };
+        Some(Reply::metrics(body))
+    })
 }
 
 fn targets(p: &Pharos) -> Value {
@@ -345,26 +307,7 @@ fn file_sd_targets_follow_the_file_and_a_bad_file_keeps_the_last_good_ones() {
 
 /// Serves whatever `body` holds at the time of the request.
 fn start_controlled_target(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                    break;
-                }
-            }
-            let text = body.lock().unwrap().clone();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-        }
-    });
-    addr
+    serve(move |_| Some(Reply::metrics(body.lock().unwrap().clone())))
 }
 
 /// The samples of series whose dump line starts with `prefix`, in time order.
@@ -501,49 +444,33 @@ fn vanished_series_and_removed_targets_go_stale_and_a_reload_leaves_unchanged_jo
 
 #[test]
 fn http_sd_targets_and_honor_labels_and_timestamps() {
-    // One controlled server plays both parts: discovery at any path ending in .json,
-    // metrics elsewhere.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let me = addr.clone();
+    // One fixture plays both parts: discovery at any path ending in .json, metrics
+    // elsewhere. The server's address is only known once it listens.
+    let me = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     // A minute old: inside the out-of-order window below, and clearly not a scrape time.
     let old_ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
         - 60_000;
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                    break;
-                }
-            }
-            let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
-            let (ctype, body) = if path.ends_with(".json") {
-                (
+    let addr = {
+        let me = me.clone();
+        serve(move |req| {
+            let me = me.get().cloned().unwrap_or_default();
+            Some(if req.path.ends_with(".json") {
+                Reply::with(
+                    "200 OK",
                     "application/json",
                     format!(r#"[{{"targets": ["{me}"], "labels": {{"dc": "eu"}}}}]"#),
                 )
             } else {
-                (
-                    "text/plain; version=0.0.4",
-                    format!(
-                        "clash{{job=\"theirs\",instance=\"inner\"}} 1\nold_sample 7 {old_ts}\n"
-                    ),
-                )
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+                Reply::metrics(format!(
+                    "clash{{job=\"theirs\",instance=\"inner\"}} 1\nold_sample 7 {old_ts}\n"
+                ))
+            })
+        })
+    };
+    let _ = me.set(addr.clone());
     let config = format!(
         r#"{{
             "web": {{"listen_address": "127.0.0.1:0"}},
@@ -620,35 +547,17 @@ fn gzip_bodies_are_read_and_target_limit_fails_the_whole_job() {
         .output()
         .unwrap();
     let gz = out.stdout;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut accepts_gzip = false;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                    break;
-                }
-                if line.to_ascii_lowercase().starts_with("accept-encoding:")
-                    && line.contains("gzip")
-                {
-                    accepts_gzip = true;
-                }
-            }
-            let (status, body): (&str, &[u8]) = if accepts_gzip {
-                ("200 OK", &gz)
-            } else {
-                ("406 Not Acceptable", b"")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(body);
-        }
+    let addr = serve(move |req| {
+        let accepts_gzip = req
+            .header("accept-encoding")
+            .is_some_and(|v| v.contains("gzip"));
+        Some(if accepts_gzip {
+            let mut r = Reply::metrics(gz.clone());
+            r.headers.push(("Content-Encoding".into(), "gzip".into()));
+            r
+        } else {
+            Reply::with("406 Not Acceptable", "text/plain", "")
+        })
     });
     let bad = start_bad_targets();
     let config = format!(

@@ -5,10 +5,8 @@
 // Black-box tests may unwrap: a panic is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pharos_tests::{Pharos, require_tool, wait_for};
+use pharos_tests::{Pharos, Reply, free_port, require_tool, serve, wait_for};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -127,11 +125,7 @@ fn tls_config_verifies_the_server_and_presents_a_client_certificate() {
     let d = dir.path();
     make_certificates(d);
     std::fs::write(d.join("metrics"), "tls_metric 1\n").unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // -WWW serves files from the working directory; -Verify demands a client
     // certificate signed by the CA.
     let server = Server(
@@ -242,37 +236,16 @@ fn tls_config_verifies_the_server_and_presents_a_client_certificate() {
 
 #[test]
 fn basic_auth_and_bearer_credentials_are_sent() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut auth = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) <= 2 {
-                    break;
-                }
-                if let Some(v) = line
-                    .strip_prefix("authorization: ")
-                    .or(line.strip_prefix("Authorization: "))
-                {
-                    auth = v.trim().to_owned();
-                }
-            }
-            // "user:secret" in base64, and the bearer token.
-            let ok = auth == "Basic dXNlcjpzZWNyZXQ=" || auth == "Bearer t0ken";
-            let (status, body) = if ok {
-                ("200 OK", "authed 1\n")
+    let addr = serve(|req| {
+        // "user:secret" in base64, and the bearer token.
+        let auth = req.header("authorization").unwrap_or_default();
+        Some(
+            if auth == "Basic dXNlcjpzZWNyZXQ=" || auth == "Bearer t0ken" {
+                Reply::metrics("authed 1\n")
             } else {
-                ("401 Unauthorized", "")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+                Reply::with("401 Unauthorized", "text/plain", "")
+            },
+        )
     });
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("password");
