@@ -125,11 +125,11 @@ fn snapshot_delete_and_clean_with_the_flag() {
     let (code, _) = call(
         &p,
         "POST",
-        &format!("/api/v1/admin/tsdb/delete_series?match[]=fixture_requests_total&end={end}"),
+        "/api/v1/admin/tsdb/delete_series?match[]=fixture_requests_total",
     );
     assert_eq!(code, 204);
     assert_eq!(samples_before(&p, end), 0, "deleted up to {end}");
-    // Later scrapes are not deleted.
+    // "All time" ends at the newest sample: later scrapes are not deleted.
     wait_for(Duration::from_secs(20), || {
         Ok(samples_before(&p, now()) >= 1)
     })

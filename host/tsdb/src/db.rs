@@ -315,9 +315,17 @@ impl Db {
         }
         let mut records = Vec::new();
         for s in self.head.select(matchers, min_t, max_t)? {
-            if let Some(id) = self.head.lookup(&s.labels) {
-                records.push(Tombstone { id, min_t, max_t });
-            }
+            let Some(id) = self.head.lookup(&s.labels) else {
+                continue;
+            };
+            // As Prometheus does, only up to the series' newest sample: deleting "all
+            // time" must not also hide the samples scraped afterwards.
+            let newest = s.chunks.iter().map(|c| c.max_t).max().unwrap_or(min_t);
+            records.push(Tombstone {
+                id,
+                min_t,
+                max_t: max_t.min(newest),
+            });
         }
         if records.is_empty() {
             return Ok(());
@@ -330,7 +338,13 @@ impl Db {
             .unwrap_or_else(PoisonError::into_inner);
         for r in records {
             if let Ok(id) = u32::try_from(r.id) {
-                t.add(id, iv);
+                t.add(
+                    id,
+                    Interval {
+                        min_time: r.min_t,
+                        max_time: r.max_t,
+                    },
+                );
             }
         }
         Ok(())
