@@ -134,13 +134,13 @@ fn deleting_all_time_spares_samples_appended_afterwards() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     let a = series("a");
-    fill(&db, std::slice::from_ref(&a), 10);
+    fill(&db, std::slice::from_ref(&a), 300);
     db.delete_series(&[eq("a")], i64::MIN, i64::MAX).unwrap();
     assert!(times(&db, "a").is_empty());
     let mut app = db.appender();
-    app.append(None, &a, 10 * 15_000, 1.0).unwrap();
+    app.append(None, &a, 300 * 15_000, 1.0).unwrap();
     app.commit().unwrap();
-    assert_eq!(times(&db, "a"), [10 * 15_000]);
+    assert_eq!(times(&db, "a"), [300 * 15_000]);
     drop(db);
-    assert_eq!(times(&open(dir.path()), "a"), [10 * 15_000]);
+    assert_eq!(times(&open(dir.path()), "a"), [300 * 15_000]);
 }
