@@ -231,6 +231,22 @@ impl Db {
         }
         let removed = self.head.truncate_before(end)?;
         tracing::debug!(removed_series = removed.len(), "head truncated");
+        if !removed.is_empty() {
+            // Series that left the head take their tombstones along, so deletions do not
+            // pile up in memory for the life of the process.
+            let gone: std::collections::HashSet<u32> = removed.into_iter().collect();
+            let mut t = self
+                .head_tombstones
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut kept = Tombstones::new();
+            for (id, ivs) in t.iter().filter(|(id, _)| !gone.contains(id)) {
+                for iv in ivs {
+                    kept.add(id, *iv);
+                }
+            }
+            *t = kept;
+        }
         self.checkpoint_wal(end)
     }
 
