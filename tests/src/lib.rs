@@ -57,14 +57,21 @@ impl Pharos {
     /// directory. The document should listen on `127.0.0.1:0`; the port actually bound
     /// is read from the start-up log.
     pub fn start(config: &str) -> anyhow::Result<Pharos> {
+        Self::start_with_config_and_args(config, &[])
+    }
+
+    /// [`Pharos::start`] with more arguments after the configuration (flags such as
+    /// `--web.enable-admin-api`).
+    pub fn start_with_config_and_args(config: &str, extra: &[&str]) -> anyhow::Result<Pharos> {
         let dir = tempfile::tempdir()?;
         let config_path = dir.path().join("pharos.json");
         std::fs::write(&config_path, config)?;
-        let args = vec![
+        let mut args = vec![
             "run".to_string(),
             "--config".to_string(),
             config_path.display().to_string(),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         Self::spawn(dir, config_path, &args)
     }
 
@@ -231,6 +238,7 @@ pub fn request(method: &str, url: &str) -> anyhow::Result<(u16, String)> {
     let response = match method {
         "GET" => agent.get(url).call()?,
         "POST" => agent.post(url).send_empty()?,
+        "PUT" => agent.put(url).send_empty()?,
         other => bail!("unsupported method {other}"),
     };
     let status = response.status().as_u16();

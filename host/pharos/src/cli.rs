@@ -79,6 +79,10 @@ struct RunArgs {
     /// (for example 127.0.0.1:0 to pick a free loopback port).
     #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
     listen_address: Option<ListenAddress>,
+    /// Serve /api/v1/admin/tsdb/* (snapshot, delete_series, clean_tombstones), which
+    /// let any client that reaches the HTTP port delete data; off as in Prometheus.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
     /// Log line format, written to standard error.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
@@ -161,7 +165,11 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(source, args.listen_address)) {
+    match runtime.block_on(daemon::run(
+        source,
+        args.listen_address,
+        args.enable_admin_api,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}").replace('\n', "; "), "pharos stopped");

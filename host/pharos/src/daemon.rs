@@ -44,8 +44,12 @@ fn components() -> Supervisor {
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `POST /-/quit`. `listen` overrides the
-/// configuration's `web.listen_address`.
-pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow::Result<()> {
+/// configuration's `web.listen_address`; `admin_api` serves `/api/v1/admin/*`.
+pub async fn run(
+    source: ConfigSource,
+    listen: Option<ListenAddress>,
+    admin_api: bool,
+) -> anyhow::Result<()> {
     let mut flags = std::collections::BTreeMap::new();
     flags.insert(
         "config.file".to_owned(),
@@ -58,6 +62,7 @@ pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow:
         "web.listen-address".to_owned(),
         listen.as_ref().map(ToString::to_string).unwrap_or_default(),
     );
+    flags.insert("web.enable-admin-api".to_owned(), admin_api.to_string());
     let config = source.load().map_err(|errs| {
         anyhow::anyhow!("invalid configuration ({}):\n{errs}", source.describe())
     })?;
@@ -85,6 +90,7 @@ pub async fn run(source: ConfigSource, listen: Option<ListenAddress>) -> anyhow:
         ctx: ctx.clone(),
         engine: Arc::default(),
         flags: Arc::new(flags),
+        admin_api,
         started: SystemTime::now(),
         ready: ready.clone(),
         control: control_tx,

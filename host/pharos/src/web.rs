@@ -41,6 +41,8 @@ pub struct WebState {
     pub engine: Arc<pharos_promql::Engine>,
     /// The command line as `/api/v1/status/flags` reports it.
     pub flags: Arc<std::collections::BTreeMap<String, String>>,
+    /// `--web.enable-admin-api`: whether `/api/v1/admin/*` may delete and snapshot data.
+    pub admin_api: bool,
     pub started: std::time::SystemTime,
     /// Set once start-up is complete; `/-/ready` answers 503 until then.
     pub ready: Arc<AtomicBool>,
@@ -182,6 +184,7 @@ mod tests {
             ctx: Context::new(Telemetry::new()),
             engine: Arc::default(),
             flags: Arc::default(),
+            admin_api: false,
             started: std::time::SystemTime::now(),
             ready: ready.clone(),
             control: tx,

@@ -4,11 +4,11 @@
 //! Directory layout: `wal/` (log segments and checkpoints), `chunks_head/` (scratch
 //! space for full head chunks) and one directory per block.
 
-use crate::block::{self, Block, BlockWriter, ChunkData};
+use crate::block::{self, Block, BlockWriter, ChunkData, Interval, Tombstones};
 use crate::chunk::{ColumnarChunk, Encoding};
 use crate::head::{Head, HeadOptions};
 use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
-use crate::wal::{self, Record, SampleRecord, SeriesRecord, Wal, WalOptions, WalStats};
+use crate::wal::{self, Record, SampleRecord, SeriesRecord, Tombstone, Wal, WalOptions, WalStats};
 use pharos_model::{Labels, Matcher};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +80,11 @@ pub struct Db {
     /// Retention can change while running (a configuration reload); the rest of the
     /// options cannot.
     retention: RwLock<(Option<i64>, Option<u64>)>,
+    /// Deletions of head samples, by head series id. The head's chunks are shared with
+    /// running queries and cannot be rewritten in place, so deleted samples are hidden
+    /// from queries and left out when a block is cut, like a block's tombstones; the
+    /// log holds them (tombstone records) so they survive a restart.
+    head_tombstones: RwLock<Tombstones>,
 }
 
 impl Db {
@@ -90,7 +95,7 @@ impl Db {
         let blocks = open_blocks(dir, &mut stats.moved_aside)?;
         stats.blocks = blocks.len();
         let wal_dir = dir.join("wal");
-        let head = replay_wal(dir, &opts, &mut stats)?;
+        let (head, head_tombstones) = replay_wal(dir, &opts, &mut stats)?;
         if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid(end);
         }
@@ -106,6 +111,7 @@ impl Db {
             checkpoint_due: Mutex::new(None),
             blocks: RwLock::new(Arc::new(blocks)),
             maintenance: Mutex::new(()),
+            head_tombstones: RwLock::new(head_tombstones),
         };
         Ok((db, stats))
     }
@@ -217,6 +223,41 @@ impl Db {
     /// Writes the head's samples in `[start, end)` to a new block, then drops them from
     /// the head and condenses the log.
     fn cut_block(&self, start: i64, end: i64) -> Result<(), StorageError> {
+        if let Some(meta) = self.write_head_block(&self.dir, start, end)? {
+            let path = block::block_dir(&self.dir, meta.id);
+            let b = Block::open(&path).map_err(block_err(&path))?;
+            self.add_block(Arc::new(b), &[]);
+            tracing::info!(block = %meta.id, min_time = start, max_time = end, series = meta.stats.num_series, samples = meta.stats.num_samples, "cut block from head");
+        }
+        let removed = self.head.truncate_before(end)?;
+        tracing::debug!(removed_series = removed.len(), "head truncated");
+        if !removed.is_empty() {
+            // Series that left the head take their tombstones along, so deletions do not
+            // pile up in memory for the life of the process.
+            let gone: std::collections::HashSet<u32> = removed.into_iter().collect();
+            let mut t = self
+                .head_tombstones
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut kept = Tombstones::new();
+            for (id, ivs) in t.iter().filter(|(id, _)| !gone.contains(id)) {
+                for iv in ivs {
+                    kept.add(id, *iv);
+                }
+            }
+            *t = kept;
+        }
+        self.checkpoint_wal(end)
+    }
+
+    /// Writes the head's samples in `[start, end)`, less deleted ones, as a block in
+    /// `parent`; `None` when there are none. Shared by block cuts and snapshots.
+    fn write_head_block(
+        &self,
+        parent: &Path,
+        start: i64,
+        end: i64,
+    ) -> Result<Option<block::BlockMeta>, StorageError> {
         // Series by series, so memory holds one series' chunks rather than the range.
         let mut writer: Option<BlockWriter> = None;
         for id in self.head.ids_by_labels() {
@@ -226,31 +267,137 @@ impl Db {
             let Some(s) = self.head.series_in_range(id, labels, start, end - 1)? else {
                 continue;
             };
-            let chunks = encode_chunks(s.samples());
+            let deleted = self.head_deleted(id);
+            let chunks = encode_chunks(s.samples().filter(|x| !covers(&deleted, x.t)));
             if chunks.is_empty() {
                 continue;
             }
             let w = match &mut writer {
                 Some(w) => w,
                 None => writer.insert(
-                    BlockWriter::create(&self.dir, start, end, 1, &[])
-                        .map_err(block_err(&self.dir))?,
+                    BlockWriter::create(parent, start, end, 1, &[]).map_err(block_err(parent))?,
                 ),
             };
             let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
-            w.add_series(&s.labels, &data)
-                .map_err(block_err(&self.dir))?;
+            w.add_series(&s.labels, &data).map_err(block_err(parent))?;
         }
-        if let Some(w) = writer {
-            let meta = w.finish().map_err(block_err(&self.dir))?;
-            let path = block::block_dir(&self.dir, meta.id);
-            let b = Block::open(&path).map_err(block_err(&path))?;
-            self.add_block(Arc::new(b), &[]);
-            tracing::info!(block = %meta.id, min_time = start, max_time = end, series = meta.stats.num_series, samples = meta.stats.num_samples, "cut block from head");
+        writer
+            .map(|w| w.finish().map_err(block_err(parent)))
+            .transpose()
+    }
+
+    /// The deleted intervals of head series `id`.
+    fn head_deleted(&self, id: u32) -> Vec<Interval> {
+        self.head_tombstones
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .to_vec()
+    }
+
+    /// Deletes the samples in `[min_t, max_t]` of the series matching `matchers`, as the
+    /// admin API's `delete_series` does: tombstones in every overlapping block (rewritten
+    /// whole and the block reopened, so running queries keep the old view) and logged
+    /// tombstones for the head. The data stays on disk until compaction or
+    /// [`Db::clean_tombstones`].
+    pub fn delete_series(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<(), StorageError> {
+        // Compaction replaces blocks; a tombstone written into a block it is merging
+        // away would be lost.
+        let _one = lock(&self.maintenance);
+        let iv = Interval {
+            min_time: min_t,
+            max_time: max_t,
+        };
+        for b in self.block_list().iter() {
+            if b.meta().max_time <= min_t || b.meta().min_time > max_t {
+                continue;
+            }
+            let hits = b.select(matchers).map_err(block_err(b.dir()))?;
+            if hits.is_empty() {
+                continue;
+            }
+            let mut t = b.tombstones().clone();
+            for n in hits {
+                t.add(n, iv);
+            }
+            block::write_tombstones(b.dir(), &t).map_err(block_err(b.dir()))?;
+            let reopened = Block::open(b.dir()).map_err(block_err(b.dir()))?;
+            self.add_block(Arc::new(reopened), std::slice::from_ref(b));
         }
-        let removed = self.head.truncate_before(end)?;
-        tracing::debug!(removed_series = removed.len(), "head truncated");
-        self.checkpoint_wal(end)
+        let mut records = Vec::new();
+        for s in self.head.select(matchers, min_t, max_t)? {
+            let Some(id) = self.head.lookup(&s.labels) else {
+                continue;
+            };
+            // As Prometheus does, only up to the series' newest sample: deleting "all
+            // time" must not also hide the samples scraped afterwards.
+            let newest = s.chunks.iter().map(|c| c.max_t).max().unwrap_or(min_t);
+            records.push(Tombstone {
+                id,
+                min_t,
+                max_t: max_t.min(newest),
+            });
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Logged first: a deletion the log does not hold would come back on restart.
+        lock(&self.wal).log(&[Record::Tombstones(records.clone())])?;
+        let mut t = self
+            .head_tombstones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for r in records {
+            if let Ok(id) = u32::try_from(r.id) {
+                t.add(
+                    id,
+                    Interval {
+                        min_time: r.min_t,
+                        max_time: r.max_t,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites every block holding tombstones without the deleted samples, as the admin
+    /// API's `clean_tombstones` does. Returns the number of blocks rewritten.
+    pub fn clean_tombstones(&self) -> Result<usize, StorageError> {
+        let _one = lock(&self.maintenance);
+        let mut rewritten = 0;
+        for b in self.block_list().iter() {
+            if !b.tombstones().is_empty() {
+                self.compact_group(std::slice::from_ref(b))?;
+                rewritten += 1;
+            }
+        }
+        Ok(rewritten)
+    }
+
+    /// Writes a snapshot into `dir` (which must not exist): every block, hard-linked
+    /// (copied where links fail, such as across file systems) since block files are
+    /// immutable or replaced by rename, and with `with_head` the head's samples as one
+    /// more block. The snapshot is a data directory of blocks that can be opened as is.
+    pub fn snapshot(&self, dir: &Path, with_head: bool) -> Result<(), StorageError> {
+        std::fs::create_dir_all(dir)?;
+        // Keeps compaction from deleting a block while it is linked.
+        let _one = lock(&self.maintenance);
+        for b in self.block_list().iter() {
+            let Some(name) = b.dir().file_name() else {
+                continue;
+            };
+            link_or_copy_dir(b.dir(), &dir.join(name))?;
+        }
+        if with_head && let Some((min, max)) = self.head.time_range() {
+            self.write_head_block(dir, min, max.saturating_add(1))?;
+        }
+        Ok(())
     }
 
     /// Condenses the log to what the head still holds from `min_t` on. On failure the
@@ -379,22 +526,41 @@ impl Db {
             for (i, meta) in &merged.chunks {
                 loaded.push(refs[*i].chunk(meta).map_err(block_err(refs[*i].dir()))?);
             }
+            let deleted: Vec<&[Interval]> = merged
+                .chunks
+                .iter()
+                .map(|(i, _)| {
+                    merged
+                        .sources
+                        .iter()
+                        .find(|(j, _)| j == i)
+                        .map_or(&[][..], |(j, n)| refs[*j].tombstones().get(*n))
+                })
+                .collect();
+            let any_deleted = loaded
+                .iter()
+                .zip(&deleted)
+                .any(|(c, d)| overlaps(d, c.min_time, c.max_time));
             let disjoint = loaded.windows(2).all(|w| w[0].max_time < w[1].min_time);
-            if disjoint {
+            if disjoint && !any_deleted {
                 let data: Vec<ChunkData<'_>> = loaded.iter().map(|c| c.as_chunk_data()).collect();
                 w.add_series(&merged.labels, &data)
                     .map_err(block_err(&self.dir))?;
             } else {
+                let mut kept = Vec::with_capacity(loaded.len());
+                for (c, d) in loaded.iter().zip(&deleted) {
+                    kept.extend(without_deleted(encoded_block_chunk(c, refs[0].dir())?, d));
+                }
                 let series = Series {
                     labels: merged.labels.clone(),
-                    chunks: loaded
-                        .iter()
-                        .map(|c| encoded_block_chunk(c, refs[0].dir()))
-                        .collect::<Result<_, _>>()?,
+                    chunks: kept,
                     min_t: min,
                     max_t: max - 1,
                 };
                 let chunks = encode_chunks(series.samples());
+                if chunks.is_empty() {
+                    continue;
+                }
                 let data: Vec<ChunkData<'_>> = chunks.iter().map(chunk_data).collect();
                 w.add_series(&merged.labels, &data)
                     .map_err(block_err(&self.dir))?;
@@ -516,7 +682,11 @@ fn open_blocks(dir: &Path, moved: &mut Vec<PathBuf>) -> Result<Vec<Arc<Block>>, 
 /// segment (their samples may refer to series created in the damaged one) into
 /// `wal.corrupt-<ms>/`, and the replay starts over with what remains; damage inside a
 /// checkpoint moves the whole log aside.
-fn replay_wal(dir: &Path, opts: &DbOptions, stats: &mut OpenStats) -> Result<Head, StorageError> {
+fn replay_wal(
+    dir: &Path,
+    opts: &DbOptions,
+    stats: &mut OpenStats,
+) -> Result<(Head, Tombstones), StorageError> {
     let wal_dir = dir.join("wal");
     let mut moved_once = false;
     loop {
@@ -529,6 +699,7 @@ fn replay_wal(dir: &Path, opts: &DbOptions, stats: &mut OpenStats) -> Result<Hea
             },
         )?;
         let mut rejected = 0u64;
+        let mut tombstones = Tombstones::new();
         let result = wal::replay(&wal_dir, |record| match record {
             Record::Series(series) => {
                 for s in series {
@@ -544,14 +715,25 @@ fn replay_wal(dir: &Path, opts: &DbOptions, stats: &mut OpenStats) -> Result<Hea
                     }
                 }
             }
-            // Deletions arrive with the admin API; until then none are logged.
-            _ => {}
+            Record::Tombstones(ts) => {
+                for t in ts {
+                    if let Ok(id) = u32::try_from(t.id) {
+                        tombstones.add(
+                            id,
+                            Interval {
+                                min_time: t.min_t,
+                                max_time: t.max_t,
+                            },
+                        );
+                    }
+                }
+            }
         });
         match result {
             Ok(replay) => {
                 stats.replay = replay;
                 stats.replay_rejected = rejected;
-                return Ok(head);
+                return Ok((head, tombstones));
             }
             Err(
                 wal::WalError::Corrupt { path, .. } | wal::WalError::UnknownRecordType { path, .. },
@@ -634,6 +816,59 @@ pub(crate) fn encode_chunks(samples: impl Iterator<Item = Sample>) -> Vec<Column
         flush(&mut buf);
     }
     out
+}
+
+/// Whether any of `deleted` covers `t`.
+fn covers(deleted: &[Interval], t: i64) -> bool {
+    deleted.iter().any(|iv| iv.contains(t))
+}
+
+/// Whether any of `deleted` overlaps `[min_t, max_t]`.
+fn overlaps(deleted: &[Interval], min_t: i64, max_t: i64) -> bool {
+    deleted
+        .iter()
+        .any(|iv| iv.min_time <= max_t && min_t <= iv.max_time)
+}
+
+/// `c` without the samples `deleted` covers: `c` itself when none are, else its other
+/// samples re-encoded (no chunk when none remain). Chunks are shared and immutable, so
+/// hiding deleted samples means new chunks rather than edits.
+fn without_deleted(c: EncodedChunk, deleted: &[Interval]) -> Vec<EncodedChunk> {
+    if !overlaps(deleted, c.min_t, c.max_t) {
+        return vec![c];
+    }
+    let one = Series {
+        labels: Labels::default(),
+        chunks: vec![c],
+        min_t: i64::MIN,
+        max_t: i64::MAX,
+    };
+    encode_chunks(one.samples().filter(|s| !covers(deleted, s.t)))
+        .iter()
+        .map(|k| EncodedChunk {
+            encoding: k.encoding(),
+            min_t: k.min_time().unwrap_or(0),
+            max_t: k.max_time().unwrap_or(0),
+            num_samples: k.num_samples(),
+            bytes: Arc::from(k.bytes()),
+        })
+        .collect()
+}
+
+/// Hard-links the files of block directory `from` into `to` (recursively, for
+/// `chunks/`), copying a file where the link fails.
+fn link_or_copy_dir(from: &Path, to: &Path) -> Result<(), StorageError> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            link_or_copy_dir(&entry.path(), &target)?;
+        } else if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn chunk_data(c: &ColumnarChunk) -> ChunkData<'_> {
@@ -815,7 +1050,10 @@ impl Querier for DbQuerier {
                     .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
                 {
                     let c = b.chunk(m).map_err(&err)?;
-                    chunks.push(encoded_block_chunk(&c, b.dir())?);
+                    chunks.extend(without_deleted(
+                        encoded_block_chunk(&c, b.dir())?,
+                        b.tombstones().get(n),
+                    ));
                 }
                 if chunks.is_empty() {
                     continue;
@@ -832,7 +1070,23 @@ impl Querier for DbQuerier {
                     .extend(chunks);
             }
         }
-        for s in self.db.head.select(matchers, min_t, max_t)? {
+        let deleted = self
+            .db
+            .head_tombstones
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for mut s in self.db.head.select(matchers, min_t, max_t)? {
+            if !deleted.is_empty()
+                && let Some(id) = self.db.head.lookup(&s.labels)
+                && let Ok(id) = u32::try_from(id)
+            {
+                let d = deleted.get(id);
+                s.chunks = std::mem::take(&mut s.chunks)
+                    .into_iter()
+                    .flat_map(|c| without_deleted(c, d))
+                    .collect();
+            }
             match merged.get_mut(&s.labels) {
                 Some(existing) => existing.chunks.extend(s.chunks),
                 None => {

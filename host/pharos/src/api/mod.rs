@@ -6,6 +6,7 @@
 //! the blocking pool (evaluation is CPU-bound and synchronous); rendering of results is
 //! in [`render`].
 
+mod admin;
 mod federate;
 mod params;
 mod render;
@@ -18,7 +19,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, RawQuery, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use pharos_model::{MatchOp, Matcher};
 use pharos_promql::{Engine, Error as QueryError};
 use pharos_tsdb::Querier as _;
@@ -43,6 +44,18 @@ pub fn routes() -> Router<WebState> {
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/federate", get(federate::federate))
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(admin::snapshot).put(admin::snapshot),
+        )
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
+        )
 }
 
 /// `{"status":"success","data":…}`.
