@@ -483,17 +483,11 @@ impl Head {
         match class {
             Class::Duplicate => return Ok(Added::Duplicate),
             Class::InOrder => {
-                let boundary = (d
-                    .open
-                    .min_time()
-                    .unwrap_or(t)
-                    .div_euclid(self.opts.chunk_range)
-                    + 1)
+                // The open chunk's first time is decoded from its bytes: read it once.
+                let first = d.open.min_time();
+                let boundary = (first.unwrap_or(t).div_euclid(self.opts.chunk_range) + 1)
                     * self.opts.chunk_range;
-                let too_long = d
-                    .open
-                    .min_time()
-                    .is_some_and(|m| t.saturating_sub(m) > MAX_CHUNK_SPAN);
+                let too_long = first.is_some_and(|m| t.saturating_sub(m) > MAX_CHUNK_SPAN);
                 if d.open.num_samples() >= SAMPLES_PER_CHUNK
                     || (d.open.num_samples() > 0 && (t >= boundary || too_long))
                 {
