@@ -104,7 +104,7 @@ fn promtool_queries_agree_with_prometheus() {
                 .nth(1)
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse::<f64>().ok())
-                .is_some_and(|n| n >= 4.0))
+                .is_some_and(|n| n >= 8.0))
         })
         .unwrap();
     }
@@ -138,13 +138,13 @@ fn promtool_queries_agree_with_prometheus() {
         }
     }
 
-    // A range over the last seconds, which both servers have covered (each has four
-    // scrapes a second apart in its last minute, and more since).
+    // A range over the last seconds, which both servers have covered (each has eight
+    // scrapes a second apart in its last minute; the range starts four seconds back).
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let (start_s, end_s) = ((now - 3).to_string(), (now - 1).to_string());
+    let (start_s, end_s) = ((now - 4).to_string(), (now - 2).to_string());
     let range = |server: &str| {
         promtool(&[
             "query",
