@@ -111,12 +111,13 @@ fn targets(p: &Pharos) -> Value {
     serde_json::from_str::<Value>(&body).unwrap()["data"]["activeTargets"].clone()
 }
 
+/// A job's target, or `null` while discovery has not reported it yet (just after
+/// start-up), which the waits below treat as "not there yet".
 fn target<'a>(all: &'a Value, job: &str) -> &'a Value {
+    static MISSING: Value = Value::Null;
     all.as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["scrapePool"] == job)
-        .unwrap()
+        .and_then(|a| a.iter().find(|t| t["scrapePool"] == job))
+        .unwrap_or(&MISSING)
 }
 
 #[test]
