@@ -68,6 +68,37 @@ fn targets(p: &Pharos) -> Value {
     v["data"].clone()
 }
 
+/// Waits until the first target of every job in `jobs` is up.
+fn wait_up(p: &Pharos, jobs: &[&str]) {
+    wait_for(Duration::from_secs(20), || {
+        let data = targets(p);
+        Ok(jobs.iter().all(|job| {
+            active(&data, job)
+                .first()
+                .is_some_and(|t| t["health"] == "up")
+        }))
+    })
+    .unwrap();
+}
+
+/// Stops Pharos cleanly, so its log holds everything it stored, and dumps its storage,
+/// head included.
+fn stop_and_dump(p: &mut Pharos) -> String {
+    p.signal("TERM").unwrap();
+    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let out = Command::new(pharos_bin())
+        .args(["tsdb", "dump", "--head"])
+        .arg(p.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn active<'a>(data: &'a Value, job: &str) -> Vec<&'a Value> {
     data["activeTargets"]
         .as_array()
@@ -95,15 +126,7 @@ fn scrapes_node_exporter_and_itself_and_stores_the_samples() {
     );
     let mut p = Pharos::start(&config).unwrap();
     p.wait_ready().unwrap();
-    wait_for(Duration::from_secs(20), || {
-        let data = targets(&p);
-        Ok(["node", "pharos"].iter().all(|job| {
-            active(&data, job)
-                .first()
-                .is_some_and(|t| t["health"] == "up")
-        }))
-    })
-    .unwrap();
+    wait_up(&p, &["node", "pharos"]);
 
     let data = targets(&p);
     let t = active(&data, "node")[0];
@@ -135,19 +158,7 @@ fn scrapes_node_exporter_and_itself_and_stores_the_samples() {
 
     // A few scrapes, then a clean stop so the log holds everything, then read back.
     std::thread::sleep(Duration::from_secs(2));
-    p.signal("TERM").unwrap();
-    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
-    let out = Command::new(pharos_bin())
-        .args(["tsdb", "dump", "--head"])
-        .arg(p.dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dump = String::from_utf8(out.stdout).unwrap();
+    let dump = stop_and_dump(&mut p);
     let node_up = format!(
         "{{__name__=\"up\", env=\"test\", instance=\"{}\", job=\"node\"}} 1 ",
         node.addr
@@ -392,19 +403,7 @@ fn vanished_series_and_removed_targets_go_stale_and_a_reload_leaves_unchanged_jo
     let data = targets(&p);
     assert!(active(&data, "ctl").is_empty());
 
-    p.signal("TERM").unwrap();
-    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
-    let out = Command::new(pharos_bin())
-        .args(["tsdb", "dump", "--head"])
-        .arg(p.dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dump = String::from_utf8(out.stdout).unwrap();
+    let dump = stop_and_dump(&mut p);
 
     // A target can never send the staleness NaN, so a NaN here is a marker.
     let b = values(&dump, "{__name__=\"b\"");
@@ -485,15 +484,7 @@ fn http_sd_targets_and_honor_labels_and_timestamps() {
     );
     let mut p = Pharos::start(&config).unwrap();
     p.wait_ready().unwrap();
-    wait_for(Duration::from_secs(20), || {
-        let data = targets(&p);
-        Ok(["plain", "honored"].iter().all(|job| {
-            active(&data, job)
-                .first()
-                .is_some_and(|t| t["health"] == "up")
-        }))
-    })
-    .unwrap();
+    wait_up(&p, &["plain", "honored"]);
     let data = targets(&p);
     let t = active(&data, "plain")[0];
     assert_eq!(t["labels"]["dc"], "eu");
@@ -503,14 +494,7 @@ fn http_sd_targets_and_honor_labels_and_timestamps() {
     );
 
     std::thread::sleep(Duration::from_secs(1));
-    p.signal("TERM").unwrap();
-    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
-    let out = Command::new(pharos_bin())
-        .args(["tsdb", "dump", "--head"])
-        .arg(p.dir.path().join("data"))
-        .output()
-        .unwrap();
-    let dump = String::from_utf8(out.stdout).unwrap();
+    let dump = stop_and_dump(&mut p);
     // honor_labels false: the target's clashing labels become exported_*.
     let renamed = format!(
         "{{__name__=\"clash\", dc=\"eu\", exported_instance=\"inner\", exported_job=\"theirs\", instance=\"{addr}\", job=\"plain\"}} 1 "
@@ -573,13 +557,7 @@ fn gzip_bodies_are_read_and_target_limit_fails_the_whole_job() {
     );
     let mut p = Pharos::start(&config).unwrap();
     p.wait_ready().unwrap();
-    wait_for(Duration::from_secs(20), || {
-        let data = targets(&p);
-        Ok(active(&data, "gzip")
-            .first()
-            .is_some_and(|t| t["health"] == "up"))
-    })
-    .unwrap();
+    wait_up(&p, &["gzip"]);
     let data = targets(&p);
     let limited = active(&data, "limited");
     assert_eq!(limited.len(), 2);
@@ -591,14 +569,7 @@ fn gzip_bodies_are_read_and_target_limit_fails_the_whole_job() {
         );
     }
     std::thread::sleep(Duration::from_millis(600));
-    p.signal("TERM").unwrap();
-    assert!(p.wait_exit(Duration::from_secs(20)).unwrap().success());
-    let out = Command::new(pharos_bin())
-        .args(["tsdb", "dump", "--head"])
-        .arg(p.dir.path().join("data"))
-        .output()
-        .unwrap();
-    let dump = String::from_utf8(out.stdout).unwrap();
+    let dump = stop_and_dump(&mut p);
     assert!(
         dump.contains(&format!(
             "{{__name__=\"zipped_metric\", instance=\"{addr}\", job=\"gzip\"}} 42 "

@@ -58,8 +58,7 @@ pub async fn delete_series(
     let db = db(&s)?;
     blocking(move || {
         for m in &sets {
-            db.delete_series(m, start, end)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            db.delete_series(m, start, end)?;
         }
         Ok(())
     })
@@ -71,11 +70,7 @@ pub async fn delete_series(
 pub async fn clean_tombstones(State(s): State<WebState>) -> Result<Response, ApiError> {
     enabled(&s)?;
     let db = db(&s)?;
-    blocking(move || {
-        db.clean_tombstones()
-            .map_err(|e| ApiError::internal(e.to_string()))
-    })
-    .await?;
+    blocking(move || Ok(db.clean_tombstones()?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -10,6 +10,8 @@ mod admin;
 mod federate;
 mod params;
 mod render;
+
+pub(crate) use render::label_map;
 mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +131,13 @@ impl From<QueryError> for ApiError {
             status,
             message: e.to_string(),
         }
+    }
+}
+
+/// Storage failures are the server's fault (`internal`, 500).
+impl From<pharos_tsdb::StorageError> for ApiError {
+    fn from(e: pharos_tsdb::StorageError) -> ApiError {
+        ApiError::internal(e.to_string())
     }
 }
 
@@ -302,10 +311,7 @@ async fn series(State(s): State<WebState>, RawQuery(q): RawQuery, req: Request) 
         let q = db.querier();
         let mut all = BTreeSet::new();
         for m in &sets {
-            for series in q
-                .select(m, start, end)
-                .map_err(|e| ApiError::internal(e.to_string()))?
-            {
+            for series in q.select(m, start, end)? {
                 all.insert(series.labels);
             }
         }
@@ -328,24 +334,28 @@ async fn labels(State(s): State<WebState>, RawQuery(q): RawQuery, req: Request) 
     let db = db(&s)?;
     let names = blocking(move || {
         let q = db.querier();
-        let mut all = BTreeSet::new();
-        let sets = if sets.is_empty() {
-            vec![Vec::new()]
-        } else {
-            sets
-        };
-        for m in &sets {
-            all.extend(
-                q.label_names(m, start, end)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
-        }
-        Ok(all)
+        union_over(&sets, |m| q.label_names(m, start, end))
     })
     .await?;
     Ok(success(json!(
         names.into_iter().take(limit).collect::<Vec<_>>()
     )))
+}
+
+/// The union of `lookup` over every `match[]` selector, or over all series when there
+/// is none (as `labels` and `label/<name>/values` answer).
+fn union_over(
+    sets: &[Vec<Matcher>],
+    lookup: impl Fn(&[Matcher]) -> Result<Vec<String>, pharos_tsdb::StorageError>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let mut all = BTreeSet::new();
+    if sets.is_empty() {
+        all.extend(lookup(&[])?);
+    }
+    for m in sets {
+        all.extend(lookup(m)?);
+    }
+    Ok(all)
 }
 
 async fn label_values(
@@ -363,19 +373,7 @@ async fn label_values(
     let db = db(&s)?;
     let values = blocking(move || {
         let q = db.querier();
-        let mut all = BTreeSet::new();
-        let sets = if sets.is_empty() {
-            vec![Vec::new()]
-        } else {
-            sets
-        };
-        for m in &sets {
-            all.extend(
-                q.label_values(&name, m, start, end)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
-        }
-        Ok(all)
+        union_over(&sets, |m| q.label_values(&name, m, start, end))
     })
     .await?;
     Ok(success(json!(

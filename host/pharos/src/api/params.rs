@@ -2,7 +2,9 @@
 //! seconds with fractions, durations as Prometheus durations or float seconds, and
 //! repeated keys such as `match[]`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
+
+pub use crate::clock::now_ms;
 
 use super::ApiError;
 
@@ -104,13 +106,6 @@ impl Params {
             },
         }
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Unix seconds (`1700000000.5`) or RFC 3339 (`2023-11-14T22:13:20Z`), to ms. The

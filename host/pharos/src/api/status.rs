@@ -68,9 +68,7 @@ pub async fn tsdb(State(s): State<WebState>) -> ApiResult {
         let all = Matcher::new(MatchOp::Regex, "__name__", ".+")
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let q = db.querier();
-        let series = q
-            .select(&[all], min, max)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let series = q.select(&[all], min, max)?;
         let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
         let mut values_by_label: BTreeMap<String, std::collections::BTreeSet<String>> =
             BTreeMap::new();

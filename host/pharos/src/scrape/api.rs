@@ -5,18 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::PoisonError;
 use std::time::SystemTime;
 
-use pharos_model::{Labels, Matcher};
+use pharos_model::Matcher;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Health, TargetRegistry};
-
-fn label_map(labels: &Labels) -> BTreeMap<&str, &str> {
-    labels
-        .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
-        .collect()
-}
+use crate::api::label_map;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -151,18 +151,8 @@ async fn run_file_sd(
             .into_iter()
             .flat_map(|p| last_good[p].iter().cloned())
             .collect();
-        if sent.as_ref() != Some(&groups) {
-            if tx
-                .send(Update {
-                    provider,
-                    groups: groups.clone(),
-                })
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent = Some(groups);
+        if !publish(&tx, provider, groups, &mut sent).await {
+            return;
         }
         tokio::select! {
             _ = tokio::time::sleep(sd.refresh_interval.as_std()) => {}
@@ -231,41 +221,43 @@ async fn run_http_sd(
     loop {
         match fetch_groups(&client, &sd).await {
             Ok(groups) => {
-                if sent.as_ref() != Some(&groups) {
-                    if tx
-                        .send(Update {
-                            provider,
-                            groups: groups.clone(),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    sent = Some(groups);
+                if !publish(&tx, provider, groups, &mut sent).await {
+                    return;
                 }
             }
             Err(e) => {
                 telemetry.sd_failures.with(&["http", &job]).inc();
                 tracing::error!(job = %job, url = %sd.url, error = %e, "http_sd: refresh failed, keeping the last good target groups");
-                if sent.is_none() {
-                    // Report "nothing yet" once, so the pool does not wait on us.
-                    if tx
-                        .send(Update {
-                            provider,
-                            groups: Vec::new(),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    sent = Some(Vec::new());
+                // Report "nothing yet" once, so the pool does not wait on us.
+                if sent.is_none() && !publish(&tx, provider, Vec::new(), &mut sent).await {
+                    return;
                 }
             }
         }
         tokio::time::sleep(sd.refresh_interval.as_std()).await;
     }
+}
+
+/// Sends a provider's groups to its pool when they differ from what it last sent;
+/// `false` once the pool has gone.
+async fn publish(
+    tx: &mpsc::Sender<Update>,
+    provider: usize,
+    groups: Vec<Group>,
+    sent: &mut Option<Vec<Group>>,
+) -> bool {
+    if sent.as_ref() == Some(&groups) {
+        return true;
+    }
+    let update = Update {
+        provider,
+        groups: groups.clone(),
+    };
+    if tx.send(update).await.is_err() {
+        return false;
+    }
+    *sent = Some(groups);
+    true
 }
 
 async fn fetch_groups(client: &reqwest::Client, sd: &HttpSdConfig) -> Result<Vec<Group>, String> {

@@ -210,12 +210,22 @@ struct Running {
     task: JoinHandle<Cache>,
 }
 
-impl Running {
-    async fn stop(self, mode: Stop) -> (Arc<Target>, Cache) {
-        let _ = self.stop.send(Some(mode));
-        let cache = self.task.await.unwrap_or_default();
-        (self.target, cache)
+/// Stops loops: every one is told first and only then awaited, so stopping many takes
+/// about one loop's time.
+async fn stop_all(
+    loops: impl IntoIterator<Item = (u64, Running)>,
+    mode: Stop,
+) -> HashMap<u64, (Arc<Target>, Cache)> {
+    let loops: Vec<(u64, Running)> = loops.into_iter().collect();
+    for (_, r) in &loops {
+        let _ = r.stop.send(Some(mode));
     }
+    let mut out = HashMap::with_capacity(loops.len());
+    for (h, r) in loops {
+        let cache = r.task.await.unwrap_or_default();
+        out.insert(h, (r.target, cache));
+    }
+    out
 }
 
 /// A pool's sync task: owns the loops and the latest groups of every provider.
@@ -261,17 +271,7 @@ impl Sync {
             Some((mode, reply)) => (mode, Some(reply)),
             None => (Stop::Handover, None),
         };
-        let mut caches = HashMap::new();
-        let stopping: Vec<(u64, Running)> = self.loops.drain().collect();
-        let results = futures_join(
-            stopping
-                .into_iter()
-                .map(|(h, r)| async move { (h, r.stop(mode).await) }),
-        )
-        .await;
-        for (h, state) in results {
-            caches.insert(h, state);
-        }
+        let caches = stop_all(self.loops.drain(), mode).await;
         if mode == Stop::Removed {
             self.retire_handover().await;
         }
@@ -310,11 +310,10 @@ impl Sync {
             .filter(|h| over_limit || !active.contains_key(h))
             .copied()
             .collect();
-        for h in gone {
-            if let Some(r) = self.loops.remove(&h) {
-                r.stop(Stop::Removed).await;
-            }
-        }
+        let gone = gone
+            .into_iter()
+            .filter_map(|h| self.loops.remove(&h).map(|r| (h, r)));
+        stop_all(gone, Stop::Removed).await;
 
         let mut view = PoolView {
             active: Vec::with_capacity(active.len()),
@@ -367,21 +366,4 @@ impl Sync {
             scrape_loop::retire(&target, &self.job, cache);
         }
     }
-}
-
-/// Awaits futures concurrently, so stopping many loops takes one loop's time.
-async fn futures_join<F: std::future::Future + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<JoinHandle<F::Output>> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
 }

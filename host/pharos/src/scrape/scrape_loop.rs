@@ -17,6 +17,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::clock::now_ms;
+
 use pharos_model::exposition::parse::format_from_content_type;
 use pharos_model::exposition::parse::{Entry, FamilyType, Format, Parser, Sample};
 use pharos_model::labels::METRIC_NAME;
@@ -258,7 +260,7 @@ struct Counts {
 pub async fn run(
     target: Arc<Target>,
     job: Arc<JobContext>,
-    mut cache: Cache,
+    cache: Cache,
     mut stop: watch::Receiver<Option<Stop>>,
 ) -> Cache {
     let interval_ms = i64::try_from(target.spec.interval.as_millis()).unwrap_or(i64::MAX);
@@ -268,9 +270,8 @@ pub async fn run(
     if slot < now {
         slot += interval_ms;
     }
-    let report_labels = report_labels(&target.spec.labels);
+    let mut ingest = Ingest::new(&job.job, &target, cache);
     let mut body = Vec::new();
-    let mut key = Vec::new();
     let mode = loop {
         let wait = Duration::from_millis(u64::try_from(slot - now_ms()).unwrap_or(0));
         tokio::select! {
@@ -287,13 +288,6 @@ pub async fn run(
         let fetched = tokio::select! {
             f = fetch(&job, &target.spec, &mut body) => f,
             r = stop.changed() => break stop_mode(r.is_err(), &stop),
-        };
-        let mut ingest = Ingest {
-            job: &job.job,
-            target: &target,
-            cache: &mut cache,
-            key: &mut key,
-            report_labels: &report_labels,
         };
         let result = match &fetched {
             Ok(format) => ingest.scrape(&job.storage, *format, &body, ts, started),
@@ -333,31 +327,15 @@ pub async fn run(
         }
     };
     if mode == Stop::Removed {
-        let mut ingest = Ingest {
-            job: &job.job,
-            target: &target,
-            cache: &mut cache,
-            key: &mut key,
-            report_labels: &report_labels,
-        };
         ingest.end_of_run(&job.storage, now_ms());
     }
-    cache
+    ingest.cache
 }
 
 /// Marks a target's series stale without a loop: a handed-over target that the
 /// reloaded job no longer has.
-pub fn retire(target: &Target, job: &JobContext, mut cache: Cache) {
-    let report_labels = report_labels(&target.spec.labels);
-    let mut key = Vec::new();
-    Ingest {
-        job: &job.job,
-        target,
-        cache: &mut cache,
-        key: &mut key,
-        report_labels: &report_labels,
-    }
-    .end_of_run(&job.storage, now_ms());
+pub fn retire(target: &Target, job: &JobContext, cache: Cache) {
+    Ingest::new(&job.job, target, cache).end_of_run(&job.storage, now_ms());
 }
 
 fn stop_mode(closed: bool, stop: &watch::Receiver<Option<Stop>>) -> Stop {
@@ -365,13 +343,6 @@ fn stop_mode(closed: bool, stop: &watch::Receiver<Option<Stop>>) -> Stop {
         return Stop::Handover;
     }
     stop.borrow().unwrap_or(Stop::Handover)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn report_labels(target: &Labels) -> [Labels; REPORT_SERIES] {
@@ -438,16 +409,27 @@ fn request_error(url: &str, e: &reqwest::Error) -> String {
     format!("Get {url:?}: {cause}")
 }
 
-/// One scrape's work against the cache and storage.
+/// A target's scrape state and the work of one scrape against it and storage.
 struct Ingest<'a> {
     job: &'a ScrapeConfig,
     target: &'a Target,
-    cache: &'a mut Cache,
-    key: &'a mut Vec<u8>,
-    report_labels: &'a [Labels; REPORT_SERIES],
+    cache: Cache,
+    /// Reused for every line's cache key.
+    key: Vec<u8>,
+    report_labels: [Labels; REPORT_SERIES],
 }
 
-impl Ingest<'_> {
+impl<'a> Ingest<'a> {
+    fn new(job: &'a ScrapeConfig, target: &'a Target, cache: Cache) -> Ingest<'a> {
+        Ingest {
+            job,
+            target,
+            cache,
+            key: Vec::new(),
+            report_labels: report_labels(&target.spec.labels),
+        }
+    }
+
     /// Parses and appends a body, then stales what vanished and reports. Everything
     /// goes in one batch: a body that fails anywhere stores nothing of itself.
     fn scrape(
@@ -582,8 +564,8 @@ impl Ingest<'_> {
         counts: &mut Counts,
         appended: &mut Option<HashSet<SeriesRef>>,
     ) -> Result<(), String> {
-        write_key(self.key, s);
-        let id = xxhash_rust::xxh3::xxh3_128(self.key);
+        write_key(&mut self.key, s);
+        let id = xxhash_rust::xxh3::xxh3_128(&self.key);
         let found = self.cache.find(id);
         let i = match found {
             Lookup::Hit(i) => i,
@@ -595,7 +577,7 @@ impl Ingest<'_> {
                     seen: 0,
                     explicit_ts: false,
                 };
-                let cache = &mut *self.cache;
+                let cache = &mut self.cache;
                 match found {
                     Lookup::Replace(i) if let Some(slot) = cache.entries.get_mut(i) => {
                         *slot = entry;
