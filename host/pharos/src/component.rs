@@ -23,6 +23,8 @@ pub struct Context {
     pub storage_metrics: Arc<crate::storage::StorageMetrics>,
     /// Every scrape job's targets, for the targets API.
     pub targets: Arc<crate::scrape::TargetRegistry>,
+    /// The loaded plugins, which scrape jobs and receivers call by name.
+    pub plugins: Arc<crate::plugins::Registry>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -37,6 +39,7 @@ impl Context {
             storage,
             storage_metrics,
             targets: Arc::default(),
+            plugins: Arc::default(),
             running: Arc::default(),
         }
     }

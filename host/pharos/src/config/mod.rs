@@ -16,6 +16,7 @@ mod global;
 mod http_client;
 mod json;
 mod labels;
+mod plugins;
 mod relabel;
 mod scrape;
 mod storage;
@@ -32,7 +33,8 @@ pub use global::{
 };
 pub use http_client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
 pub use labels::{LabelMap, is_valid_label_name};
-pub use relabel::{RelabelAction, RelabelConfig};
+pub use plugins::{DEFAULT_PLUGIN_MEMORY, PluginConfig, PluginKind, PluginLimits};
+pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
 pub use scrape::{FileSdConfig, HttpSdConfig, Scheme, ScrapeConfig, TargetGroup};
 pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
 pub use web::{ListenAddress, ParseListenAddressError, WebConfig};
@@ -53,6 +55,9 @@ pub struct Config {
     pub storage: Option<StorageConfig>,
     /// Scrape jobs, each with its defaults resolved from `global`.
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// WebAssembly plugins: exporters, relabelers and notifiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginConfig>,
 }
 
 impl Decode for Config {
@@ -61,6 +66,10 @@ impl Decode for Config {
         let global = doc.or_default("global");
         let web = doc.or_default("web");
         let storage = doc.optional("storage");
+        let plugins = match doc.take("plugins") {
+            None => Some(Vec::new()),
+            Some(v) => plugins::decode_plugins(v, &path.key("plugins"), doc.errors()),
+        };
         // Jobs inherit from `global`; when `global` itself is invalid its errors are
         // already recorded and the jobs are still checked against the defaults.
         let scrape_configs = match doc.take("scrape_configs") {
@@ -81,7 +90,6 @@ impl Decode for Config {
         doc.refuse("remote_write");
         doc.refuse("remote_read");
         // Pharos's own:
-        doc.refuse("plugins");
         doc.refuse("pushgateway");
         // From alertmanager.yml (the alert router):
         doc.refuse("route");
@@ -89,12 +97,69 @@ impl Decode for Config {
         doc.refuse("inhibit_rules");
         doc.refuse("time_intervals");
         doc.finish();
+        let (plugins, scrape_configs) = (plugins?, scrape_configs?);
+        check_plugin_references(&plugins, &scrape_configs, path, errs);
         Some(Config {
             global: global?,
             web: web?,
             storage: storage?,
-            scrape_configs: scrape_configs?,
+            scrape_configs,
+            plugins,
         })
+    }
+}
+
+/// Every plugin a scrape job names must be defined, with the kind the job uses it as:
+/// relabel steps need relabelers, static targets of `scheme: "plugin"` jobs exporters.
+/// (Targets found by discovery are checked when they are scraped.)
+fn check_plugin_references(
+    plugins: &[PluginConfig],
+    jobs: &[ScrapeConfig],
+    path: &Path<'_>,
+    errs: &mut ConfigErrors,
+) {
+    let mut check = |at: &Path<'_>, name: &str, wanted: PluginKind| match plugins
+        .iter()
+        .find(|p| p.name == name)
+    {
+        Some(p) if p.kind == wanted => {}
+        Some(p) => errs.push(
+            at,
+            format!(
+                "plugin {} is {}, not {}",
+                quote(name),
+                p.kind.a(),
+                wanted.a()
+            ),
+        ),
+        None => errs.push(at, format!("no plugin named {} in plugins", quote(name))),
+    };
+    let jobs_path = path.key("scrape_configs");
+    for (i, job) in jobs.iter().enumerate() {
+        let job_path = jobs_path.index(i);
+        for key in ["relabel_configs", "metric_relabel_configs"] {
+            let program = if key == "relabel_configs" {
+                &job.relabel_configs
+            } else {
+                &job.metric_relabel_configs
+            };
+            let list = job_path.key(key);
+            for (j, step) in program.steps().iter().enumerate() {
+                if let RelabelStep::Plugin(name) = step {
+                    check(&list.index(j).key("plugin"), name, PluginKind::Relabeler);
+                }
+            }
+        }
+        if job.scheme == Scheme::Plugin {
+            let groups = job_path.key("static_configs");
+            for (j, group) in job.static_configs.iter().enumerate() {
+                let group_path = groups.index(j);
+                let targets = group_path.key("targets");
+                for (k, target) in group.targets.iter().enumerate() {
+                    check(&targets.index(k), target, PluginKind::Exporter);
+                }
+            }
+        }
     }
 }
 
@@ -191,6 +256,7 @@ mod tests {
                 web: WebConfig::default(),
                 storage: None,
                 scrape_configs: Vec::new(),
+                plugins: Vec::new(),
             })
         );
     }
@@ -332,13 +398,52 @@ mod tests {
     }
 
     #[test]
+    fn plugins_named_by_jobs_must_exist_with_the_right_kind() {
+        let errs = errors(
+            r#"{"plugins": [{"name": "guard", "kind": "relabeler"}, {"name": "procfs", "kind": "exporter"}],
+                "scrape_configs": [
+                  {"job_name": "a", "scheme": "plugin", "static_configs": [{"targets": ["procfs", "guard", "nope"]}],
+                   "relabel_configs": [{"action": "plugin", "plugin": "procfs"}],
+                   "metric_relabel_configs": [{"regex": "x", "action": "labeldrop"}, {"action": "plugin", "plugin": "guard"}, {"action": "plugin", "plugin": "gone"}]},
+                  {"job_name": "b", "static_configs": [{"targets": ["procfs"]}]}
+                ]}"#,
+        );
+        assert_eq!(
+            errs,
+            [
+                "scrape_configs[0].relabel_configs[0].plugin: plugin \"procfs\" is an exporter, not a relabeler",
+                "scrape_configs[0].metric_relabel_configs[2].plugin: no plugin named \"gone\" in plugins",
+                "scrape_configs[0].static_configs[0].targets[1]: plugin \"guard\" is a relabeler, not an exporter",
+                "scrape_configs[0].static_configs[0].targets[2]: no plugin named \"nope\" in plugins",
+            ]
+        );
+        let errs = errors(
+            r#"{"scrape_configs": [{"job_name": "b",
+                 "relabel_configs": [{"action": "plugin"}, {"action": "plugin", "plugin": "guard", "regex": "x"}]}]}"#,
+        );
+        assert_eq!(
+            errs,
+            [
+                "scrape_configs[0].relabel_configs[0].plugin: missing required key",
+                "scrape_configs[0].relabel_configs[1].regex: unknown key",
+            ]
+        );
+        let ok = parse(
+            r#"{"plugins": [{"name": "guard", "kind": "relabeler"}],
+                "scrape_configs": [{"job_name": "a", "metric_relabel_configs": [{"action": "plugin", "plugin": "guard"}]}]}"#,
+        )
+        .unwrap();
+        let text = serde_json::to_string(&ok.scrape_configs[0].metric_relabel_configs).unwrap();
+        assert_eq!(text, r#"[{"action":"plugin","plugin":"guard"}]"#);
+    }
+
+    #[test]
     fn unsupported_sections_are_refused_by_name() {
         let sections = [
             "rule_files",
             "alerting",
             "remote_write",
             "remote_read",
-            "plugins",
             "pushgateway",
             "route",
             "receivers",

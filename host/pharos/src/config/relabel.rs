@@ -69,6 +69,154 @@ impl Decode for RelabelConfig {
     }
 }
 
+/// One entry of a relabelling list: a native rule, or a step run by a relabeler plugin
+/// (`{"action": "plugin", "plugin": "<name>"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelabelStep {
+    Rule(RelabelConfig),
+    Plugin(String),
+}
+
+impl Decode for RelabelStep {
+    fn decode(v: &Value, path: &Path<'_>, errs: &mut ConfigErrors) -> Option<Self> {
+        let is_plugin = v
+            .get("action")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.eq_ignore_ascii_case("plugin"));
+        if !is_plugin {
+            return RelabelConfig::decode(v, path, errs).map(RelabelStep::Rule);
+        }
+        let mut obj = Object::open(v, path, errs)?;
+        obj.take("action");
+        let plugin = obj.required::<String>("plugin");
+        obj.finish();
+        plugin.map(RelabelStep::Plugin)
+    }
+}
+
+/// A relabelling list, split where plugin steps stand: native rules between two plugin
+/// steps run as one group, and each plugin step is one batched call for all the label
+/// sets in flight (a scrape's new series, a discovery update's targets).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelabelProgram {
+    steps: Vec<RelabelStep>,
+    stages: Vec<RelabelStage>,
+}
+
+/// A run of the program: native rules or one plugin step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelabelStage {
+    Rules(Vec<RelabelConfig>),
+    Plugin(String),
+}
+
+impl RelabelProgram {
+    pub fn new(steps: Vec<RelabelStep>) -> RelabelProgram {
+        let mut stages = Vec::new();
+        for step in &steps {
+            match (step, stages.last_mut()) {
+                (RelabelStep::Rule(r), Some(RelabelStage::Rules(rules))) => rules.push(r.clone()),
+                (RelabelStep::Rule(r), _) => stages.push(RelabelStage::Rules(vec![r.clone()])),
+                (RelabelStep::Plugin(name), _) => stages.push(RelabelStage::Plugin(name.clone())),
+            }
+        }
+        RelabelProgram { steps, stages }
+    }
+
+    /// A program of native rules only.
+    pub fn rules(rules: Vec<RelabelConfig>) -> RelabelProgram {
+        RelabelProgram::new(rules.into_iter().map(RelabelStep::Rule).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The steps as written.
+    pub fn steps(&self) -> &[RelabelStep] {
+        &self.steps
+    }
+
+    pub fn stages(&self) -> &[RelabelStage] {
+        &self.stages
+    }
+
+    /// The rules, when no step needs a plugin; such a program runs synchronously, one
+    /// label set at a time.
+    pub fn native(&self) -> Option<&[RelabelConfig]> {
+        match &self.stages[..] {
+            [] => Some(&[]),
+            [RelabelStage::Rules(rules)] => Some(rules),
+            _ => None,
+        }
+    }
+
+    /// The names of the plugins the program calls.
+    pub fn plugins(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match s {
+            RelabelStep::Plugin(name) => Some(name.as_str()),
+            RelabelStep::Rule(_) => None,
+        })
+    }
+}
+
+impl Decode for RelabelProgram {
+    fn decode(v: &Value, path: &Path<'_>, errs: &mut ConfigErrors) -> Option<Self> {
+        Vec::<RelabelStep>::decode(v, path, errs).map(RelabelProgram::new)
+    }
+}
+
+/// Written back as the list was written, so a serialised configuration parses to the
+/// same program.
+impl serde::Serialize for RelabelProgram {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.steps.len()))?;
+        for step in &self.steps {
+            seq.serialize_element(step)?;
+        }
+        seq.end()
+    }
+}
+
+impl serde::Serialize for RelabelStep {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        match self {
+            RelabelStep::Plugin(name) => {
+                map.serialize_entry("action", "plugin")?;
+                map.serialize_entry("plugin", name)?;
+            }
+            RelabelStep::Rule(rule) => {
+                let o = rule.options();
+                if let Some(v) = &o.source_labels {
+                    map.serialize_entry("source_labels", v)?;
+                }
+                if let Some(v) = &o.separator {
+                    map.serialize_entry("separator", v)?;
+                }
+                if let Some(v) = &o.regex {
+                    map.serialize_entry("regex", v)?;
+                }
+                if let Some(v) = &o.modulus {
+                    map.serialize_entry("modulus", v)?;
+                }
+                if let Some(v) = &o.target_label {
+                    map.serialize_entry("target_label", v)?;
+                }
+                if let Some(v) = &o.replacement {
+                    map.serialize_entry("replacement", v)?;
+                }
+                if let Some(v) = &o.action {
+                    map.serialize_entry("action", v.as_str())?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

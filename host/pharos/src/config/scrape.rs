@@ -12,7 +12,7 @@ use super::error::ConfigErrors;
 use super::global::{GlobalConfig, ScrapeLimits};
 use super::http_client::HttpClientConfig;
 use super::labels::LabelMap;
-use super::relabel::RelabelConfig;
+use super::relabel::RelabelProgram;
 use super::storage::ByteSize;
 
 /// Default `refresh_interval` of `file_sd_configs`.
@@ -42,61 +42,18 @@ pub struct ScrapeConfig {
     pub static_configs: Vec<TargetGroup>,
     pub file_sd_configs: Vec<FileSdConfig>,
     pub http_sd_configs: Vec<HttpSdConfig>,
-    #[serde(serialize_with = "serialize_rules")]
-    pub relabel_configs: Vec<RelabelConfig>,
-    #[serde(serialize_with = "serialize_rules")]
-    pub metric_relabel_configs: Vec<RelabelConfig>,
+    pub relabel_configs: RelabelProgram,
+    pub metric_relabel_configs: RelabelProgram,
 }
 
-/// Writes relabel rules back as they were written, so a serialised configuration
-/// parses to the same rules.
-fn serialize_rules<S: serde::Serializer>(
-    rules: &[RelabelConfig],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::{SerializeMap, SerializeSeq};
-    struct Rule<'a>(&'a RelabelConfig);
-    impl serde::Serialize for Rule<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let o = self.0.options();
-            let mut map = serializer.serialize_map(None)?;
-            if let Some(v) = &o.source_labels {
-                map.serialize_entry("source_labels", v)?;
-            }
-            if let Some(v) = &o.separator {
-                map.serialize_entry("separator", v)?;
-            }
-            if let Some(v) = &o.regex {
-                map.serialize_entry("regex", v)?;
-            }
-            if let Some(v) = &o.modulus {
-                map.serialize_entry("modulus", v)?;
-            }
-            if let Some(v) = &o.target_label {
-                map.serialize_entry("target_label", v)?;
-            }
-            if let Some(v) = &o.replacement {
-                map.serialize_entry("replacement", v)?;
-            }
-            if let Some(v) = &o.action {
-                map.serialize_entry("action", v.as_str())?;
-            }
-            map.end()
-        }
-    }
-    let mut seq = serializer.serialize_seq(Some(rules.len()))?;
-    for r in rules {
-        seq.serialize_element(&Rule(r))?;
-    }
-    seq.end()
-}
-
-/// `http` or `https`.
+/// `http`, `https`, or `plugin`: the targets are exporter plugins, named by their
+/// address and scraped in-process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     Http,
     Https,
+    Plugin,
 }
 
 impl Scheme {
@@ -104,6 +61,7 @@ impl Scheme {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::Plugin => "plugin",
         }
     }
 }
@@ -113,10 +71,11 @@ impl Decode for Scheme {
         match String::decode(v, path, errs)?.as_str() {
             "http" => Some(Scheme::Http),
             "https" => Some(Scheme::Https),
+            "plugin" => Some(Scheme::Plugin),
             other => {
                 errs.push(
                     path,
-                    format!("unknown scheme {other:?}: must be \"http\" or \"https\""),
+                    format!("unknown scheme {other:?}: must be \"http\", \"https\" or \"plugin\""),
                 );
                 None
             }
@@ -275,8 +234,8 @@ fn decode_job(
     let static_configs = obj.or_default::<Vec<TargetGroup>>("static_configs");
     let file_sd_configs = obj.or_default::<Vec<FileSdConfig>>("file_sd_configs");
     let http_sd_configs = obj.or_default::<Vec<HttpSdConfig>>("http_sd_configs");
-    let relabel_configs = obj.or_default::<Vec<RelabelConfig>>("relabel_configs");
-    let metric_relabel_configs = obj.or_default::<Vec<RelabelConfig>>("metric_relabel_configs");
+    let relabel_configs = obj.or_default::<RelabelProgram>("relabel_configs");
+    let metric_relabel_configs = obj.or_default::<RelabelProgram>("metric_relabel_configs");
     obj.finish();
 
     let job_name = job_name?;
@@ -415,7 +374,7 @@ mod tests {
             errs,
             [
                 "scrape_configs[0].scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name \"a\" (6s > 5s)",
-                "scrape_configs[1].scheme: unknown scheme \"ftp\": must be \"http\" or \"https\"",
+                "scrape_configs[1].scheme: unknown scheme \"ftp\": must be \"http\", \"https\" or \"plugin\"",
                 "scrape_configs[1].bogus: unknown key",
                 "scrape_configs[3].job_name: found multiple scrape configs with job name \"b\"",
                 "scrape_configs[4].basic_auth: at most one of basic_auth and authorization may be set (scrape_configs[4])",

@@ -24,6 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::component::{Component, Context};
 use crate::config::{Config, ScrapeConfig};
+use crate::plugins;
+use pharos_model::relabel;
 use scrape_loop::{Cache, JobContext, Stop};
 pub use scrape_loop::{Health, Metadata, Target};
 use target::Built;
@@ -151,6 +153,7 @@ fn job_context(job: ScrapeConfig, ctx: &Context) -> anyhow::Result<JobContext> {
         client,
         accept: accept_header(&DEFAULT_SCRAPE_PROTOCOLS, EscapingScheme::Underscores),
         storage: ctx.storage.clone(),
+        plugins: ctx.plugins.clone(),
     })
 }
 
@@ -285,9 +288,36 @@ impl Sync {
         let job = &self.job.job;
         let mut active: BTreeMap<u64, target::TargetSpec> = BTreeMap::new();
         let mut dropped = Vec::new();
-        for group in self.groups.values().flatten() {
-            for address in &group.targets {
-                match target::build(job, &group.labels, address) {
+        let found: Vec<(&String, Labels)> = self
+            .groups
+            .values()
+            .flatten()
+            .flat_map(|group| {
+                group
+                    .targets
+                    .iter()
+                    .map(|address| (address, target::discovered(job, &group.labels, address)))
+            })
+            .collect();
+        let relabelled = match job.relabel_configs.native() {
+            Some(rules) => found
+                .iter()
+                .map(|(_, labels)| relabel::process(labels, rules))
+                .collect(),
+            None => {
+                let batch = found.iter().map(|(_, labels)| labels.clone()).collect();
+                match plugins::relabel::run(&job.relabel_configs, batch, &*self.job.plugins).await {
+                    Ok(relabelled) => relabelled,
+                    Err(e) => {
+                        tracing::warn!(job = %job.job_name, error = %e, "target relabelling failed; the job keeps its current targets");
+                        return;
+                    }
+                }
+            }
+        };
+        for ((address, discovered), relabelled) in found.into_iter().zip(relabelled) {
+            {
+                match target::built(job, discovered, relabelled) {
                     Built::Active(spec) => {
                         active.entry(spec.hash).or_insert(spec);
                     }

@@ -27,7 +27,8 @@ use pharos_tsdb::{Appender, STALE_NAN_BITS, SeriesRef, StorageError};
 use tokio::sync::watch;
 
 use super::target::TargetSpec;
-use crate::config::{ScrapeConfig, ScrapeLimits};
+use crate::config::{RelabelConfig, ScrapeConfig, ScrapeLimits};
+use crate::plugins::PluginCalls;
 use crate::storage::StorageSlot;
 use crate::telemetry::metrics::Counter;
 
@@ -47,6 +48,8 @@ pub struct JobContext {
     pub client: reqwest::Client,
     pub accept: String,
     pub storage: StorageSlot,
+    /// Exporters for `scheme: "plugin"` targets, relabelers for plugin steps.
+    pub plugins: Arc<dyn PluginCalls>,
 }
 
 /// The health of a target, as `/api/v1/targets` reports it.
@@ -156,6 +159,8 @@ struct CacheEntry {
     /// Whether the target gave it an explicit timestamp; such series get no staleness
     /// markers, as in Prometheus.
     explicit_ts: bool,
+    /// Waiting for a plugin to relabel it; `labels` means nothing yet.
+    pending: bool,
 }
 
 /// Everything a target's loop remembers between scrapes.
@@ -202,12 +207,13 @@ impl Cache {
 
     /// The entry for a line, trying the expected position before the index.
     fn find(&self, id: u128) -> Lookup {
-        let is_line = |e: &CacheEntry| e.id == id;
+        let is_line = |e: &CacheEntry| e.id == id && !e.pending;
         if self.entries.get(self.next).is_some_and(is_line) {
             return Lookup::Hit(self.next);
         }
         match self.index.get(&index_key(id)) {
             Some(&i) if self.entries.get(i).is_some_and(is_line) => Lookup::Hit(i),
+            // A line whose batched relabelling failed last time is resolved afresh.
             // A hash collision between two different lines is astronomically rare; the
             // newer line simply takes the slot.
             Some(&i) if i < self.entries.len() => Lookup::Replace(i),
@@ -290,7 +296,11 @@ pub async fn run(
             r = stop.changed() => break stop_mode(r.is_err(), &stop),
         };
         let result = match &fetched {
-            Ok(format) => ingest.scrape(&job.storage, *format, &body, ts, started),
+            Ok(format) => {
+                ingest
+                    .scrape(&job.storage, &*job.plugins, *format, &body, ts, started)
+                    .await
+            }
             Err(e) => Err(e.clone()),
         };
         let result = match result {
@@ -356,9 +366,24 @@ fn report_labels(target: &Labels) -> [Labels; REPORT_SERIES] {
     })
 }
 
-/// Fetches the body into `body` (reused between scrapes) and picks its parser.
+/// Fetches the body into `body` (reused between scrapes) and picks its parser. An
+/// exporter plugin is called in-process and writes the text format.
 async fn fetch(job: &JobContext, spec: &TargetSpec, body: &mut Vec<u8>) -> Result<Format, String> {
     let timeout = spec.timeout;
+    if let Some(plugin) = &spec.plugin {
+        body.clear();
+        let limit = job.job.limits.body_size_limit.0;
+        return match tokio::time::timeout(timeout, job.plugins.collect(plugin, body)).await {
+            Ok(Ok(())) if limit > 0 && body.len() as u64 > limit => {
+                Err(format!("body size limit exceeded ({limit} bytes)"))
+            }
+            Ok(Ok(())) => Ok(Format::Text),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!(
+                "exporter plugin {plugin:?}: scrape timeout exceeded"
+            )),
+        };
+    }
     let limit = job.job.limits.body_size_limit.0;
     let get = async {
         let mut resp = job
@@ -417,6 +442,17 @@ struct Ingest<'a> {
     /// Reused for every line's cache key.
     key: Vec<u8>,
     report_labels: [Labels; REPORT_SERIES],
+    /// New lines of this scrape whose metric relabelling needs a plugin: they are
+    /// relabelled together, in one call per plugin step, once the body is parsed.
+    deferred: Vec<Deferred>,
+}
+
+/// A line held back for a batched relabelling.
+struct Deferred {
+    entry: usize,
+    labels: Labels,
+    t: i64,
+    value: f64,
 }
 
 impl<'a> Ingest<'a> {
@@ -427,14 +463,16 @@ impl<'a> Ingest<'a> {
             cache,
             key: Vec::new(),
             report_labels: report_labels(&target.spec.labels),
+            deferred: Vec::new(),
         }
     }
 
     /// Parses and appends a body, then stales what vanished and reports. Everything
     /// goes in one batch: a body that fails anywhere stores nothing of itself.
-    fn scrape(
+    async fn scrape(
         &mut self,
         storage: &StorageSlot,
+        plugins: &dyn PluginCalls,
         format: Format,
         body: &[u8],
         ts: i64,
@@ -448,50 +486,62 @@ impl<'a> Ingest<'a> {
         app.reserve(self.cache.entries.len() + REPORT_SERIES);
         self.cache.generation += 1;
         self.cache.next = 0;
+        self.deferred.clear();
         let generation = self.cache.generation;
         let mut counts = Counts::default();
-        let mut parser = Parser::new(format, body);
         let mut appended = (!self.cache.orphans.is_empty()).then(HashSet::new);
-        // Held for the whole body rather than taken per HELP or TYPE line: a body has
-        // hundreds of them, and the API waits at most one scrape.
-        let target = self.target;
-        let mut meta = target
-            .metadata
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let entry = match parser.next_entry() {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => {
-                    app.rollback();
-                    return Err(format!("parsing the body: {e}"));
-                }
-            };
-            match entry {
-                Entry::Sample(s) => {
-                    counts.scraped += 1;
-                    if let Err(e) =
-                        self.sample(&mut *app, &s, ts, generation, &mut counts, &mut appended)
-                    {
+        // The parse, in a scope of its own: the metadata lock must be released before
+        // any plugin call is awaited.
+        {
+            let mut parser = Parser::new(format, body);
+            // Held for the whole body rather than taken per HELP or TYPE line: a body has
+            // hundreds of them, and the API waits at most one scrape.
+            let target = self.target;
+            let mut meta = target
+                .metadata
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            loop {
+                let entry = match parser.next_entry() {
+                    Ok(Some(e)) => e,
+                    Ok(None) => break,
+                    Err(e) => {
                         app.rollback();
-                        return Err(e);
+                        return Err(format!("parsing the body: {e}"));
                     }
-                }
-                Entry::Help { family, help } => {
-                    update_meta(&mut meta, family, |m| set_str(&mut m.help, help));
-                }
-                Entry::Type { family, kind } => update_meta(&mut meta, family, |m| {
-                    let changed = m.kind != Some(kind);
-                    m.kind = Some(kind);
-                    changed
-                }),
-                Entry::Unit { family, unit } => {
-                    update_meta(&mut meta, family, |m| set_str(&mut m.unit, unit));
+                };
+                match entry {
+                    Entry::Sample(s) => {
+                        counts.scraped += 1;
+                        if let Err(e) =
+                            self.sample(&mut *app, &s, ts, generation, &mut counts, &mut appended)
+                        {
+                            app.rollback();
+                            return Err(e);
+                        }
+                    }
+                    Entry::Help { family, help } => {
+                        update_meta(&mut meta, family, |m| set_str(&mut m.help, help));
+                    }
+                    Entry::Type { family, kind } => update_meta(&mut meta, family, |m| {
+                        let changed = m.kind != Some(kind);
+                        m.kind = Some(kind);
+                        changed
+                    }),
+                    Entry::Unit { family, unit } => {
+                        update_meta(&mut meta, family, |m| set_str(&mut m.unit, unit));
+                    }
                 }
             }
         }
-        drop(meta);
+        if !self.deferred.is_empty()
+            && let Err(e) = self
+                .relabel_deferred(&mut *app, plugins, &mut counts, &mut appended)
+                .await
+        {
+            app.rollback();
+            return Err(e);
+        }
         self.stale_vanished(&mut *app, ts, Some(generation), appended.as_ref())
             .map_err(|e| storage_error(&e))?;
         let duration = started.elapsed().as_secs_f64();
@@ -566,19 +616,30 @@ impl<'a> Ingest<'a> {
     ) -> Result<(), String> {
         write_key(&mut self.key, s);
         let id = xxhash_rust::xxh3::xxh3_128(&self.key);
+        let explicit = self.job.honor_timestamps && s.timestamp_ms.is_some();
+        let t = match s.timestamp_ms {
+            Some(t) if explicit => t,
+            _ => ts,
+        };
         let found = self.cache.find(id);
         let i = match found {
             Lookup::Hit(i) => i,
             Lookup::Replace(_) | Lookup::Miss => {
+                let labels = self.target_labels(s);
+                let (labels, deferred) = match self.job.metric_relabel_configs.native() {
+                    Some(rules) => (self.resolve(labels, rules)?, None),
+                    None => (None, Some(labels)),
+                };
                 let entry = CacheEntry {
                     id,
-                    labels: self.resolve(s)?,
+                    labels,
                     series: None,
                     seen: 0,
                     explicit_ts: false,
+                    pending: deferred.is_some(),
                 };
                 let cache = &mut self.cache;
-                match found {
+                let i = match found {
                     Lookup::Replace(i) if let Some(slot) = cache.entries.get_mut(i) => {
                         *slot = entry;
                         i
@@ -588,7 +649,22 @@ impl<'a> Ingest<'a> {
                         cache.entries.push(entry);
                         cache.entries.len() - 1
                     }
+                };
+                if let Some(labels) = deferred {
+                    self.cache.next = i + 1;
+                    if let Some(entry) = self.cache.entries.get_mut(i) {
+                        entry.seen = generation;
+                        entry.explicit_ts = explicit;
+                    }
+                    self.deferred.push(Deferred {
+                        entry: i,
+                        labels,
+                        t,
+                        value: s.value,
+                    });
+                    return Ok(());
                 }
+                i
             }
         };
         self.cache.next = i + 1;
@@ -596,6 +672,23 @@ impl<'a> Ingest<'a> {
             return Ok(());
         };
         entry.seen = generation;
+        entry.explicit_ts = explicit;
+        self.append(app, i, t, s.value, counts, appended)
+    }
+
+    /// Appends a sample of a resolved cache entry; nothing for a dropped series.
+    fn append(
+        &mut self,
+        app: &mut dyn Appender,
+        i: usize,
+        t: i64,
+        value: f64,
+        counts: &mut Counts,
+        appended: &mut Option<HashSet<SeriesRef>>,
+    ) -> Result<(), String> {
+        let Some(entry) = self.cache.entries.get_mut(i) else {
+            return Ok(());
+        };
         let Some(labels) = &entry.labels else {
             return Ok(());
         };
@@ -604,14 +697,7 @@ impl<'a> Ingest<'a> {
         if limit > 0 && counts.post_relabel > limit {
             return Err(format!("sample limit exceeded (limit: {limit})"));
         }
-        let explicit = self.job.honor_timestamps && s.timestamp_ms.is_some();
-        let t = if explicit {
-            s.timestamp_ms.unwrap_or(ts)
-        } else {
-            ts
-        };
-        entry.explicit_ts = explicit;
-        match app.append(entry.series, labels, t, s.value) {
+        match app.append(entry.series, labels, t, value) {
             Ok(series) => {
                 if entry.series.is_none() {
                     counts.added += 1;
@@ -629,8 +715,38 @@ impl<'a> Ingest<'a> {
         }
     }
 
-    /// The labels a series line is stored under, or `None` when relabelling drops it.
-    fn resolve(&self, s: &Sample<'_>) -> Result<Option<Labels>, String> {
+    /// Relabels the lines held back by [`Ingest::sample`] in one batch and appends
+    /// them. On failure their cache entries stay pending, so the next scrape asks again.
+    async fn relabel_deferred(
+        &mut self,
+        app: &mut dyn Appender,
+        plugins: &dyn PluginCalls,
+        counts: &mut Counts,
+        appended: &mut Option<HashSet<SeriesRef>>,
+    ) -> Result<(), String> {
+        let deferred = std::mem::take(&mut self.deferred);
+        let batch = deferred.iter().map(|d| d.labels.clone()).collect();
+        let relabelled =
+            crate::plugins::relabel::run(&self.job.metric_relabel_configs, batch, plugins)
+                .await
+                .map_err(|e| format!("metric relabelling: {e}"))?;
+        for (d, labels) in deferred.iter().zip(relabelled) {
+            if let Some(labels) = &labels {
+                check_label_limits(labels, &self.job.limits)?;
+            }
+            if let Some(entry) = self.cache.entries.get_mut(d.entry) {
+                entry.labels = labels;
+                entry.pending = false;
+            }
+        }
+        for d in &deferred {
+            self.append(app, d.entry, d.t, d.value, counts, appended)?;
+        }
+        Ok(())
+    }
+
+    /// A line's labels with the target's added, before metric relabelling.
+    fn target_labels(&self, s: &Sample<'_>) -> Labels {
         let mut pairs: Vec<(String, String)> =
             Vec::with_capacity(s.labels.len() + 1 + self.target.spec.labels.len());
         pairs.push((METRIC_NAME.to_owned(), s.name.to_owned()));
@@ -652,11 +768,16 @@ impl<'a> Ingest<'a> {
                 None => pairs.push((l.name.clone(), l.value.clone())),
             }
         }
-        let labels = Labels::from_pairs(pairs);
-        let labels = if self.job.metric_relabel_configs.is_empty() {
+        Labels::from_pairs(pairs)
+    }
+
+    /// The labels a series is stored under after native metric relabelling, or `None`
+    /// when relabelling drops it.
+    fn resolve(&self, labels: Labels, rules: &[RelabelConfig]) -> Result<Option<Labels>, String> {
+        let labels = if rules.is_empty() {
             Some(labels)
         } else {
-            relabel::process(&labels, &self.job.metric_relabel_configs)
+            relabel::process(&labels, rules)
         };
         let Some(labels) = labels.filter(|l| !l.is_empty()) else {
             return Ok(None);

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pharos_model::Labels;
-use pharos_model::relabel;
 
 use crate::config::ScrapeConfig;
 
@@ -26,6 +25,8 @@ pub struct TargetSpec {
     /// The labels before relabelling, as `/api/v1/targets` shows them.
     pub discovered: Labels,
     pub url: String,
+    /// The exporter plugin to call instead of fetching `url` (`scheme: "plugin"`).
+    pub plugin: Option<String>,
     pub interval: Duration,
     pub timeout: Duration,
     /// Identity of the target within its job: equal hashes are the same target across
@@ -46,9 +47,21 @@ pub enum Built {
     },
 }
 
-/// Builds the target for one address of a target group. `group` holds the group's
-/// labels and any discovery meta labels (`__meta_*`).
+/// Builds the target for one address of a target group, for a job whose relabelling is
+/// native (the pool runs plugin steps over all of a job's targets at once).
+#[cfg(test)]
 pub fn build(job: &ScrapeConfig, group: &BTreeMap<String, String>, address: &str) -> Built {
+    let discovered = discovered(job, group, address);
+    let relabelled = match job.relabel_configs.native() {
+        Some(rules) => pharos_model::relabel::process(&discovered, rules),
+        None => None,
+    };
+    built(job, discovered, relabelled)
+}
+
+/// The labels of one address before relabelling. `group` holds the group's labels and
+/// any discovery meta labels (`__meta_*`).
+pub fn discovered(job: &ScrapeConfig, group: &BTreeMap<String, String>, address: &str) -> Labels {
     let mut lb: BTreeMap<String, String> = group.clone();
     lb.insert(ADDRESS.into(), address.into());
     let defaults = [
@@ -66,8 +79,12 @@ pub fn build(job: &ScrapeConfig, group: &BTreeMap<String, String>, address: &str
             set_if_empty(&mut lb, &format!("{PARAM_PREFIX}{name}"), first.clone());
         }
     }
-    let discovered = Labels::from_pairs(lb.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let Some(relabelled) = relabel::process(&discovered, &job.relabel_configs) else {
+    Labels::from_pairs(lb.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// The target from its discovered labels and what relabelling made of them.
+pub fn built(job: &ScrapeConfig, discovered: Labels, relabelled: Option<Labels>) -> Built {
+    let Some(relabelled) = relabelled else {
         return Built::Dropped(discovered);
     };
     match finish(job, &relabelled) {
@@ -93,7 +110,7 @@ fn finish(job: &ScrapeConfig, labels: &Labels) -> Result<TargetSpec, String> {
         return Err(format!("{address:?} is not a valid hostname"));
     }
     let scheme = get(SCHEME);
-    if scheme != "http" && scheme != "https" {
+    if scheme != "http" && scheme != "https" && scheme != "plugin" {
         return Err(format!("invalid scheme {scheme:?}"));
     }
     let interval = parse_duration(get(SCRAPE_INTERVAL), "scrape interval")?;
@@ -153,6 +170,7 @@ fn finish(job: &ScrapeConfig, labels: &Labels) -> Result<TargetSpec, String> {
         labels: final_labels,
         discovered: Labels::default(),
         url,
+        plugin: (scheme == "plugin").then(|| address.to_owned()),
         interval,
         timeout,
         hash,
