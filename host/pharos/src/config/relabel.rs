@@ -73,7 +73,7 @@ impl Decode for RelabelConfig {
 /// (`{"action": "plugin", "plugin": "<name>"}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelabelStep {
-    Rule(RelabelConfig),
+    Rule(Box<RelabelConfig>),
     Plugin(String),
 }
 
@@ -84,7 +84,7 @@ impl Decode for RelabelStep {
             .and_then(Value::as_str)
             .is_some_and(|a| a.eq_ignore_ascii_case("plugin"));
         if !is_plugin {
-            return RelabelConfig::decode(v, path, errs).map(RelabelStep::Rule);
+            return RelabelConfig::decode(v, path, errs).map(|r| RelabelStep::Rule(Box::new(r)));
         }
         let mut obj = Object::open(v, path, errs)?;
         obj.take("action");
@@ -115,17 +115,14 @@ impl RelabelProgram {
         let mut stages = Vec::new();
         for step in &steps {
             match (step, stages.last_mut()) {
-                (RelabelStep::Rule(r), Some(RelabelStage::Rules(rules))) => rules.push(r.clone()),
-                (RelabelStep::Rule(r), _) => stages.push(RelabelStage::Rules(vec![r.clone()])),
+                (RelabelStep::Rule(r), Some(RelabelStage::Rules(rules))) => {
+                    rules.push((**r).clone())
+                }
+                (RelabelStep::Rule(r), _) => stages.push(RelabelStage::Rules(vec![(**r).clone()])),
                 (RelabelStep::Plugin(name), _) => stages.push(RelabelStage::Plugin(name.clone())),
             }
         }
         RelabelProgram { steps, stages }
-    }
-
-    /// A program of native rules only.
-    pub fn rules(rules: Vec<RelabelConfig>) -> RelabelProgram {
-        RelabelProgram::new(rules.into_iter().map(RelabelStep::Rule).collect())
     }
 
     pub fn is_empty(&self) -> bool {
