@@ -1,4 +1,5 @@
-//! The command line: `pharos run`, `pharos check config`, `pharos version`.
+//! The command line: `pharos run`, `pharos check config`, `pharos tsdb`, `pharos plugin`,
+//! `pharos version`.
 
 use crate::config::ListenAddress;
 use crate::daemon::{self, ConfigSource};
@@ -28,8 +29,51 @@ enum Command {
     /// Inspect a TSDB data directory (read-only).
     #[command(subcommand)]
     Tsdb(TsdbCommand),
+    /// Work with WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print version and build information.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Print a component's world, pharos:plugin version, imports and exports.
+    Inspect {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Write a plugin skeleton that builds with `cargo build --release --target wasm32-wasip2`.
+    New {
+        /// The world the plugin targets.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// The plugin's language (only Rust has a template).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: LangArg,
+        /// The package name; defaults to the directory's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The sdk/rust directory to depend on; defaults to the source tree this binary
+        /// was built from.
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+        /// Where to write it (created; existing files are never overwritten).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Exporter,
+    Relabeler,
+    Notifier,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LangArg {
+    Rust,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +127,10 @@ struct RunArgs {
     /// let any client that reaches the HTTP port delete data; off as in Prometheus.
     #[arg(long = "web.enable-admin-api")]
     enable_admin_api: bool,
+    /// Where compiled plugins are cached (default: plugin-cache in the TSDB directory;
+    /// without storage, plugins are compiled at every start).
+    #[arg(long = "plugins.cache-dir", value_name = "DIR")]
+    plugins_cache_dir: Option<PathBuf>,
     /// Log line format, written to standard error.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
@@ -137,6 +185,40 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plugin(cmd) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let result = match cmd {
+                PluginCommand::Inspect { file } => crate::plugin_tools::inspect(&file, &mut out),
+                PluginCommand::New {
+                    kind,
+                    lang: LangArg::Rust,
+                    name,
+                    sdk,
+                    dir,
+                } => {
+                    let kind = match kind {
+                        KindArg::Exporter => pharos_artifacts::PluginKind::Exporter,
+                        KindArg::Relabeler => pharos_artifacts::PluginKind::Relabeler,
+                        KindArg::Notifier => pharos_artifacts::PluginKind::Notifier,
+                    };
+                    crate::plugin_tools::new_plugin(
+                        kind,
+                        &dir,
+                        name.as_deref(),
+                        sdk.as_deref(),
+                        &mut out,
+                    )
+                }
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pharos plugin: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Version => {
             println!(
                 "pharos, version {} (revision: {})\n  build rust: {}",
@@ -169,6 +251,7 @@ fn run(args: RunArgs) -> ExitCode {
         source,
         args.listen_address,
         args.enable_admin_api,
+        args.plugins_cache_dir,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -25,6 +25,8 @@ pub struct Context {
     pub targets: Arc<crate::scrape::TargetRegistry>,
     /// The loaded plugins, which scrape jobs and receivers call by name.
     pub plugins: Arc<crate::plugins::Registry>,
+    /// `--plugins.cache-dir`, which overrides the cache beside the TSDB.
+    pub plugins_cache_dir: Option<std::path::PathBuf>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -34,12 +36,14 @@ impl Context {
     pub fn new(telemetry: Arc<Telemetry>) -> Context {
         let storage = StorageSlot::default();
         let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
+        let plugins = telemetry.registry.register(Arc::default());
         Context {
             telemetry,
             storage,
             storage_metrics,
             targets: Arc::default(),
-            plugins: Arc::default(),
+            plugins,
+            plugins_cache_dir: None,
             running: Arc::default(),
         }
     }

@@ -40,6 +40,7 @@ impl ConfigSource {
 fn components() -> Supervisor {
     Supervisor::default()
         .with::<crate::storage::Storage>()
+        .with::<crate::plugins::Plugins>()
         .with::<crate::scrape::Scrape>()
 }
 
@@ -49,6 +50,7 @@ pub async fn run(
     source: ConfigSource,
     listen: Option<ListenAddress>,
     admin_api: bool,
+    plugins_cache_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let mut flags = std::collections::BTreeMap::new();
     flags.insert(
@@ -63,13 +65,21 @@ pub async fn run(
         listen.as_ref().map(ToString::to_string).unwrap_or_default(),
     );
     flags.insert("web.enable-admin-api".to_owned(), admin_api.to_string());
+    flags.insert(
+        "plugins.cache-dir".to_owned(),
+        plugins_cache_dir
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
     let config = source.load().map_err(|errs| {
         anyhow::anyhow!("invalid configuration ({}):\n{errs}", source.describe())
     })?;
     tracing::info!(config = %source.describe(), version = crate::telemetry::build::VERSION, "starting Pharos");
 
     let telemetry = Telemetry::new();
-    let ctx = Context::new(telemetry.clone());
+    let mut ctx = Context::new(telemetry.clone());
+    ctx.plugins_cache_dir = plugins_cache_dir;
     let ready = Arc::new(AtomicBool::new(false));
     let (control_tx, mut control_rx) = mpsc::channel(8);
 

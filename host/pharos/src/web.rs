@@ -57,6 +57,7 @@ pub fn router(state: WebState) -> Router {
         .route("/-/reload", axum::routing::post(reload).put(reload))
         .route("/-/quit", axum::routing::post(quit).put(quit))
         .route("/metrics", get(metrics))
+        .route("/plugins/{name}/metrics", get(plugin_metrics))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/metadata", get(targets_metadata))
         .merge(crate::api::routes())
@@ -104,6 +105,37 @@ async fn metrics(State(s): State<WebState>, headers: axum::http::HeaderMap) -> R
         .unwrap_or_default();
     let (body, content_type) = s.telemetry.registry.render_as(wants_openmetrics(accept));
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// An exporter plugin, collected on request, for scrapers outside this node.
+async fn plugin_metrics(
+    State(s): State<WebState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let plugin = match s.ctx.plugins.plugin(&name, crate::config::PluginKind::Exporter) {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+    };
+    match plugin.collect().await {
+        Ok(families) => {
+            let mut body = String::new();
+            let mut w = if wants_openmetrics(accept) {
+                pharos_model::exposition::TextWriter::openmetrics(&mut body)
+            } else {
+                pharos_model::exposition::TextWriter::new(&mut body)
+            };
+            pharos_plugin_host::write_exposition(&families, &mut w);
+            let content_type = w.content_type();
+            w.finish();
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn targets(State(s): State<WebState>, Query(q): Query<HashMap<String, String>>) -> Response {

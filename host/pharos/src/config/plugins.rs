@@ -27,8 +27,8 @@ use super::storage::ByteSize;
 
 /// The default memory cap of one plugin instance.
 pub const DEFAULT_PLUGIN_MEMORY: ByteSize = ByteSize(64 << 20);
-/// The largest memory cap: a wasm32 linear memory cannot grow past 4 GiB.
-const MAX_PLUGIN_MEMORY: u64 = 4 << 30;
+/// The largest memory cap the runtime's pooling allocator reserves room for.
+const MAX_PLUGIN_MEMORY: u64 = 1 << 30;
 /// The smallest memory cap that any component toolchain's runtime fits in.
 const MIN_PLUGIN_MEMORY: u64 = 1 << 20;
 
@@ -378,7 +378,7 @@ mod tests {
                 "plugins[1].read_dirs: only exporters may read directories, not a relabeler",
                 "plugins[2].kind: unknown plugin kind \"sender\": must be \"exporter\", \"relabeler\" or \"notifier\"",
                 "plugins[2].file: must not be empty (leave it out for a first-party plugin)",
-                "plugins[3].limits.memory: 1KB is out of range (1MB to 4GB)",
+                "plugins[3].limits.memory: 1KB is out of range (1MB to 1GB)",
                 "plugins[3].limits.timeout: must be greater than 0s",
                 "plugins[3].allow_hosts[0]: \"https://a.example/x\" is not a host: write only the name (or name:port), without scheme or path",
                 "plugins[3].allow_hosts[1]: \"a:port\" has an invalid port",

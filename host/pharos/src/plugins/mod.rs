@@ -1,19 +1,43 @@
-//! WebAssembly plugins inside the daemon: the set of loaded plugins other components
-//! call by name (scrape loops call exporters and relabelers), and relabelling programs
-//! with plugin steps.
+//! WebAssembly plugins inside the daemon.
+//!
+//! The [`Plugins`] component loads the `plugins` section into the [`Registry`] that
+//! other components call plugins through by name: scrape loops call exporters (for
+//! `scheme: "plugin"` targets) and relabelers (for `{"action": "plugin"}` steps), the
+//! web server serves each exporter at `/plugins/<name>/metrics`.
+//!
+//! Plugins change without a restart in two ways, both through the runtime's reload
+//! (compile, configure a canary, swap; a failure keeps the running version):
+//! - a configuration reload that changes a plugin's entry, and
+//! - a new file at a plugin's `file` path, seen by a debounced watcher. The contract
+//!   for deploying one is "write it elsewhere, rename it into place".
 
 pub mod relabel;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
+use anyhow::anyhow;
 use pharos_model::Labels;
+use pharos_model::exposition::TextWriter;
+use pharos_plugin_host::{
+    Kind, Limits, Outcome, Plugin, PluginSpec, ReloadOutcome, Runtime, RuntimeOptions,
+    watch::Watcher, write_exposition,
+};
+use tokio::task::JoinHandle;
 
-use relabel::{Relabelers, Verdict};
+use crate::component::{Component, Context};
+use crate::config::{Config, PluginConfig, PluginKind};
+use crate::telemetry::metrics::Collect;
+use relabel::Relabelers;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How long the file watcher waits for a burst of file events to settle.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Calls exporter plugins by name.
 pub trait Exporters: Send + Sync {
@@ -30,34 +54,53 @@ pub trait PluginCalls: Relabelers + Exporters {}
 
 impl<T: Relabelers + Exporters> PluginCalls for T {}
 
+/// A running plugin and the entry it was loaded from.
+struct Loaded {
+    plugin: Plugin,
+    config: PluginConfig,
+}
+
 /// The plugins the daemon runs, by name; shared by every component that calls them.
 #[derive(Default)]
 pub struct Registry {
-    loaded: RwLock<HashMap<String, ()>>,
+    loaded: RwLock<HashMap<String, Arc<Loaded>>>,
+    /// The runtime while the plugins component runs, for its metrics.
+    runtime: RwLock<Option<Runtime>>,
 }
 
 impl Registry {
-    fn has(&self, name: &str) -> bool {
+    fn get(&self, name: &str) -> Option<Arc<Loaded>> {
         self.loaded
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(name)
+            .get(name)
+            .cloned()
     }
-}
 
-fn missing(name: &str) -> String {
-    format!("no plugin named {name:?} is loaded")
+    /// The running plugin called `name`, which must be of `kind`.
+    pub fn plugin(&self, name: &str, kind: PluginKind) -> Result<Plugin, String> {
+        match self.get(name) {
+            Some(l) if l.config.kind == kind => Ok(l.plugin.clone()),
+            Some(l) => Err(format!(
+                "plugin {name:?} is {}, not {}",
+                l.config.kind.a(),
+                kind.a()
+            )),
+            None => Err(format!("no plugin named {name:?} is loaded")),
+        }
+    }
+
 }
 
 impl Relabelers for Registry {
     fn relabel<'a>(
         &'a self,
         plugin: &'a str,
-        _batch: &'a [Labels],
-    ) -> BoxFuture<'a, Result<Vec<Verdict>, String>> {
+        batch: &'a [Labels],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, String>> {
         Box::pin(async move {
-            let _ = self.has(plugin);
-            Err(missing(plugin))
+            let plugin = self.plugin(plugin, PluginKind::Relabeler)?;
+            plugin.relabel(batch).await.map_err(|e| e.to_string())
         })
     }
 }
@@ -66,8 +109,288 @@ impl Exporters for Registry {
     fn collect<'a>(
         &'a self,
         exporter: &'a str,
-        _body: &'a mut Vec<u8>,
+        body: &'a mut Vec<u8>,
     ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { Err(missing(exporter)) })
+        Box::pin(async move {
+            let plugin = self.plugin(exporter, PluginKind::Exporter)?;
+            let families = plugin.collect().await.map_err(|e| e.to_string())?;
+            let mut text = String::with_capacity(body.capacity());
+            let mut w = TextWriter::new(&mut text);
+            write_exposition(&families, &mut w);
+            w.finish();
+            body.extend_from_slice(text.as_bytes());
+            Ok(())
+        })
     }
+}
+
+/// The `pharos_plugin_*` families.
+impl Collect for Registry {
+    fn collect(&self, w: &mut TextWriter<'_>) {
+        let runtime = self
+            .runtime
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(runtime) = runtime {
+            runtime.write_metrics(w);
+        }
+    }
+}
+
+/// The section the plugins component runs: the plugin entries, and where compiled
+/// components are cached (beside the TSDB's blocks, which ignores the directory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSection {
+    plugins: Vec<PluginConfig>,
+    cache_dir: Option<PathBuf>,
+}
+
+/// Loads, reloads and watches the configured plugins.
+pub struct Plugins {
+    ctx: Context,
+    runtime: Runtime,
+    section: PluginSection,
+    /// The file watcher and the task that reloads what it reports.
+    watching: Option<(Watcher, JoinHandle<()>)>,
+}
+
+impl Component for Plugins {
+    const NAME: &'static str = "plugins";
+    type Section = PluginSection;
+
+    fn section(config: &Config) -> Option<PluginSection> {
+        (!config.plugins.is_empty()).then(|| PluginSection {
+            plugins: config.plugins.clone(),
+            cache_dir: config
+                .storage
+                .as_ref()
+                .map(|s| s.tsdb.path.join("plugin-cache")),
+        })
+    }
+
+    async fn start(section: PluginSection, ctx: &Context) -> anyhow::Result<Self> {
+        let cache_dir = ctx
+            .plugins_cache_dir
+            .clone()
+            .or_else(|| section.cache_dir.clone());
+        let runtime = Runtime::new(RuntimeOptions { cache_dir })
+        .map_err(|e| anyhow!("{e}"))?;
+        *ctx.plugins
+            .runtime
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(runtime.clone());
+        let mut plugins = Plugins {
+            ctx: ctx.clone(),
+            runtime,
+            section: PluginSection {
+                plugins: Vec::new(),
+                cache_dir: section.cache_dir.clone(),
+            },
+            watching: None,
+        };
+        plugins.reload(section).await?;
+        Ok(plugins)
+    }
+
+    /// Loads new plugins, reloads changed ones and drops removed ones. A plugin that
+    /// fails keeps its running version (or stays absent if it is new); the others
+    /// still change, and the failures are returned together.
+    async fn reload(&mut self, section: PluginSection) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        let registry = self.ctx.plugins.clone();
+        let mut next: HashMap<String, Arc<Loaded>> = HashMap::new();
+        for config in &section.plugins {
+            let running = registry.get(&config.name);
+            let loaded = match running {
+                Some(l) if l.config == *config => Ok(l),
+                Some(l) if l.config.kind == config.kind => {
+                    match spec(config).await {
+                        Ok(spec) => match l.plugin.reload(spec).await {
+                            Ok(_) => Ok(Arc::new(Loaded {
+                                plugin: l.plugin.clone(),
+                                config: config.clone(),
+                            })),
+                            Err(e) => Err((Some(l), e.to_string())),
+                        },
+                        Err(e) => Err((Some(l), e)),
+                    }
+                }
+                running => match spec(config).await {
+                    Ok(spec) => match self.runtime.load(spec).await {
+                        Ok(plugin) => Ok(Arc::new(Loaded {
+                            plugin,
+                            config: config.clone(),
+                        })),
+                        Err(e) => Err((running, e.to_string())),
+                    },
+                    Err(e) => Err((running, e)),
+                },
+            };
+            match loaded {
+                Ok(l) => {
+                    next.insert(config.name.clone(), l);
+                }
+                Err((kept, reason)) => {
+                    if let Some(kept) = kept {
+                        next.insert(config.name.clone(), kept);
+                    }
+                    tracing::error!(plugin = %config.name, error = %reason, "plugin not loaded; a running version keeps serving");
+                    errors.push(reason);
+                }
+            }
+        }
+        *registry
+            .loaded
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = next;
+        self.watch(&section);
+        self.section = section;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!(errors.join("; ")))
+        }
+    }
+
+    async fn stop(self) {
+        if let Some((_, task)) = self.watching {
+            task.abort();
+        }
+        self.ctx
+            .plugins
+            .loaded
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Plugins {
+    /// Watches the files of `section`'s plugins, replacing any earlier watch.
+    fn watch(&mut self, section: &PluginSection) {
+        if let Some((_, task)) = self.watching.take() {
+            task.abort();
+        }
+        let files: Vec<PathBuf> = section
+            .plugins
+            .iter()
+            .filter_map(|p| p.file.clone())
+            .collect();
+        if files.is_empty() {
+            return;
+        }
+        let (watcher, mut changes) = match pharos_plugin_host::watch::watch(&files, WATCH_DEBOUNCE)
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "plugin files are not watched; they reload only with the configuration");
+                return;
+            }
+        };
+        let registry = self.ctx.plugins.clone();
+        let task = tokio::spawn(async move {
+            while let Some(paths) = changes.recv().await {
+                for path in paths {
+                    reload_file(&registry, &path).await;
+                }
+            }
+        });
+        self.watching = Some((watcher, task));
+    }
+}
+
+/// Reloads every plugin whose file is `path`, after it changed on disk.
+async fn reload_file(registry: &Registry, path: &Path) {
+    let affected: Vec<Arc<Loaded>> = registry
+        .loaded
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .filter(|l| {
+            l.config
+                .file
+                .as_deref()
+                .and_then(|f| std::path::absolute(f).ok())
+                .is_some_and(|f| f == path)
+        })
+        .cloned()
+        .collect();
+    for loaded in affected {
+        let name = &loaded.config.name;
+        let result = match spec(&loaded.config).await {
+            Ok(spec) => loaded.plugin.reload(spec).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(ReloadOutcome::Swapped) => {
+                tracing::info!(plugin = %name, version = %loaded.plugin.version(), "plugin file changed; new version in service");
+            }
+            Ok(ReloadOutcome::Unchanged) => {}
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "plugin file changed but the new version was refused; the running version keeps serving");
+            }
+        }
+    }
+}
+
+/// What the runtime needs for one entry: the component's bytes from its file or the
+/// binary's first-party plugins, and the entry's grants and limits.
+async fn spec(config: &PluginConfig) -> Result<PluginSpec, String> {
+    let kind = match config.kind {
+        PluginKind::Exporter => Kind::Exporter,
+        PluginKind::Relabeler => Kind::Relabeler,
+        PluginKind::Notifier => Kind::Notifier,
+    };
+    let (wasm, origin): (Arc<[u8]>, String) = match &config.file {
+        Some(file) => {
+            let bytes = tokio::fs::read(file).await.map_err(|e| {
+                format!(
+                    "plugin {:?}: cannot read {}: {e}",
+                    config.name,
+                    file.display()
+                )
+            })?;
+            (bytes.into(), file.display().to_string())
+        }
+        None => {
+            let first_party = pharos_artifacts::first_party();
+            let found = first_party.iter().find(|p| p.name == config.name);
+            match found {
+                Some(p) if p.kind.world() == kind.world() => {
+                    (Arc::from(p.wasm), "embedded".to_owned())
+                }
+                Some(p) => {
+                    return Err(format!(
+                        "plugin {:?}: the first-party plugin of that name is {} {}, not {}",
+                        config.name,
+                        if p.kind.world() == "exporter" { "an" } else { "a" },
+                        p.kind.world(),
+                        config.kind.a()
+                    ));
+                }
+                None => {
+                    let names: Vec<&str> = first_party.iter().map(|p| p.name).collect();
+                    return Err(format!(
+                        "plugin {:?} has no file and is not a first-party plugin (those are: {})",
+                        config.name,
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    Ok(PluginSpec {
+        name: config.name.clone(),
+        kind,
+        wasm,
+        origin,
+        config: config.config_json(),
+        limits: Limits {
+            memory: config.limits.memory.0,
+            timeout: config.limits.timeout.as_std(),
+        },
+        allow_hosts: config.allow_hosts.clone(),
+        read_dirs: config.read_dirs.clone(),
+    })
 }

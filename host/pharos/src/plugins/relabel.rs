@@ -9,16 +9,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use pharos_model::{Labels, relabel};
+use pharos_plugin_host::Outcome;
 
 use crate::config::{RelabelProgram, RelabelStage};
-
-/// What a relabeler decides for one label set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Keep,
-    Drop,
-    Rewrite(Labels),
-}
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -29,7 +22,7 @@ pub trait Relabelers: Send + Sync {
         &'a self,
         plugin: &'a str,
         batch: &'a [Labels],
-    ) -> BoxFuture<'a, Result<Vec<Verdict>, String>>;
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, String>>;
 }
 
 /// Runs `program` over `batch`; `None` where a label set was dropped. A failing plugin
@@ -69,9 +62,9 @@ pub async fn run(
                 }
                 for ((i, labels), verdict) in at.into_iter().zip(alive).zip(verdicts) {
                     let kept = match verdict {
-                        Verdict::Keep => Some(labels),
-                        Verdict::Drop => None,
-                        Verdict::Rewrite(new) => Some(new).filter(|l| !l.is_empty()),
+                        Outcome::Keep => Some(labels),
+                        Outcome::Drop => None,
+                        Outcome::Rewrite(new) => Some(new).filter(|l| !l.is_empty()),
                     };
                     if let Some(slot) = sets.get_mut(i) {
                         *slot = kept;
@@ -102,7 +95,7 @@ mod tests {
             &'a self,
             plugin: &'a str,
             batch: &'a [Labels],
-        ) -> BoxFuture<'a, Result<Vec<Verdict>, String>> {
+        ) -> BoxFuture<'a, Result<Vec<Outcome>, String>> {
             Box::pin(async move {
                 self.calls
                     .lock()
@@ -111,13 +104,13 @@ mod tests {
                 if plugin == "broken" {
                     return Err("relabeler plugin \"broken\" trapped".into());
                 }
-                let mut out: Vec<Verdict> = batch
+                let mut out: Vec<Outcome> = batch
                     .iter()
                     .map(|l| {
                         if l.get("drop") == Some("yes") {
-                            Verdict::Drop
+                            Outcome::Drop
                         } else if l.get("secret").is_some() {
-                            Verdict::Rewrite(Labels::from_pairs(l.iter().map(|p| {
+                            Outcome::Rewrite(Labels::from_pairs(l.iter().map(|p| {
                                 let v = if p.name == "secret" {
                                     "x"
                                 } else {
@@ -126,7 +119,7 @@ mod tests {
                                 (p.name.as_str(), v)
                             })))
                         } else {
-                            Verdict::Keep
+                            Outcome::Keep
                         }
                     })
                     .collect();
