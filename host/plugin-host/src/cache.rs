@@ -208,13 +208,27 @@ fn open_dir(path: &Path) -> Result<TrustedDir, Error> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| host_error(format!("cannot create the cache directory {}: {e}", path.display())))?;
-    let meta = fs::metadata(path)
-        .map_err(|e| host_error(format!("cannot read the cache directory {}: {e}", path.display())))?;
+        .map_err(|e| {
+            host_error(format!(
+                "cannot create the cache directory {}: {e}",
+                path.display()
+            ))
+        })?;
+    let meta = fs::metadata(path).map_err(|e| {
+        host_error(format!(
+            "cannot read the cache directory {}: {e}",
+            path.display()
+        ))
+    })?;
     // The daemon's uid, as the kernel records it on a file the daemon creates.
     let probe = tempfile::tempfile_in(path)
         .and_then(|f| f.metadata())
-        .map_err(|e| host_error(format!("cannot write in the cache directory {}: {e}", path.display())))?;
+        .map_err(|e| {
+            host_error(format!(
+                "cannot write in the cache directory {}: {e}",
+                path.display()
+            ))
+        })?;
     let uid = probe.uid();
     if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
         return Err(host_error(format!(
@@ -232,9 +246,7 @@ fn open_dir(path: &Path) -> Result<TrustedDir, Error> {
 }
 
 fn write_atomically(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    let mut file = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)?;
+    let mut file = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     file.as_file()
         .set_permissions(fs::Permissions::from_mode(0o600))?;
     file.write_all(&Sha256::digest(artifact))?;

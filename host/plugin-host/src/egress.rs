@@ -99,9 +99,10 @@ impl Policy {
 
     /// Whether a special-range address was listed literally.
     fn address_listed(&self, ip: IpAddr, port: u16) -> bool {
-        self.allowed
-            .iter()
-            .any(|a| a.host.parse::<IpAddr>().is_ok_and(|listed| listed == ip) && a.port.is_none_or(|p| p == port))
+        self.allowed.iter().any(|a| {
+            a.host.parse::<IpAddr>().is_ok_and(|listed| listed == ip)
+                && a.port.is_none_or(|p| p == port)
+        })
     }
 }
 
@@ -208,7 +209,11 @@ async fn send(
         .trim_end_matches(']')
         .to_ascii_lowercase();
     if !policy.host_allowed(&host, port) {
-        tracing::debug!(host, port, "plugin request refused: host not in allow_hosts");
+        tracing::debug!(
+            host,
+            port,
+            "plugin request refused: host not in allow_hosts"
+        );
         return Err(Error::HttpRequestDenied);
     }
 
@@ -223,11 +228,14 @@ async fn send(
 
     let candidates: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::time::timeout(connect_timeout, tokio::net::lookup_host((host.as_str(), port)))
-            .await
-            .map_err(|_| Error::DnsTimeout)?
-            .map_err(|e| dns_error(e.to_string()))?
-            .collect(),
+        Err(_) => tokio::time::timeout(
+            connect_timeout,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| Error::DnsTimeout)?
+        .map_err(|e| dns_error(e.to_string()))?
+        .collect(),
     };
     let vetted: Vec<SocketAddr> = candidates
         .iter()
@@ -235,7 +243,12 @@ async fn send(
         .filter(|a| !is_special(a.ip()) || policy.address_listed(a.ip(), port))
         .collect();
     if vetted.is_empty() {
-        tracing::debug!(host, port, ?candidates, "plugin request refused: only special addresses");
+        tracing::debug!(
+            host,
+            port,
+            ?candidates,
+            "plugin request refused: only special addresses"
+        );
         return Err(if candidates.is_empty() {
             Error::DestinationNotFound
         } else {
@@ -284,9 +297,21 @@ async fn send(
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Tls)?;
-        exchange(TokioIo::new(tls), request, connect_timeout, first_byte_timeout).await?
+        exchange(
+            TokioIo::new(tls),
+            request,
+            connect_timeout,
+            first_byte_timeout,
+        )
+        .await?
     } else {
-        exchange(TokioIo::new(stream), request, connect_timeout, first_byte_timeout).await?
+        exchange(
+            TokioIo::new(stream),
+            request,
+            connect_timeout,
+            first_byte_timeout,
+        )
+        .await?
     };
     let response = response.map(|incoming| {
         Limited::new(
@@ -434,7 +459,13 @@ mod tests {
 
     #[test]
     fn entries_parse_as_host_or_host_and_port() {
-        let p = policy(&["Example.COM", "api.example.net:8443", "127.0.0.1", "[::1]:9000", "::2"]);
+        let p = policy(&[
+            "Example.COM",
+            "api.example.net:8443",
+            "127.0.0.1",
+            "[::1]:9000",
+            "::2",
+        ]);
         assert!(p.host_allowed("example.com", 443));
         assert!(p.host_allowed("example.com", 80));
         assert!(p.host_allowed("api.example.net", 8443));
@@ -444,21 +475,50 @@ mod tests {
         assert!(p.host_allowed("::2", 1));
         assert!(p.address_listed("127.0.0.1".parse().unwrap(), 1234));
         assert!(!p.address_listed("127.0.0.2".parse().unwrap(), 1234));
-        for bad in ["", "a b", "http://x", "x:port", "*.example.com", "[::1", "a:b:c"] {
-            assert!(Egress::new(&[bad.to_owned()], Duration::ZERO).is_err(), "{bad:?}");
+        for bad in [
+            "",
+            "a b",
+            "http://x",
+            "x:port",
+            "*.example.com",
+            "[::1",
+            "a:b:c",
+        ] {
+            assert!(
+                Egress::new(&[bad.to_owned()], Duration::ZERO).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn special_ranges_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "255.255.255.255", "224.0.0.1", "::1", "::", "fc00::1", "fe80::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
         ] {
             assert!(is_special(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
             assert!(!is_special(ip.parse().unwrap()), "{ip}");
         }
     }

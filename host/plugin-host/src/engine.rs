@@ -57,7 +57,12 @@ pub(crate) fn shared() -> Result<Engine, Error> {
                 }
             }
         })
-        .map_err(|e| Error::new(ErrorKind::Host, format!("cannot start the epoch ticker: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Host,
+                format!("cannot start the epoch ticker: {e}"),
+            )
+        })?;
     *slot = Some(engine.weak());
     Ok(engine)
 }

@@ -53,7 +53,8 @@ pub fn inspect(wasm: &[u8]) -> Result<Inspection, Error> {
     let mut exports = Vec::new();
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(|e| refused(format!("not a valid WebAssembly binary: {e}")))?;
+        let payload =
+            payload.map_err(|e| refused(format!("not a valid WebAssembly binary: {e}")))?;
         match payload {
             Payload::Version { encoding, .. } if depth == 0 => {
                 if encoding == Encoding::Module {
@@ -175,7 +176,10 @@ fn names(list: &[(String, &str)]) -> String {
     if list.is_empty() {
         return "nothing".to_owned();
     }
-    list.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The WASI 0.2 interfaces every plugin's linker holds (`wasi:cli/imports`),
@@ -245,8 +249,14 @@ mod tests {
         assert!(provides(Kind::Relabeler, "wasi:cli/environment@0.2.0"));
         assert!(provides(Kind::Relabeler, "pharos:plugin/log@0.1.3"));
         assert!(!provides(Kind::Relabeler, "pharos:plugin/log@0.2.0"));
-        assert!(!provides(Kind::Relabeler, "wasi:http/outgoing-handler@0.2.12"));
-        assert!(provides(Kind::Notifier, "wasi:http/outgoing-handler@0.2.12"));
+        assert!(!provides(
+            Kind::Relabeler,
+            "wasi:http/outgoing-handler@0.2.12"
+        ));
+        assert!(provides(
+            Kind::Notifier,
+            "wasi:http/outgoing-handler@0.2.12"
+        ));
         assert!(!provides(Kind::Exporter, "wasi:keyvalue/store@0.2.0"));
         assert!(!provides(Kind::Exporter, "wasi:cli/environment"));
     }

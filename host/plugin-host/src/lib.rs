@@ -47,9 +47,11 @@ pub use egress::{MAX_REQUEST_BODY, MAX_RESPONSE_BODY};
 pub use engine::{EPOCH_TICK, MAX_MEMORY, TOTAL_INSTANCES};
 pub use error::{Error, ErrorKind};
 pub use inspect::{Inspection, inspect};
-pub use runtime::{Kind, Limits, Plugin, PluginSpec, ReloadOutcome, Runtime, RuntimeOptions};
+pub use runtime::{
+    HOST_CALL_DATA, Kind, Limits, Plugin, PluginSpec, ReloadOutcome, Runtime, RuntimeOptions,
+};
 pub use store::{LOG_LINE_MAX, LOG_LINES_PER_CALL, STDIO_BUFFER};
 pub use types::{
-    Alert, AlertStatus, Bucket, Family, Histogram, Notification, Outcome, Points, Quantile,
-    Scalar, Summary, write_exposition,
+    Alert, AlertStatus, Bucket, Family, Histogram, Notification, Outcome, Points, Quantile, Scalar,
+    Summary, write_exposition,
 };

@@ -17,8 +17,8 @@ use std::time::Duration;
 /// Upper bounds of the call-duration histogram, in seconds: from a cheap
 /// Rust call (tens of microseconds) to the longest timeout worth allowing.
 const DURATION_BUCKETS: [f64; 16] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 10.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
 ];
 
 /// Versions of one plugin whose metrics are still rendered: the one in
@@ -220,7 +220,11 @@ pub(crate) fn write(plugins: &[Arc<PluginMetrics>], w: &mut TextWriter<'_>) {
             for (kind, count) in ErrorKind::ALL.iter().zip(&v.errors) {
                 w.sample(
                     "pharos_plugin_errors_total",
-                    &[("plugin", plugin), ("version", &v.version), ("kind", kind.as_str())],
+                    &[
+                        ("plugin", plugin),
+                        ("version", &v.version),
+                        ("kind", kind.as_str()),
+                    ],
                     load(count),
                     None,
                 );
@@ -243,7 +247,11 @@ pub(crate) fn write(plugins: &[Arc<PluginMetrics>], w: &mut TextWriter<'_>) {
     );
 
     let name = "pharos_plugin_call_duration_seconds";
-    w.family(name, "Duration of plugin calls, host side included.", MetricType::Histogram);
+    w.family(
+        name,
+        "Duration of plugin calls, host side included.",
+        MetricType::Histogram,
+    );
     let mut le = String::new();
     for (plugin, versions) in &versions {
         for v in versions {

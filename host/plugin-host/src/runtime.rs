@@ -92,6 +92,13 @@ const MIN_MEMORY: u64 = 1 << 20;
 /// bounds a guest that waits on a host call).
 const DEADLINE_GRACE: Duration = Duration::from_millis(50);
 
+/// What one call may hand the host, counted as wasmtime's hostcall fuel counts
+/// it (string bytes plus the host-side size of list elements): bounds what a
+/// guest can make the host allocate, including lists whose entries all point
+/// at the same string. A 100 000-series collect with a few labels per series
+/// stays well under it.
+pub const HOST_CALL_DATA: usize = 64 << 20;
+
 /// Everything the runtime needs to load (or reload) one plugin.
 #[derive(Clone)]
 pub struct PluginSpec {
@@ -174,7 +181,10 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime, Error> {
         let engine = engine::shared()?;
         let link_error = |e: wasmtime::Error| {
-            Error::new(ErrorKind::Host, format!("cannot link the host interfaces: {e:#}"))
+            Error::new(
+                ErrorKind::Host,
+                format!("cannot link the host interfaces: {e:#}"),
+            )
         };
         let inner = RuntimeInner {
             cache: Cache::open(&engine, options.cache_dir)?,
@@ -260,7 +270,9 @@ impl Runtime {
         }
         let egress = match spec.kind {
             Kind::Relabeler if !spec.allow_hosts.is_empty() => {
-                return Err(refuse("a relabeler has no network: allow_hosts must be empty".to_owned()));
+                return Err(refuse(
+                    "a relabeler has no network: allow_hosts must be empty".to_owned(),
+                ));
             }
             Kind::Relabeler => None,
             Kind::Exporter | Kind::Notifier => {
@@ -285,9 +297,8 @@ impl Runtime {
         let wit_version = inspection.wit_version.clone().unwrap_or_default();
         let version = format!("{}@{wit_version}", hex(&digest[..6]));
         inspect::check(&inspection, spec.kind).map_err(|e| e.at(&name, Some(&version)))?;
-        let refuse = |message: String| {
-            Error::new(ErrorKind::Refused, message).at(&name, Some(&version))
-        };
+        let refuse =
+            |message: String| Error::new(ErrorKind::Refused, message).at(&name, Some(&version));
 
         let runtime = self.inner.clone();
         let wasm = spec.wasm.clone();
@@ -306,13 +317,22 @@ impl Runtime {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| refuse(format!("cannot link the component: {e:#}")))?;
-        let bind_error = |e: wasmtime::Error| refuse(format!("the exports do not match the {} world: {e:#}", spec.kind.world()));
+        let bind_error = |e: wasmtime::Error| {
+            refuse(format!(
+                "the exports do not match the {} world: {e:#}",
+                spec.kind.world()
+            ))
+        };
         let pre = match spec.kind {
-            Kind::Exporter => Pre::Exporter(exporter::ExporterPre::new(instance_pre).map_err(bind_error)?),
+            Kind::Exporter => {
+                Pre::Exporter(exporter::ExporterPre::new(instance_pre).map_err(bind_error)?)
+            }
             Kind::Relabeler => {
                 Pre::Relabeler(relabeler::RelabelerPre::new(instance_pre).map_err(bind_error)?)
             }
-            Kind::Notifier => Pre::Notifier(notifier::NotifierPre::new(instance_pre).map_err(bind_error)?),
+            Kind::Notifier => {
+                Pre::Notifier(notifier::NotifierPre::new(instance_pre).map_err(bind_error)?)
+            }
         };
 
         let metrics = plugin
@@ -338,7 +358,7 @@ impl Runtime {
             origin: spec.origin.clone(),
             settings: Settings::of(&spec),
             limits,
-            fuel: (memory.max(16 << 20)).saturating_mul(2).min(1 << 30),
+            fuel: HOST_CALL_DATA,
             pre,
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(kind.instances())),
@@ -398,9 +418,7 @@ struct Version {
     origin: String,
     settings: Settings,
     limits: Limits,
-    /// Bytes the host accepts from the guest in one call (wasmtime's hostcall
-    /// fuel): bounds what a guest can make the host allocate, including lists
-    /// whose entries all point at the same string.
+    /// Bytes the host accepts from the guest in one call ([`HOST_CALL_DATA`]).
     fuel: usize,
     store: StoreConfig,
     pre: Pre,
@@ -555,12 +573,12 @@ impl Version {
             })
         })
         .await;
-        let result = self
-            .finish(&mut store, result)
-            .and_then(|(guest, configured)| match configured {
-                Ok(()) => Ok(guest),
-                Err(e) => Err(self.plugin_error(e)),
-            });
+        let result =
+            self.finish(&mut store, result)
+                .and_then(|(guest, configured)| match configured {
+                    Ok(()) => Ok(guest),
+                    Err(e) => Err(self.plugin_error(e)),
+                });
         match result {
             Ok(guest) => Ok(Instance { store, guest }),
             Err(e) => {
@@ -754,10 +772,14 @@ impl Plugin {
         let _one_at_a_time = shared.reloading.lock().await;
         let current = shared.current.load_full();
         let refuse = |message: String| {
-            Error::new(ErrorKind::Refused, message).at(&shared.name, Some(&current.identity.version))
+            Error::new(ErrorKind::Refused, message)
+                .at(&shared.name, Some(&current.identity.version))
         };
         let result = if spec.name != shared.name {
-            Err(refuse(format!("a reload cannot rename the plugin (to {:?})", spec.name)))
+            Err(refuse(format!(
+                "a reload cannot rename the plugin (to {:?})",
+                spec.name
+            )))
         } else if spec.kind != shared.kind {
             Err(refuse(format!(
                 "a reload cannot change the plugin's kind from {} to {}",
@@ -770,10 +792,7 @@ impl Plugin {
             shared.metrics.reload(ReloadResult::Unchanged);
             return Ok(ReloadOutcome::Unchanged);
         } else {
-            shared
-                .runtime
-                .prepare(spec, Some(&shared.metrics))
-                .await
+            shared.runtime.prepare(spec, Some(&shared.metrics)).await
         };
         match result {
             Ok(version) => {

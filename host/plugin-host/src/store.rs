@@ -105,7 +105,9 @@ impl LogSink {
     /// Writes one line to the host log, or counts it as dropped.
     fn line(&mut self, level: Level, stream: &str, message: &str) {
         if self.lines >= LOG_LINES_PER_CALL {
-            self.metrics.log_lines_dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .log_lines_dropped
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.lines += 1;

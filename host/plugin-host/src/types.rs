@@ -475,20 +475,29 @@ mod tests {
 
     #[test]
     fn label_sets_are_checked_and_canonicalised() {
-        let ok = labels_from_guest(
-            vec![l("b", "2"), l("a", "1"), l("c", "")],
-            Reserved::Series,
-        )
-        .unwrap();
+        let ok = labels_from_guest(vec![l("b", "2"), l("a", "1"), l("c", "")], Reserved::Series)
+            .unwrap();
         assert_eq!(ok, Labels::from_pairs([("a", "1"), ("b", "2")]));
         for (raw, reserved, why) in [
             (vec![l("1a", "x")], Reserved::Series, "invalid label name"),
-            (vec![l("a", "x"), l("a", "y")], Reserved::Series, "more than once"),
+            (
+                vec![l("a", "x"), l("a", "y")],
+                Reserved::Series,
+                "more than once",
+            ),
             (vec![l("__name__", "x")], Reserved::Series, "reserved"),
             (vec![l("le", "1")], Reserved::HistogramSeries, "reserved"),
-            (vec![l("quantile", "1")], Reserved::SummarySeries, "reserved"),
+            (
+                vec![l("quantile", "1")],
+                Reserved::SummarySeries,
+                "reserved",
+            ),
             (vec![l("job", "x")], Reserved::WithName, "no __name__"),
-            (vec![l("__name__", "a-b")], Reserved::WithName, "invalid metric name"),
+            (
+                vec![l("__name__", "a-b")],
+                Reserved::WithName,
+                "invalid metric name",
+            ),
             (
                 vec![l("__name__", "up"), l("__tmp", "x")],
                 Reserved::WithName,

@@ -69,7 +69,10 @@ pub fn watch(
             dirs.entry(target).or_default().whole = true;
         } else {
             let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
-                return Err(host(format!("cannot watch {}: no parent directory", target.display())));
+                return Err(host(format!(
+                    "cannot watch {}: no parent directory",
+                    target.display()
+                )));
             };
             dirs.entry(dir.to_owned())
                 .or_default()
@@ -156,7 +159,13 @@ mod tests {
 
     #[test]
     fn temporaries_are_ignored() {
-        for name in [".plugin.wasm", "plugin.wasm.tmp", "plugin.wasm~", "a.swp", "x.part"] {
+        for name in [
+            ".plugin.wasm",
+            "plugin.wasm.tmp",
+            "plugin.wasm~",
+            "a.swp",
+            "x.part",
+        ] {
             assert!(is_ignored(OsStr::new(name)), "{name}");
         }
         assert!(!is_ignored(OsStr::new("plugin.wasm")));
