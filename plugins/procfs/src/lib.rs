@@ -40,6 +40,9 @@ use std::time::Duration;
 const DEFAULT_DISK_IGNORE: &str =
     r"(z?ram|loop|fd)\d+|(h|s|v|xv)d[a-z]+\d+|nvme\d+n\d+p\d+|mmcblk\d+p\d+";
 
+/// Turns the text of one file into families.
+type FillFn = fn(&Procfs, &mut Registry, &str);
+
 /// A group of metrics, each read from one file.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -157,7 +160,7 @@ impl Procfs {
                 Err(error) => failures.push(error),
             }
         }
-        let files: [(Collector, &str, fn(&Procfs, &mut Registry, &str)); 4] = [
+        let files: [(Collector, &str, FillFn); 4] = [
             (Collector::Meminfo, "meminfo", |_, r, text| {
                 meminfo_metrics(r, text)
             }),

@@ -175,6 +175,18 @@ impl Request {
     }
 }
 
+/// Checks that `url` is one [`Request`] can send to (`http://` or
+/// `https://`, a host, no credentials, no spaces), for validating a
+/// configured URL in `configure` rather than on the first request.
+///
+/// ```
+/// assert!(pharos_sdk::http::check_url("https://api.example.com/v1?x=1").is_ok());
+/// assert!(pharos_sdk::http::check_url("api.example.com").is_err());
+/// ```
+pub fn check_url(url: &str) -> Result<(), HttpError> {
+    Url::parse(url).map(|_| ())
+}
+
 /// `GET url` with the default deadline and body cap.
 pub fn get(url: &str) -> Result<Response, HttpError> {
     Request::get(url).send()
