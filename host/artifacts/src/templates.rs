@@ -123,7 +123,9 @@ pub fn instantiate(kind: PluginKind, dir: &Path, name: &str, sdk_path: &Path) ->
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
+            .map_err(|error| {
+                io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+            })?;
         io::Write::write_all(&mut out, render(file, name, sdk_path).as_bytes())?;
     }
     Ok(())
@@ -156,8 +158,12 @@ mod tests {
         assert!(text.contains("name = \"my-plugin\""), "{text}");
         assert!(text.contains("path = \"C:/src/pharos/sdk/rust\""), "{text}");
         assert!(!text.contains("{{"), "{text}");
-        let library = render(&files(PluginKind::Exporter)[1], "my-plugin", Path::new("/sdk"));
-        assert!(library.contains("\"my_plugin_value\""), "{library}");
+        let library = render(
+            &files(PluginKind::Exporter)[1],
+            "my-plugin",
+            Path::new("/sdk"),
+        );
+        assert!(library.contains("\"my_plugin\""), "{library}");
         assert!(!library.contains("{{name}}"));
     }
 

@@ -1,6 +1,7 @@
 //! Instantiates each Rust plugin template the way `pharos plugin new` does,
-//! builds it for `wasm32-wasip2` with a nested cargo, runs its unit tests
-//! natively, and checks that the component targets the template's world.
+//! builds it for `wasm32-wasip2` with a nested cargo, checks its formatting,
+//! runs its unit tests natively, and checks that the component targets the
+//! template's world.
 //!
 //! The generated projects live under Cargo's per-test scratch directory and
 //! share one target directory, so only the first build compiles the SDK and
@@ -45,15 +46,21 @@ fn nested_cargo(project: &Path) -> Command {
         let cargo_setting = (name.starts_with("CARGO_") || name.starts_with("__CARGO"))
             && !KEPT.iter().any(|prefix| name.starts_with(prefix));
         if cargo_setting
-            || ["RUSTFLAGS", "RUSTDOCFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CLIPPY_ARGS"]
-                .contains(&name)
+            || [
+                "RUSTFLAGS",
+                "RUSTDOCFLAGS",
+                "RUSTC_WORKSPACE_WRAPPER",
+                "CLIPPY_ARGS",
+            ]
+            .contains(&name)
         {
             command.env_remove(name);
         }
     }
-    command
-        .current_dir(project)
-        .env("CARGO_TARGET_DIR", Path::new(SCRATCH).join("templates-target"));
+    command.current_dir(project).env(
+        "CARGO_TARGET_DIR",
+        Path::new(SCRATCH).join("templates-target"),
+    );
     command
 }
 
@@ -77,7 +84,10 @@ fn build_template(kind: PluginKind) -> Vec<u8> {
     templates::instantiate(kind, &project, &name, &sdk_dir()).unwrap();
 
     let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
-    assert!(!manifest.contains("{{"), "placeholders left in:\n{manifest}");
+    assert!(
+        !manifest.contains("{{"),
+        "placeholders left in:\n{manifest}"
+    );
 
     let mut build = nested_cargo(&project);
     build.args([
@@ -88,6 +98,14 @@ fn build_template(kind: PluginKind) -> Vec<u8> {
         "--color=never",
     ]);
     run(build, &format!("building the {} template", kind.world()));
+
+    // A new plugin starts out formatted, whatever its name.
+    let mut format = nested_cargo(&project);
+    format.args(["fmt", "--check"]);
+    run(
+        format,
+        &format!("checking the format of the {} template", kind.world()),
+    );
 
     let mut test = nested_cargo(&project);
     test.args(["test", "--color=never"]);

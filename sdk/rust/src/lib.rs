@@ -90,8 +90,8 @@ pub use types::{
     PluginError, Quantile, RelabelOutcome, ScalarPoint, SummaryPoint, TimestampMs,
 };
 
-/// The WASI interfaces the `exporter` and `notifier` worlds import, for
-/// outbound HTTP: `wasi::http::outgoing_handler::handle` sends an
+/// The raw WASI interfaces the `exporter` and `notifier` worlds import, for
+/// outbound HTTP ([`http`] wraps them in a blocking client): `wasi::http::outgoing_handler::handle` sends an
 /// `OutgoingRequest` built with `wasi::http::types`, and the body streams come
 /// from `wasi::io`.
 ///

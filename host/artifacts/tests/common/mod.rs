@@ -124,7 +124,10 @@ pub fn check_targets(name: &str, wasm: &[u8], kind: PluginKind) -> Result<(), St
 /// Panics unless the component targets the world of `kind` and no other.
 pub fn assert_targets_only(name: &str, wasm: &[u8], kind: PluginKind) {
     if let Err(error) = check_targets(name, wasm, kind) {
-        panic!("{name} does not target the `{}` world: {error}", kind.world());
+        panic!(
+            "{name} does not target the `{}` world: {error}",
+            kind.world()
+        );
     }
     for other in KINDS {
         if other != kind {

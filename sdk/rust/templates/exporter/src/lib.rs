@@ -21,6 +21,9 @@ struct Config {
     value: f64,
 }
 
+/// The prefix of this exporter's metric names.
+const PREFIX: &str = "{{name}}";
+
 fn default_greeting() -> String {
     "hello".to_owned()
 }
@@ -37,10 +40,13 @@ impl Plugin {
     fn families(&self) -> Vec<MetricFamily> {
         let mut registry = Registry::new();
         registry
-            .gauge("{{name}}_value", "The configured value.")
+            .gauge(&format!("{PREFIX}_value"), "The configured value.")
             .add(&[("greeting", &self.config.greeting)], self.config.value);
         registry
-            .counter("{{name}}_scrapes_total", "Scrapes this instance has answered.")
+            .counter(
+                &format!("{PREFIX}_scrapes_total"),
+                "Scrapes this instance has answered.",
+            )
             .add(&[], self.scrapes as f64);
         registry.into_families()
     }
@@ -76,7 +82,7 @@ mod tests {
     fn collect_reports_the_configured_value() {
         let mut plugin = Plugin::configure(r#"{"greeting": "hi", "value": 3}"#).unwrap();
         let families = plugin.collect().unwrap();
-        assert_eq!(families[0].name, "{{name}}_value");
+        assert_eq!(families[0].name, format!("{PREFIX}_value"));
         let MetricPoints::Gauge(points) = &families[0].points else {
             panic!("not a gauge: {:?}", families[0].points);
         };

@@ -103,7 +103,9 @@ mod tests {
     #[test]
     fn bad_configurations_are_rejected() {
         assert!(Plugin::configure(r#"{"url": "chat.example.com"}"#).is_err());
-        assert!(Plugin::configure(r#"{"url": "https://chat.example.com", "timeout": "soon"}"#).is_err());
+        assert!(
+            Plugin::configure(r#"{"url": "https://chat.example.com", "timeout": "soon"}"#).is_err()
+        );
         assert!(Plugin::configure(r#"{"url": "https://chat.example.com"}"#).is_ok());
     }
 }

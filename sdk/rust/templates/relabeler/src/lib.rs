@@ -34,7 +34,10 @@ impl Relabeler for Plugin {
     fn configure(config: &str) -> Result<Self, PluginError> {
         let config: Config = config::parse(config)?;
         if config.set.contains_key("__name__") {
-            return Err(config::invalid("set.__name__", "the metric name cannot be set here"));
+            return Err(config::invalid(
+                "set.__name__",
+                "the metric name cannot be set here",
+            ));
         }
         Ok(Plugin { config })
     }
