@@ -5,6 +5,11 @@
 //! Pharos binary carries its own plugins and needs no files next to it. Each
 //! plugin declares the `pharos:plugin` world it targets in its Cargo.toml
 //! (`[package.metadata.pharos] kind`).
+//!
+//! [`templates`] carries the Rust plugin templates of `sdk/rust/templates`
+//! for `pharos plugin new`.
+
+pub mod templates;
 
 /// The `pharos:plugin` world a plugin targets, which decides where the host
 /// plugs it in.
@@ -31,7 +36,7 @@ impl PluginKind {
 
 /// A plugin that ships inside the binary.
 pub struct FirstParty {
-    /// The plugin's package name in `plugins/`, e.g. `hash-labels`.
+    /// The plugin's package name in `plugins/`, e.g. `redact`.
     pub name: &'static str,
     /// The world the component targets.
     pub kind: PluginKind,
@@ -69,13 +74,21 @@ mod tests {
     }
 
     #[test]
-    fn hash_labels_ships_as_a_relabeler() {
-        let plugin = first_party()
+    fn the_first_party_plugins_ship_as_their_kinds() {
+        let shipped: Vec<(&str, PluginKind)> = first_party()
             .iter()
-            .find(|plugin| plugin.name == "hash-labels")
-            .unwrap();
-        assert_eq!(plugin.kind, PluginKind::Relabeler);
-        assert!(!plugin.wasm.is_empty());
+            .map(|plugin| (plugin.name, plugin.kind))
+            .collect();
+        assert_eq!(
+            shipped,
+            [
+                ("cardinality-guard", PluginKind::Relabeler),
+                ("http-json", PluginKind::Exporter),
+                ("procfs", PluginKind::Exporter),
+                ("redact", PluginKind::Relabeler),
+            ]
+        );
+        assert!(first_party().iter().all(|plugin| !plugin.wasm.is_empty()));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::types::{MetricFamily, PluginError};
 ///
 /// Export the implementing type with [`export_exporter!`](crate::export_exporter).
 /// Outbound HTTP, for exporters that fetch data elsewhere, goes through
-/// [`wasi::http`](crate::wasi::http).
+/// [`http`](crate::http) (or the raw [`wasi::http`](crate::wasi::http)
+/// bindings). Build the returned families with [`metrics`](crate::metrics).
 pub trait Exporter: Sized + 'static {
     /// Builds the exporter from the operator's configuration. Called once per
     /// instance, before any scrape; return

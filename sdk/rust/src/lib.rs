@@ -15,7 +15,7 @@
 //! configuration; the SDK keeps the value your `configure` returns and hands it
 //! (as `&mut self`) to every later call on that instance.
 //!
-//! ```no_run
+//! ```
 //! use pharos_sdk::{Labels, PluginError, RelabelOutcome, Relabeler};
 //!
 //! /// Drops every series of one job.
@@ -42,23 +42,47 @@
 //! }
 //!
 //! pharos_sdk::export_relabeler!(DropJob);
+//!
+//! // The same logic, called natively as a unit test would.
+//! let mut plugin = DropJob::configure("noisy")?;
+//! let series: Labels = [("__name__", "up"), ("job", "noisy")].into_iter().collect();
+//! assert_eq!(plugin.relabel(series), RelabelOutcome::Drop);
+//! assert!(DropJob::configure("").is_err());
+//! # Ok::<(), PluginError>(())
 //! ```
+//!
+//! ## What else is here
+//!
+//! | module | for |
+//! |---|---|
+//! | [`metrics`] | building the families an exporter returns: [`Family`], [`Registry`], histograms and summaries |
+//! | [`config`] | parsing the JSON configuration into your own types, with errors that name the JSON path; durations like `"2s"` |
+//! | [`http`] | a blocking HTTP client over `wasi:http` for exporters and notifiers, with deadlines, a body cap and errors already classified as transient or permanent |
+//! | [`log`] | the host's log stream: `info!` and friends, and a [`Throttle`](log::Throttle) for recurring lines |
+//! | [`Labels`] | reading and editing a label set by name |
+//!
+//! Everything but the calls into the host (logging and HTTP) is plain Rust
+//! that also compiles natively.
 //!
 //! Plugin logic can be unit-tested natively with `cargo test`: the traits are
 //! plain Rust, and off WebAssembly the [`log`] helpers write to stderr instead
 //! of calling the host.
 
 mod bindings;
+pub mod config;
 mod exporter;
 mod hosting;
+pub mod http;
 mod labels;
 pub mod log;
+pub mod metrics;
 mod notifier;
 mod relabeler;
 mod types;
 
 pub use exporter::Exporter;
 pub use labels::Labels;
+pub use metrics::{Family, Registry};
 pub use notifier::Notifier;
 pub use relabeler::Relabeler;
 pub use types::{
@@ -66,8 +90,8 @@ pub use types::{
     PluginError, Quantile, RelabelOutcome, ScalarPoint, SummaryPoint, TimestampMs,
 };
 
-/// The WASI interfaces the `exporter` and `notifier` worlds import, for
-/// outbound HTTP: `wasi::http::outgoing_handler::handle` sends an
+/// The raw WASI interfaces the `exporter` and `notifier` worlds import, for
+/// outbound HTTP ([`http`] wraps them in a blocking client): `wasi::http::outgoing_handler::handle` sends an
 /// `OutgoingRequest` built with `wasi::http::types`, and the body streams come
 /// from `wasi::io`.
 ///

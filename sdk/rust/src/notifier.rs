@@ -8,7 +8,7 @@ use crate::types::{Notification, PluginError};
 /// every notification routed to a receiver backed by the plugin, after
 /// grouping, inhibition, silencing and deduplication.
 ///
-/// Notifications usually leave through [`wasi::http`](crate::wasi::http).
+/// Notifications usually leave through [`http`](crate::http).
 /// Export the implementing type with [`export_notifier!`](crate::export_notifier).
 pub trait Notifier: Sized + 'static {
     /// Builds the notifier from the operator's configuration. Called once per
