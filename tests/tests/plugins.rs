@@ -306,7 +306,10 @@ fn a_failing_exporter_fails_only_its_own_scrape() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad") && stderr.contains("invalid-config"), "{stderr}");
+    assert!(
+        stderr.contains("plugin bad") && stderr.contains("\"site\" is required"),
+        "{stderr}"
+    );
 
     // A procfs exporter not granted /proc fails each scrape with the reason, and the
     // node and its other targets carry on.

@@ -1,5 +1,5 @@
 //! The plugin host against real components: the guests of `test-guests/`
-//! (built with the Rust SDK) and the first-party `hash-labels`.
+//! (built with the Rust SDK) and the first-party `redact`.
 //!
 //! Nothing here asserts on time: deadlines are the plugin's own limits, and
 //! the waits on servers and watchers are bounded only so that a broken host
@@ -739,17 +739,17 @@ async fn an_in_flight_call_finishes_on_the_old_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_party_hash_labels_plugin_runs() {
+async fn the_first_party_redact_plugin_runs() {
     let Some(first) = pharos_artifacts::first_party()
         .iter()
-        .find(|p| p.name == "hash-labels")
+        .find(|p| p.name == "redact")
     else {
-        panic!("hash-labels is not embedded");
+        panic!("redact is not embedded");
     };
     let rt = runtime();
     let plugin = rt
         .load(PluginSpec {
-            name: "hash-labels".to_owned(),
+            name: "redact".to_owned(),
             kind: Kind::Relabeler,
             wasm: Arc::from(first.wasm),
             origin: "embedded".to_owned(),

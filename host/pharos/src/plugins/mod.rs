@@ -233,9 +233,11 @@ impl Component for Plugins {
                 }
                 Err((kept, reason)) => {
                     if let Some(kept) = kept {
+                        tracing::error!(plugin = %config.name, error = %reason, "plugin change refused; the running version keeps serving");
                         next.insert(config.name.clone(), kept);
+                    } else {
+                        tracing::error!(plugin = %config.name, error = %reason, "plugin not loaded");
                     }
-                    tracing::error!(plugin = %config.name, error = %reason, "plugin not loaded; a running version keeps serving");
                     errors.push(reason);
                 }
             }
