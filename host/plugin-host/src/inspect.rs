@@ -56,13 +56,14 @@ pub fn inspect(wasm: &[u8]) -> Result<Inspection, Error> {
         let payload =
             payload.map_err(|e| refused(format!("not a valid WebAssembly binary: {e}")))?;
         match payload {
-            Payload::Version { encoding, .. } if depth == 0 => {
-                if encoding == Encoding::Module {
-                    return Err(refused(
-                        "this is a core WebAssembly module, not a component; build for \
-                         wasm32-wasip2 or wrap it with `wasm-tools component new`",
-                    ));
-                }
+            Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            } if depth == 0 => {
+                return Err(refused(
+                    "this is a core WebAssembly module, not a component; build for \
+                     wasm32-wasip2 or wrap it with `wasm-tools component new`",
+                ));
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),

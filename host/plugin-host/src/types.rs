@@ -174,14 +174,16 @@ enum Reserved {
 /// Checks and canonicalises a label set a guest returned. Empty values are
 /// dropped (they mean "absent"); duplicate names are refused rather than
 /// silently resolved, since either choice would hide a plugin bug.
-fn labels_from_guest(raw: Vec<wit::Label>, reserved: Reserved) -> Result<Labels, String> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(raw.len());
-    for label in &raw {
+fn labels_from_guest(mut raw: Vec<wit::Label>, reserved: Reserved) -> Result<Labels, String> {
+    // Sorting by name here (in place, no allocation) finds duplicates as
+    // neighbours and leaves `from_pairs` an already sorted list.
+    raw.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for (i, label) in raw.iter().enumerate() {
         let name = label.name.as_str();
         if !is_valid_label_name(name) {
             return Err(format!("invalid label name {name:?}"));
         }
-        if !seen.insert(name) {
+        if i > 0 && raw[i - 1].name == name {
             return Err(format!("label {name:?} appears more than once"));
         }
         let refused = match reserved {
@@ -194,7 +196,6 @@ fn labels_from_guest(raw: Vec<wit::Label>, reserved: Reserved) -> Result<Labels,
             return Err(format!("label name {name:?} is reserved for the host"));
         }
     }
-    drop(seen);
     let labels = Labels::from_pairs(raw.into_iter().map(|l| (l.name, l.value)));
     if let Reserved::WithName = reserved {
         match labels.metric_name() {
@@ -206,32 +207,32 @@ fn labels_from_guest(raw: Vec<wit::Label>, reserved: Reserved) -> Result<Labels,
     Ok(labels)
 }
 
-fn check_unique(seen: &mut HashSet<Labels>, labels: &Labels, family: &str) -> Result<(), String> {
-    if seen.insert(labels.clone()) {
-        Ok(())
-    } else {
-        Err(format!("family {family:?} has the series {labels} twice"))
+/// Refuses a family that holds the same series twice (sorting references,
+/// not copying label sets).
+fn check_unique<'a>(family: &str, series: impl Iterator<Item = &'a Labels>) -> Result<(), String> {
+    let mut sorted: Vec<&Labels> = series.collect();
+    sorted.sort_unstable();
+    match sorted.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(format!("family {family:?} has the series {} twice", w[0])),
+        None => Ok(()),
     }
 }
 
-fn scalars(
-    points: Vec<wit::ScalarPoint>,
-    family: &str,
-    seen: &mut HashSet<Labels>,
-) -> Result<Vec<Scalar>, String> {
-    points
+fn scalars(points: Vec<wit::ScalarPoint>, family: &str) -> Result<Vec<Scalar>, String> {
+    let out = points
         .into_iter()
         .map(|p| {
             let labels = labels_from_guest(p.labels, Reserved::Series)
                 .map_err(|e| format!("family {family:?}: {e}"))?;
-            check_unique(seen, &labels, family)?;
             Ok(Scalar {
                 labels,
                 value: p.value,
                 timestamp_ms: p.timestamp,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    check_unique(family, out.iter().map(|p| &p.labels))?;
+    Ok(out)
 }
 
 /// Validates what `collect` returned.
@@ -246,17 +247,15 @@ pub(crate) fn families_from_guest(raw: Vec<wit::MetricFamily>) -> Result<Vec<Fam
             return Err(format!("family {:?} is returned more than once", f.name));
         }
         let name = f.name.as_str();
-        let mut seen = HashSet::new();
         let points = match f.points {
-            wit::MetricPoints::Counter(p) => Points::Counter(scalars(p, name, &mut seen)?),
-            wit::MetricPoints::Gauge(p) => Points::Gauge(scalars(p, name, &mut seen)?),
-            wit::MetricPoints::Untyped(p) => Points::Untyped(scalars(p, name, &mut seen)?),
+            wit::MetricPoints::Counter(p) => Points::Counter(scalars(p, name)?),
+            wit::MetricPoints::Gauge(p) => Points::Gauge(scalars(p, name)?),
+            wit::MetricPoints::Untyped(p) => Points::Untyped(scalars(p, name)?),
             wit::MetricPoints::Histogram(p) => {
                 let mut out = Vec::with_capacity(p.len());
                 for h in p {
                     let labels = labels_from_guest(h.labels, Reserved::HistogramSeries)
                         .map_err(|e| format!("family {name:?}: {e}"))?;
-                    check_unique(&mut seen, &labels, name)?;
                     let ordered = h.buckets.windows(2).all(|w| {
                         w[0].upper_bound < w[1].upper_bound
                             && w[0].cumulative_count <= w[1].cumulative_count
@@ -282,6 +281,7 @@ pub(crate) fn families_from_guest(raw: Vec<wit::MetricFamily>) -> Result<Vec<Fam
                         timestamp_ms: h.timestamp,
                     });
                 }
+                check_unique(name, out.iter().map(|h| &h.labels))?;
                 Points::Histogram(out)
             }
             wit::MetricPoints::Summary(p) => {
@@ -289,7 +289,6 @@ pub(crate) fn families_from_guest(raw: Vec<wit::MetricFamily>) -> Result<Vec<Fam
                 for s in p {
                     let labels = labels_from_guest(s.labels, Reserved::SummarySeries)
                         .map_err(|e| format!("family {name:?}: {e}"))?;
-                    check_unique(&mut seen, &labels, name)?;
                     out.push(Summary {
                         labels,
                         quantiles: s
@@ -305,6 +304,7 @@ pub(crate) fn families_from_guest(raw: Vec<wit::MetricFamily>) -> Result<Vec<Fam
                         timestamp_ms: s.timestamp,
                     });
                 }
+                check_unique(name, out.iter().map(|s| &s.labels))?;
                 Points::Summary(out)
             }
         };

@@ -4,6 +4,8 @@
 //! Nothing here asserts on time: deadlines are the plugin's own limits, and
 //! the waits on servers and watchers are bounded only so that a broken host
 //! fails the test instead of hanging it.
+// Test helpers outside `#[test]` functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/guests.rs"]
 mod guests;
@@ -778,7 +780,8 @@ async fn the_watcher_reports_a_renamed_plugin_file_and_ignores_temporaries() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("plugin.wasm");
     let (_watcher, mut changes) =
-        pharos_plugin_host::watch::watch(&[target.clone()], Duration::from_millis(100)).unwrap();
+        pharos_plugin_host::watch::watch(std::slice::from_ref(&target), Duration::from_millis(100))
+            .unwrap();
     let temporary = dir.path().join(".plugin.wasm.tmp");
     std::fs::write(&temporary, b"new version").unwrap();
     std::fs::write(dir.path().join("notes.txt~"), b"editor backup").unwrap();
