@@ -24,7 +24,11 @@ fn repo() -> PathBuf {
 
 /// A component built by `examples/plugins/build`.
 fn example(lang: &str, file: &str) -> PathBuf {
-    let path = repo().join("examples/plugins").join(lang).join("build").join(file);
+    let path = repo()
+        .join("examples/plugins")
+        .join(lang)
+        .join("build")
+        .join(file);
     assert!(
         path.is_file(),
         "{} is missing: run scripts/setup, which builds the example plugins",
@@ -85,9 +89,10 @@ fn target<'a>(all: &'a [Value], instance: &str) -> Option<&'a Value> {
 fn exporters_in_rust_c_python_and_javascript_are_scraped_in_process() {
     let c_config: Value =
         serde_json::from_str(include_str!("../../examples/plugins/c/config.example.json")).unwrap();
-    let py_config: Value =
-        serde_json::from_str(include_str!("../../examples/plugins/python/config.example.json"))
-            .unwrap();
+    let py_config: Value = serde_json::from_str(include_str!(
+        "../../examples/plugins/python/config.example.json"
+    ))
+    .unwrap();
     let js_config: Value = serde_json::from_str(include_str!(
         "../../examples/plugins/javascript/config.example.json"
     ))
@@ -126,7 +131,11 @@ fn exporters_in_rust_c_python_and_javascript_are_scraped_in_process() {
         ("js_example_http_requests_total", "js-example"),
     ] {
         wait_for(Duration::from_secs(20), || {
-            Ok(!query(&p, &format!("{metric}{{job=\"plugins\",instance=\"{instance}\"}}")).is_empty())
+            Ok(!query(
+                &p,
+                &format!("{metric}{{job=\"plugins\",instance=\"{instance}\"}}"),
+            )
+            .is_empty())
         })
         .unwrap_or_else(|e| panic!("{metric} from {instance}: {e:#}"));
     }
@@ -141,7 +150,10 @@ fn exporters_in_rust_c_python_and_javascript_are_scraped_in_process() {
     // The same exporter, served for scrapers elsewhere.
     let (code, body) = p.get("/plugins/c-example/metrics").unwrap();
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("# TYPE c_example_volume_writes_total counter"), "{body}");
+    assert!(
+        body.contains("# TYPE c_example_volume_writes_total counter"),
+        "{body}"
+    );
     let (code, _) = p.get("/plugins/no-such-plugin/metrics").unwrap();
     assert_eq!(code, 404);
 
@@ -207,9 +219,15 @@ fn replacing_a_plugin_file_while_scraping_switches_versions_with_no_failed_scrap
         let staged = dir.path().join(".c.wasm.new");
         std::fs::write(&staged, with_custom_section(&v1, round)).unwrap();
         std::fs::rename(&staged, &file).unwrap();
-        wait_for(Duration::from_secs(20), || Ok(version_of(&p, "c") != before)).unwrap();
+        wait_for(
+            Duration::from_secs(20),
+            || Ok(version_of(&p, "c") != before),
+        )
+        .unwrap();
     }
-    let ok_at_swap = p.metric("pharos_target_scrapes_total{job=\"c\",result=\"ok\"}").unwrap();
+    let ok_at_swap = p
+        .metric("pharos_target_scrapes_total{job=\"c\",result=\"ok\"}")
+        .unwrap();
     wait_for(Duration::from_secs(20), || {
         Ok(p.metric("pharos_target_scrapes_total{job=\"c\",result=\"ok\"}")? >= ok_at_swap + 5.0)
     })
@@ -229,13 +247,16 @@ fn replacing_a_plugin_file_while_scraping_switches_versions_with_no_failed_scrap
     std::fs::write(&staged, b"not a component").unwrap();
     std::fs::rename(&staged, &file).unwrap();
     wait_for(Duration::from_secs(20), || {
-        Ok(p
-            .metric("pharos_plugin_reloads_total{plugin=\"c\",result=\"failure\"}")
-            .unwrap_or(0.0)
-            >= 1.0)
+        Ok(
+            p.metric("pharos_plugin_reloads_total{plugin=\"c\",result=\"failure\"}")
+                .unwrap_or(0.0)
+                >= 1.0,
+        )
     })
     .unwrap();
-    let ok = p.metric("pharos_target_scrapes_total{job=\"c\",result=\"ok\"}").unwrap();
+    let ok = p
+        .metric("pharos_target_scrapes_total{job=\"c\",result=\"ok\"}")
+        .unwrap();
     wait_for(Duration::from_secs(10), || {
         Ok(p.metric("pharos_target_scrapes_total{job=\"c\",result=\"ok\"}")? >= ok + 3.0)
     })
@@ -273,9 +294,15 @@ fn a_relabeler_plugin_rewrites_scraped_series_in_one_batch_per_scrape() {
         assert!(user != "ann" && user != "bob", "not redacted: {series:?}");
         assert_eq!(user.len(), 8, "{series:?}");
     }
-    assert!(query(&p, "internal_debug").is_empty(), "the native drop ran first");
+    assert!(
+        query(&p, "internal_debug").is_empty(),
+        "the native drop ran first"
+    );
     // Steady scrapes reuse the cached verdicts: the plugin is called for new series only.
-    let scrapes = |p: &Pharos| p.metric("pharos_target_scrapes_total{job=\"app\",result=\"ok\"}").unwrap();
+    let scrapes = |p: &Pharos| {
+        p.metric("pharos_target_scrapes_total{job=\"app\",result=\"ok\"}")
+            .unwrap()
+    };
     let at = scrapes(&p);
     wait_for(Duration::from_secs(20), || Ok(scrapes(&p) >= at + 5.0)).unwrap();
     let (_, metrics) = p.get("/metrics").unwrap();
@@ -284,7 +311,11 @@ fn a_relabeler_plugin_rewrites_scraped_series_in_one_batch_per_scrape() {
         .filter(|l| l.starts_with("pharos_plugin_calls_total{plugin=\"redact\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    assert!((1.0..=2.0).contains(&calls), "{calls} calls for {} scrapes", scrapes(&p));
+    assert!(
+        (1.0..=2.0).contains(&calls),
+        "{calls} calls for {} scrapes",
+        scrapes(&p)
+    );
 }
 
 #[test]
@@ -318,7 +349,7 @@ fn a_failing_exporter_fails_only_its_own_scrape() {
         "storage": {"tsdb": {"path": "data"}},
         "plugins": [
             {"name": "procfs", "kind": "exporter"},
-            {"name": "c", "kind": "exporter", "file": example("c", "c-example.wasm"), "config": {"site": "s", "volumes": []}}
+            {"name": "c", "kind": "exporter", "file": example("c", "c-example.wasm"), "config": {"site": "s", "volumes": [{"name": "v", "size_bytes": 1}]}}
         ],
         "scrape_configs": [{"job_name": "p", "scheme": "plugin", "scrape_interval": "200ms", "scrape_timeout": "200ms",
                             "static_configs": [{"targets": ["procfs", "c"]}]}]
@@ -326,12 +357,17 @@ fn a_failing_exporter_fails_only_its_own_scrape() {
     let p = start(&config);
     wait_for(Duration::from_secs(20), || {
         let all = targets(&p);
-        Ok(target(&all, "procfs").is_some_and(|t| t["health"] == "down")
-            && target(&all, "c").is_some_and(|t| t["health"] == "up"))
+        Ok(
+            target(&all, "procfs").is_some_and(|t| t["health"] == "down")
+                && target(&all, "c").is_some_and(|t| t["health"] == "up"),
+        )
     })
     .unwrap();
     let all = targets(&p);
-    let error = target(&all, "procfs").unwrap()["lastError"].as_str().unwrap().to_owned();
+    let error = target(&all, "procfs").unwrap()["lastError"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(error.contains("procfs"), "{error}");
     assert_eq!(p.get("/-/healthy").unwrap().0, 200);
 }
@@ -343,9 +379,16 @@ fn plugin_cli_inspects_components_and_writes_skeletons() {
         .arg(example("python", "python-example.wasm"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("world: exporter\nwit: pharos:plugin@0.1.0"), "{text}");
+    assert!(
+        text.contains("world: exporter\nwit: pharos:plugin@0.1.0"),
+        "{text}"
+    );
     assert!(text.contains("pharos:plugin/log@0.1.0"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -355,7 +398,11 @@ fn plugin_cli_inspects_components_and_writes_skeletons() {
         .arg(&skeleton)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(skeleton.join("Cargo.toml").is_file());
     let out = Command::new(pharos_bin())
         .args(["plugin", "inspect"])

@@ -11,7 +11,8 @@ use pharos_artifacts::PluginKind;
 /// version, its imports and exports. Fails on a file that is not a component.
 pub fn inspect(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let found = pharos_plugin_host::inspect(&wasm).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let found =
+        pharos_plugin_host::inspect(&wasm).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     writeln!(out, "file: {} ({} bytes)", file.display(), wasm.len())?;
     match (found.world(), &found.wit_version) {
         (Some(world), Some(version)) => {
@@ -56,7 +57,12 @@ pub fn new_plugin(
             .file_name()
             .and_then(|n| n.to_str())
             .map(str::to_owned)
-            .ok_or_else(|| anyhow!("cannot take a plugin name from {}; pass --name", dir.display()))?,
+            .ok_or_else(|| {
+                anyhow!(
+                    "cannot take a plugin name from {}; pass --name",
+                    dir.display()
+                )
+            })?,
     };
     let sdk = match sdk {
         Some(p) => p.to_owned(),
@@ -70,9 +76,18 @@ pub fn new_plugin(
     })?;
     pharos_artifacts::templates::instantiate(kind, dir, &name, &sdk)
         .with_context(|| format!("cannot write the skeleton into {}", dir.display()))?;
-    writeln!(out, "Created {} plugin {name:?} in {}.", kind.world(), dir.display())?;
+    writeln!(
+        out,
+        "Created {} plugin {name:?} in {}.",
+        kind.world(),
+        dir.display()
+    )?;
     writeln!(out, "Build it with:")?;
-    writeln!(out, "  cd {} && cargo build --release --target wasm32-wasip2", dir.display())?;
+    writeln!(
+        out,
+        "  cd {} && cargo build --release --target wasm32-wasip2",
+        dir.display()
+    )?;
     Ok(())
 }
 
@@ -92,8 +107,14 @@ mod tests {
         let mut out = Vec::new();
         inspect(&file, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("world: relabeler\nwit: pharos:plugin@0.1.0\n"), "{text}");
-        assert!(text.contains("instance pharos:plugin/relabeler-api@0.1.0"), "{text}");
+        assert!(
+            text.contains("world: relabeler\nwit: pharos:plugin@0.1.0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("instance pharos:plugin/relabeler-api@0.1.0"),
+            "{text}"
+        );
         assert!(text.contains("instance pharos:plugin/log@0.1.0"), "{text}");
     }
 

@@ -117,7 +117,11 @@ async fn plugin_metrics(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let plugin = match s.ctx.plugins.plugin(&name, crate::config::PluginKind::Exporter) {
+    let plugin = match s
+        .ctx
+        .plugins
+        .plugin(&name, crate::config::PluginKind::Exporter)
+    {
         Ok(p) => p,
         Err(e) => return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
     };

@@ -89,7 +89,6 @@ impl Registry {
             None => Err(format!("no plugin named {name:?} is loaded")),
         }
     }
-
 }
 
 impl Relabelers for Registry {
@@ -174,8 +173,7 @@ impl Component for Plugins {
             .plugins_cache_dir
             .clone()
             .or_else(|| section.cache_dir.clone());
-        let runtime = Runtime::new(RuntimeOptions { cache_dir })
-        .map_err(|e| anyhow!("{e}"))?;
+        let runtime = Runtime::new(RuntimeOptions { cache_dir }).map_err(|e| anyhow!("{e}"))?;
         *ctx.plugins
             .runtime
             .write()
@@ -204,18 +202,16 @@ impl Component for Plugins {
             let running = registry.get(&config.name);
             let loaded = match running {
                 Some(l) if l.config == *config => Ok(l),
-                Some(l) if l.config.kind == config.kind => {
-                    match spec(config).await {
-                        Ok(spec) => match l.plugin.reload(spec).await {
-                            Ok(_) => Ok(Arc::new(Loaded {
-                                plugin: l.plugin.clone(),
-                                config: config.clone(),
-                            })),
-                            Err(e) => Err((Some(l), e.to_string())),
-                        },
-                        Err(e) => Err((Some(l), e)),
-                    }
-                }
+                Some(l) if l.config.kind == config.kind => match spec(config).await {
+                    Ok(spec) => match l.plugin.reload(spec).await {
+                        Ok(_) => Ok(Arc::new(Loaded {
+                            plugin: l.plugin.clone(),
+                            config: config.clone(),
+                        })),
+                        Err(e) => Err((Some(l), e.to_string())),
+                    },
+                    Err(e) => Err((Some(l), e)),
+                },
                 running => match spec(config).await {
                     Ok(spec) => match self.runtime.load(spec).await {
                         Ok(plugin) => Ok(Arc::new(Loaded {
@@ -366,7 +362,11 @@ async fn spec(config: &PluginConfig) -> Result<PluginSpec, String> {
                     return Err(format!(
                         "plugin {:?}: the first-party plugin of that name is {} {}, not {}",
                         config.name,
-                        if p.kind.world() == "exporter" { "an" } else { "a" },
+                        if p.kind.world() == "exporter" {
+                            "an"
+                        } else {
+                            "a"
+                        },
                         p.kind.world(),
                         config.kind.a()
                     ));
