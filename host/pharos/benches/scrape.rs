@@ -11,7 +11,8 @@
 //! tell the servers apart by `User-Agent`.
 //!
 //! Environment: `PHAROS_BENCH_SECONDS` (window, default 60, at least 30),
-//! `PROMETHEUS_BIN` (default `prometheus` on `PATH`).
+//! `PROMETHEUS_BIN` (default `prometheus` on `PATH`), `PHAROS_BENCH_RELABEL=plugin`
+//! (Pharos runs the relabelling rule through the `redact` plugin).
 
 // A benchmark is a harness, not a server: a failed setup step is reported by panicking
 // with what failed.
@@ -69,12 +70,28 @@ fn main() {
     let targets_json = serde_json::to_string(&addrs).unwrap();
     // Drop a metric every target has one series of, so relabelling runs on every
     // series line (the regex is matched against each new series' name).
-    let job = format!(
-        r#"{{"job_name": "node", "scrape_interval": "{INTERVAL}", "scrape_timeout": "{INTERVAL}",
-            "static_configs": [{{"targets": {targets_json}}}],
-            "metric_relabel_configs": [{{"source_labels": ["__name__"],
-                "regex": "node_textfile_scrape_error", "action": "drop"}}]}}"#
-    );
+    let native_rule = r#"{"source_labels": ["__name__"], "regex": "node_textfile_scrape_error", "action": "drop"}"#;
+    let job_with = |rule: &str| {
+        format!(
+            r#"{{"job_name": "node", "scrape_interval": "{INTERVAL}", "scrape_timeout": "{INTERVAL}",
+                "static_configs": [{{"targets": {targets_json}}}],
+                "metric_relabel_configs": [{rule}]}}"#
+        )
+    };
+    let job = job_with(native_rule);
+    // PHAROS_BENCH_RELABEL=plugin: Pharos runs the same rule through the first-party
+    // `redact` relabeler plugin instead (Prometheus keeps the native rule).
+    let plugin_relabel = std::env::var("PHAROS_BENCH_RELABEL").is_ok_and(|v| v == "plugin");
+    let (pharos_job, plugins) = if plugin_relabel {
+        eprintln!("Pharos relabels through the redact plugin");
+        (
+            job_with(r#"{"action": "plugin", "plugin": "redact"}"#),
+            r#""plugins": [{"name": "redact", "kind": "relabeler", "config": {"rules": [
+                {"labels": ["__name__"], "value_regex": "node_textfile_scrape_error", "action": "drop_series"}]}}],"#,
+        )
+    } else {
+        (job.clone(), "")
+    };
 
     let pharos_port = free_port();
     let pharos_dir = dir.path().join("pharos");
@@ -85,8 +102,8 @@ fn main() {
         format!(
             r#"{{"global": {{"scrape_interval": "{INTERVAL}"}},
                 "web": {{"listen_address": "127.0.0.1:{pharos_port}"}},
-                "storage": {{"tsdb": {{"path": "data"}}}},
-                "scrape_configs": [{job}]}}"#
+                "storage": {{"tsdb": {{"path": "data"}}}}, {plugins}
+                "scrape_configs": [{pharos_job}]}}"#
         ),
     )
     .unwrap();
