@@ -181,6 +181,12 @@ fn embedded_default_runs_with_an_overridden_address() -> anyhow::Result<()> {
     p.wait_ready()?;
     assert_eq!(p.get("/-/healthy")?.0, 200);
     assert!(p.log_lines().iter().any(|l| l.contains("embedded default")));
+    // The first-party procfs exporter ships inside the binary: the default's `node`
+    // job scrapes this host through it (first scrape within one 15 s interval).
+    pharos_tests::wait_for(Duration::from_secs(40), || {
+        let (_, body) = p.get("/api/v1/query?query=node_load1%7Bjob%3D%22node%22%7D")?;
+        Ok(body.contains("\"instance\":\"procfs\""))
+    })?;
     Ok(())
 }
 

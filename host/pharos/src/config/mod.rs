@@ -227,9 +227,12 @@ mod tests {
         let config = parse(EMBEDDED_DEFAULT).unwrap();
         assert_eq!(config.storage, Some(StorageConfig::default()));
         assert_eq!(config.web, WebConfig::default());
-        // It scrapes itself, as Prometheus's example configuration does.
-        assert_eq!(config.scrape_configs.len(), 1);
+        // It scrapes itself, as Prometheus's example configuration does, and its host
+        // through the first-party procfs exporter.
+        assert_eq!(config.scrape_configs.len(), 2);
         assert_eq!(config.scrape_configs[0].job_name, "pharos");
+        assert_eq!(config.scrape_configs[1].scheme, Scheme::Plugin);
+        assert_eq!(config.plugins[0].name, "procfs");
         assert_eq!(
             config.scrape_configs[0].static_configs[0].targets,
             ["localhost:9090"]
