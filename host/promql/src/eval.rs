@@ -427,10 +427,13 @@ impl<'a> Evaluator<'a> {
                     self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
                 let series = raw
                     .into_iter()
-                    .map(|(labels, pts)| Ser {
-                        labels,
-                        points: pts.into_iter().filter(|p| !is_stale_nan(p.1)).collect(),
-                        drop_name: false,
+                    .map(|(labels, mut points)| {
+                        points.retain(|p| !is_stale_nan(p.1));
+                        Ser {
+                            labels,
+                            points,
+                            drop_name: false,
+                        }
                     })
                     .collect();
                 Ok(Val::Matrix(Mat {
@@ -540,22 +543,35 @@ impl<'a> Evaluator<'a> {
             if let Some(n) = &name {
                 g.push(n.clone().map_err(|e| Error::BadData(e.to_string()))?);
             }
+            // Every series is decoded here, so the querier need not decode them to
+            // check for samples in range; series without any are dropped below.
             let series = self
                 .querier
-                .select(&g, min_t, max_t)
+                .select_unchecked(&g, min_t, max_t)
                 .map_err(|e| Error::Storage(e.to_string()))?;
+            out.reserve(series.len());
             for ser in series {
-                if dedup && seen.insert(ser.labels.clone(), ()).is_some() {
+                if dedup && seen.contains_key(&ser.labels) {
                     continue;
                 }
-                let pts: Vec<(i64, f64)> = ser.samples().map(|x| (x.t, x.v)).collect();
+                let mut pts: Vec<(i64, f64)> = Vec::new();
+                ser.samples_into(&mut pts);
+                if pts.is_empty() {
+                    continue;
+                }
+                if dedup {
+                    seen.insert(ser.labels.clone(), ());
+                }
                 self.total_samples = self.total_samples.saturating_add(pts.len());
                 self.account(pts.len())?;
                 out.push((ser.labels, pts));
             }
             self.check_deadline()?;
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        // One querier answer is already in label order.
+        if dedup {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         Ok(out)
     }
 
@@ -582,7 +598,7 @@ impl<'a> Evaluator<'a> {
         let n = s.len();
         let mut out = Vec::with_capacity(raw.len());
         for (labels, samples) in raw {
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(n.min(samples.len()));
             let mut idx = 0;
             for i in 0..n {
                 let ts = s.ts(i);

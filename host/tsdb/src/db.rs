@@ -7,7 +7,9 @@
 use crate::block::{self, Block, BlockWriter, ChunkData, Interval, Tombstones};
 use crate::chunk::{ColumnarChunk, Encoding};
 use crate::head::{Head, HeadOptions};
-use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
+use crate::storage::{
+    Appender, ChunkBuf, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError,
+};
 use crate::wal::{self, Record, SampleRecord, SeriesRecord, Tombstone, Wal, WalOptions, WalStats};
 use pharos_model::{Labels, Matcher};
 use std::collections::BTreeMap;
@@ -850,7 +852,7 @@ fn without_deleted(c: EncodedChunk, deleted: &[Interval]) -> Vec<EncodedChunk> {
             min_t: k.min_time().unwrap_or(0),
             max_t: k.max_time().unwrap_or(0),
             num_samples: k.num_samples(),
-            bytes: Arc::from(k.bytes()),
+            bytes: ChunkBuf::Owned(Arc::from(k.bytes())),
         })
         .collect()
 }
@@ -881,18 +883,24 @@ pub(crate) fn chunk_data(c: &ColumnarChunk) -> ChunkData<'_> {
     }
 }
 
-/// Copies a chunk read from a block, refusing encodings this build cannot decode.
+/// A chunk read from a block, sharing its page; encodings this build cannot decode are
+/// refused.
 fn encoded_block_chunk(c: &block::ChunkBytes, dir: &Path) -> Result<EncodedChunk, StorageError> {
     let encoding = Encoding::from_code(c.encoding).ok_or_else(|| StorageError::Block {
         path: dir.display().to_string(),
         reason: format!("unknown chunk encoding {:#04x}", c.encoding),
     })?;
+    let (page, range) = c.page_range();
+    let bytes = match (u32::try_from(range.start), u32::try_from(range.end)) {
+        (Ok(start), Ok(end)) => ChunkBuf::Page(page.clone(), start, end),
+        _ => ChunkBuf::Owned(Arc::from(c.bytes())),
+    };
     Ok(EncodedChunk {
         encoding,
         min_t: c.min_time,
         max_t: c.max_time,
         num_samples: c.num_samples,
-        bytes: Arc::from(c.bytes()),
+        bytes,
     })
 }
 
@@ -1032,43 +1040,55 @@ impl DbQuerier {
     }
 }
 
-impl Querier for DbQuerier {
-    fn select(
+impl DbQuerier {
+    /// The series of every block in range and of the head, merged by labels: each
+    /// source lists its series in label order, so equal labels meet in a k-way merge
+    /// instead of a map keyed by cloned labels. Chunks are shared with the blocks' page
+    /// caches, not copied. Series whose chunks overlap the range may hold no sample in
+    /// it (see [`Querier::select_unchecked`]).
+    fn select_merged(
         &self,
         matchers: &[Matcher],
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
+        let mut sources: Vec<Vec<Series>> = Vec::new();
         for b in self.blocks_in(min_t, max_t) {
             let err = block_err(b.dir());
-            for n in b.select(matchers).map_err(&err)? {
+            let numbers = b.select(matchers).map_err(&err)?;
+            let tombstones = b.tombstones();
+            let mut out = Vec::with_capacity(numbers.len());
+            let mut last_page = None;
+            for n in numbers {
                 let (labels, metas) = b.series(n).map_err(&err)?;
+                let deleted = if tombstones.is_empty() {
+                    &[][..]
+                } else {
+                    tombstones.get(n)
+                };
                 let mut chunks = Vec::new();
                 for m in metas
                     .iter()
                     .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
                 {
-                    let c = b.chunk(m).map_err(&err)?;
-                    chunks.extend(without_deleted(
-                        encoded_block_chunk(&c, b.dir())?,
-                        b.tombstones().get(n),
-                    ));
+                    let c = b.chunk_with(m, &mut last_page).map_err(&err)?;
+                    let c = encoded_block_chunk(&c, b.dir())?;
+                    if deleted.is_empty() {
+                        chunks.push(c);
+                    } else {
+                        chunks.extend(without_deleted(c, deleted));
+                    }
                 }
-                if chunks.is_empty() {
-                    continue;
-                }
-                merged
-                    .entry(labels.clone())
-                    .or_insert_with(|| Series {
+                if !chunks.is_empty() {
+                    out.push(Series {
                         labels,
-                        chunks: Vec::new(),
+                        chunks,
                         min_t,
                         max_t,
-                    })
-                    .chunks
-                    .extend(chunks);
+                    });
+                }
             }
+            sources.push(out);
         }
         let deleted = self
             .db
@@ -1076,29 +1096,88 @@ impl Querier for DbQuerier {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        for mut s in self.db.head.select(matchers, min_t, max_t)? {
-            if !deleted.is_empty()
-                && let Some(id) = self.db.head.lookup(&s.labels)
-                && let Ok(id) = u32::try_from(id)
-            {
-                let d = deleted.get(id);
-                s.chunks = std::mem::take(&mut s.chunks)
-                    .into_iter()
-                    .flat_map(|c| without_deleted(c, d))
-                    .collect();
-            }
-            match merged.get_mut(&s.labels) {
-                Some(existing) => existing.chunks.extend(s.chunks),
-                None => {
-                    merged.insert(s.labels.clone(), s);
+        let mut head = self.db.head.select(matchers, min_t, max_t)?;
+        if !deleted.is_empty() {
+            for s in &mut head {
+                if let Some(id) = self.db.head.lookup(&s.labels)
+                    && let Ok(id) = u32::try_from(id)
+                {
+                    let d = deleted.get(id);
+                    s.chunks = std::mem::take(&mut s.chunks)
+                        .into_iter()
+                        .flat_map(|c| without_deleted(c, d))
+                        .collect();
                 }
             }
+            head.retain(|s| !s.chunks.is_empty());
         }
+        sources.push(head);
+        Ok(merge_sorted(sources))
+    }
+}
+
+/// Merges lists of series each sorted by labels into one, concatenating the chunks of
+/// equal labels in list order (blocks by time, then the head: the order in which newer
+/// data shadows older).
+fn merge_sorted(mut sources: Vec<Vec<Series>>) -> Vec<Series> {
+    sources.retain(|s| !s.is_empty());
+    if sources.len() <= 1 {
+        return sources.pop().unwrap_or_default();
+    }
+    let total = sources.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out: Vec<Series> = Vec::with_capacity(total);
+    let mut iters: Vec<std::vec::IntoIter<Series>> =
+        sources.into_iter().map(Vec::into_iter).collect();
+    let mut heads: Vec<Option<Series>> = iters.iter_mut().map(Iterator::next).collect();
+    loop {
+        // The smallest labels among the lists' heads, and the first list holding them.
+        let mut first: Option<usize> = None;
+        for (i, h) in heads.iter().enumerate() {
+            let Some(s) = h else { continue };
+            let smaller = match first.and_then(|f| heads[f].as_ref()) {
+                Some(best) => s.labels < best.labels,
+                None => true,
+            };
+            if smaller {
+                first = Some(i);
+            }
+        }
+        let Some(f) = first else { break };
+        let Some(mut series) = std::mem::replace(&mut heads[f], iters[f].next()) else {
+            break;
+        };
+        for i in f + 1..heads.len() {
+            if heads[i].as_ref().is_some_and(|s| s.labels == series.labels)
+                && let Some(s) = std::mem::replace(&mut heads[i], iters[i].next())
+            {
+                series.chunks.extend(s.chunks);
+            }
+        }
+        out.push(series);
+    }
+    out
+}
+
+impl Querier for DbQuerier {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut series = self.select_merged(matchers, min_t, max_t)?;
         // Chunks overlapping the range may still hold no sample inside it.
-        Ok(merged
-            .into_values()
-            .filter(|s| s.samples().next().is_some())
-            .collect())
+        series.retain(Series::has_samples);
+        Ok(series)
+    }
+
+    fn select_unchecked(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        self.select_merged(matchers, min_t, max_t)
     }
 
     fn label_names(

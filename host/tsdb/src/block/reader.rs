@@ -140,7 +140,20 @@ pub struct ChunkBytes {
     range: Range<usize>,
 }
 
+/// The page a [`Block::chunk_with`] caller read last.
+pub struct LastPage {
+    file: u32,
+    page: u32,
+    data: Arc<Vec<u8>>,
+}
+
 impl ChunkBytes {
+    /// The decompressed page holding the chunk and the chunk's byte range in it, for
+    /// sharing the payload without copying it.
+    pub fn page_range(&self) -> (&Arc<Vec<u8>>, Range<usize>) {
+        (&self.page, self.range.clone())
+    }
+
     /// The chunk payload exactly as it was written.
     pub fn bytes(&self) -> &[u8] {
         self.page.get(self.range.clone()).unwrap_or(&[])
@@ -603,8 +616,30 @@ impl Block {
     /// served from a small cache, so reading a series' chunks in order, or the next
     /// series', usually costs no decompression at all.
     pub fn chunk(&self, meta: &ChunkMeta) -> Result<ChunkBytes> {
+        self.chunk_with(meta, &mut None)
+    }
+
+    /// [`Block::chunk`] for a caller reading many chunks in a row: `last` keeps the
+    /// page of the previous call, so consecutive chunks of one page (most of them, as
+    /// a query reads series in order) skip the page cache and its lock.
+    pub fn chunk_with(&self, meta: &ChunkMeta, last: &mut Option<LastPage>) -> Result<ChunkBytes> {
         let r = meta.chunk_ref;
-        let (page, path) = self.page(r.file, r.page)?;
+        let page = match last {
+            Some(l) if l.file == r.file && l.page == r.page => l.data.clone(),
+            _ => {
+                let (data, _) = self.page(r.file, r.page)?;
+                *last = Some(LastPage {
+                    file: r.file,
+                    page: r.page,
+                    data: data.clone(),
+                });
+                data
+            }
+        };
+        let path = self
+            .chunk_files
+            .get(r.file as usize)
+            .map_or(self.dir.as_path(), |(p, _)| p.as_path());
         let rec = parse_record(&page, r.offset).map_err(|e| corrupt(path, "chunk page", e))?;
         Ok(ChunkBytes {
             min_time: meta.min_time,

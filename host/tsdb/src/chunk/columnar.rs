@@ -299,7 +299,19 @@ fn write_decimal(out: &mut Vec<u8>, bits: &[u64]) -> bool {
 }
 
 /// Reads an unsigned LEB128 varint at `*pos`: at most ten bytes, the tenth at most 1.
+#[inline]
 fn read_uvarint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most quotients and residuals fit one byte.
+    let first = *bytes.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(u64::from(first));
+    }
+    read_uvarint_slow(bytes, pos)
+}
+
+#[cold]
+fn read_uvarint_slow(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for i in 0..10 {
         let byte = *bytes.get(*pos)?;
@@ -313,6 +325,27 @@ fn read_uvarint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
         }
     }
     None
+}
+
+/// The position after `count` uvarints starting at `pos`, each checked as
+/// [`read_uvarint`] checks it (at most ten bytes, the tenth at most 1); `None` if the
+/// bytes end first or a varint is invalid. Counts terminating bytes instead of decoding.
+fn skip_uvarints(bytes: &[u8], mut pos: usize, mut count: usize) -> Option<usize> {
+    let mut run = 0usize;
+    while count > 0 {
+        let b = *bytes.get(pos)?;
+        pos += 1;
+        if run == 9 && b > 1 {
+            return None;
+        }
+        if b < 0x80 {
+            count -= 1;
+            run = 0;
+        } else {
+            run += 1;
+        }
+    }
+    Some(pos)
 }
 
 fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<i64> {
@@ -374,9 +407,7 @@ impl Column {
         col.quotients = *pos;
         // One pass over the quotients to find where the low bytes start; it reads at most
         // the bytes that are there.
-        for _ in 1..count {
-            read_uvarint(bytes, pos).ok_or(TRUNCATED)?;
-        }
+        *pos = skip_uvarints(bytes, *pos, count - 1).ok_or(TRUNCATED)?;
         col.low_bytes = *pos;
         // At most 65,534 × 8 bytes: no overflow.
         *pos += (count - 1) * col.low as usize;
@@ -392,6 +423,11 @@ impl Column {
             return Ok(self.prev);
         }
         let q = read_uvarint(bytes, &mut self.quotients).ok_or(TRUNCATED)?;
+        if self.low == 0 {
+            let r = unzigzag(q).wrapping_mul(self.gcd);
+            self.prev = self.prev.wrapping_add(self.base.wrapping_add(r));
+            return Ok(self.prev);
+        }
         let shift = 8 * self.low;
         if shift > 0 && q.unbounded_shr(64 - shift) != 0 {
             return Err("residual wider than 64 bits");
@@ -508,6 +544,24 @@ impl Values {
             }
         }
         Ok(())
+    }
+
+    /// Moves past value `i` without producing it (values are read in order): what
+    /// [`Values::next`] does, short of converting a decimal to a float.
+    fn skip(&mut self, bytes: &[u8], i: usize, n: usize) -> Result<(), &'static str> {
+        match self {
+            Values::Constant(_) => Ok(()),
+            Values::Decimal {
+                next_exception: Some((index, _)),
+                ..
+            } if *index == i => self.advance_exception(bytes, i + 1),
+            Values::Decimal { column, .. } => column
+                .as_mut()
+                .ok_or("sample missing from the decimal column")?
+                .next(bytes)
+                .map(|_| ()),
+            Values::Float { .. } => self.next(bytes, i, n).map(|_| ()),
+        }
     }
 
     /// The bits of value `i` (values are read in order); `n` is the chunk's sample count.
@@ -635,11 +689,92 @@ impl<'a> ColumnarIter<'a> {
     /// the iterator never moves backwards. `None` when no such sample remains (or the
     /// chunk is corrupt).
     pub fn seek(&mut self, t: i64) -> Option<(i64, f64)> {
-        loop {
-            let sample = self.next()?;
+        if let Some(sample) = self.pending {
             if sample.0 >= t {
-                self.pending = Some(sample);
                 return Some(sample);
+            }
+            self.pending = None;
+        }
+        // Samples before `t` only need their timestamps: their values are skipped
+        // without converting them.
+        while self.read < self.total {
+            match self.next_time() {
+                Ok(st) if st >= t => {
+                    let i = usize::from(self.read);
+                    return match self.values.next(self.bytes, i, self.n) {
+                        Ok(bits) => {
+                            self.read += 1;
+                            let sample = (st, f64::from_bits(bits));
+                            self.pending = Some(sample);
+                            Some(sample)
+                        }
+                        Err(what) => {
+                            self.fail(format!("sample {i}: {what}"));
+                            None
+                        }
+                    };
+                }
+                Ok(_) => {
+                    let i = usize::from(self.read);
+                    if let Err(what) = self.values.skip(self.bytes, i, self.n) {
+                        self.fail(format!("sample {i}: {what}"));
+                        return None;
+                    }
+                    self.read += 1;
+                }
+                Err(what) => {
+                    let msg = format!("sample {}: {what}", self.read);
+                    self.fail(msg);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Decodes the next timestamp (checking that it increases) and records it as the
+    /// last one; the caller then reads or skips the value and counts the sample.
+    fn next_time(&mut self) -> Result<i64, &'static str> {
+        let t = self.ts.next(self.bytes)?;
+        if self.read > 0 && t <= self.last_t {
+            return Err("timestamp does not increase");
+        }
+        self.last_t = t;
+        Ok(t)
+    }
+
+    /// Appends the remaining samples with timestamps in `[min_t, max_t]` to `out`:
+    /// [`seek`](Self::seek) to `min_t` and `next` up to `max_t`, in one loop.
+    pub fn decode_into(mut self, min_t: i64, max_t: i64, out: &mut Vec<(i64, f64)>) {
+        let Some(first) = self.seek(min_t) else {
+            return;
+        };
+        if first.0 > max_t {
+            return;
+        }
+        self.pending = None;
+        out.push(first);
+        while self.read < self.total {
+            let i = usize::from(self.read);
+            let t = match self.next_time() {
+                Ok(t) => t,
+                Err(what) => {
+                    self.fail(format!("sample {i}: {what}"));
+                    return;
+                }
+            };
+            if t > max_t {
+                return;
+            }
+            match self.values.next(self.bytes, i, self.n) {
+                Ok(bits) => {
+                    self.read += 1;
+                    out.push((t, f64::from_bits(bits)));
+                }
+                Err(what) => {
+                    self.fail(format!("sample {i}: {what}"));
+                    return;
+                }
             }
         }
     }
