@@ -110,7 +110,23 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
         Some(p) => Some(ev.eval(p, s)?),
         None => None,
     };
-    let input = match ev.eval(&a.expr, s)? {
+    // An aggregation that keeps only its `by` labels lets storage skip copying the
+    // others, when its input carries each series' labels through unchanged.
+    let keep = match (&a.modifier, op) {
+        (
+            Some(LabelModifier::Include(names)),
+            T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR | T_QUANTILE,
+        ) if crate::eval::projectable(&a.expr) => {
+            let mut k = names.labels.clone();
+            k.push(METRIC_NAME.to_string());
+            Some(k)
+        }
+        _ => None,
+    };
+    let saved = std::mem::replace(&mut ev.keep_labels, keep);
+    let input = ev.eval(&a.expr, s);
+    ev.keep_labels = saved;
+    let input = match input? {
         Val::Vector(v) => v,
         other => {
             return Err(Error::BadData(format!(

@@ -255,6 +255,53 @@ pub(crate) struct Evaluator<'a> {
     depth: usize,
     /// The query text, for the positions annotations cite.
     query: &'a str,
+    /// While an aggregation `by` some labels evaluates an input that carries every
+    /// series' labels through unchanged to it (see [`projectable`]): the only label
+    /// names that input's selectors need to read (the grouping labels and the metric
+    /// name), so storage need not copy the others.
+    pub(crate) keep_labels: Option<Vec<String>>,
+}
+
+/// Whether `e` is selectors under functions that map each series on its own and keep
+/// its labels (apart from the metric name), so an aggregation over `e` only ever looks
+/// at its grouping labels and, for annotations, the metric name.
+pub(crate) fn projectable(e: &Expr) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => vs.matchers.or_matchers.is_empty(),
+        Expr::MatrixSelector(ms) => ms.vs.matchers.or_matchers.is_empty(),
+        Expr::Paren(p) => projectable(&p.expr),
+        Expr::Call(c) => {
+            matches!(
+                c.func.name,
+                "rate"
+                    | "irate"
+                    | "increase"
+                    | "delta"
+                    | "idelta"
+                    | "deriv"
+                    | "changes"
+                    | "resets"
+                    | "avg_over_time"
+                    | "min_over_time"
+                    | "max_over_time"
+                    | "sum_over_time"
+                    | "count_over_time"
+                    | "last_over_time"
+                    | "stddev_over_time"
+                    | "stdvar_over_time"
+                    | "abs"
+                    | "ceil"
+                    | "floor"
+                    | "sqrt"
+                    | "exp"
+                    | "ln"
+                    | "log2"
+                    | "log10"
+            ) && c.args.args.len() == 1
+                && c.args.args.first().is_some_and(|a| projectable(a))
+        }
+        _ => false,
+    }
 }
 
 impl<'a> Evaluator<'a> {
@@ -281,6 +328,7 @@ impl<'a> Evaluator<'a> {
             infos: Vec::new(),
             depth: 0,
             query,
+            keep_labels: None,
         }
     }
 
@@ -545,9 +593,14 @@ impl<'a> Evaluator<'a> {
             }
             // Every series is decoded here, so the querier need not decode them to
             // check for samples in range; series without any are dropped below.
+            let keep: Option<Vec<&str>> = self
+                .keep_labels
+                .as_ref()
+                .filter(|_| !dedup)
+                .map(|k| k.iter().map(String::as_str).collect());
             let series = self
                 .querier
-                .select_unchecked(&g, min_t, max_t)
+                .select_unchecked(&g, min_t, max_t, keep.as_deref())
                 .map_err(|e| Error::Storage(e.to_string()))?;
             out.reserve(series.len());
             for ser in series {

@@ -1040,27 +1040,40 @@ impl DbQuerier {
     }
 }
 
+/// One source's selected series (a block's or the head's), in label order: each
+/// entry's label pairs are `pairs[start..end]`, borrowed from the source.
+struct Source<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+    entries: Vec<(usize, usize, Vec<EncodedChunk>)>,
+}
+
 impl DbQuerier {
-    /// The series of every block in range and of the head, merged by labels: each
-    /// source lists its series in label order, so equal labels meet in a k-way merge
-    /// instead of a map keyed by cloned labels. Chunks are shared with the blocks' page
-    /// caches, not copied. Series whose chunks overlap the range may hold no sample in
-    /// it (see [`Querier::select_unchecked`]).
+    /// The series of every block in range and of the head, merged by labels. Each
+    /// source lists its series in label order with their label pairs borrowed (from a
+    /// block's symbol table), so equal labels meet in a k-way merge and labels are
+    /// built once per merged series, holding only the names in `keep` if given.
+    /// Chunks are shared with the blocks' page caches, not copied. Series whose chunks
+    /// overlap the range may hold no sample in it (see [`Querier::select_unchecked`]).
     fn select_merged(
         &self,
         matchers: &[Matcher],
         min_t: i64,
         max_t: i64,
+        keep: Option<&[&str]>,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut sources: Vec<Vec<Series>> = Vec::new();
+        let mut sources: Vec<Source<'_>> = Vec::new();
         for b in self.blocks_in(min_t, max_t) {
             let err = block_err(b.dir());
             let numbers = b.select(matchers).map_err(&err)?;
             let tombstones = b.tombstones();
-            let mut out = Vec::with_capacity(numbers.len());
+            let mut src = Source {
+                pairs: Vec::with_capacity(numbers.len() * 6),
+                entries: Vec::with_capacity(numbers.len()),
+            };
             let mut last_page = None;
             for n in numbers {
-                let (labels, metas) = b.series(n).map_err(&err)?;
+                let start = src.pairs.len();
+                let metas = b.series_into(n, &mut src.pairs).map_err(&err)?;
                 let deleted = if tombstones.is_empty() {
                     &[][..]
                 } else {
@@ -1079,16 +1092,13 @@ impl DbQuerier {
                         chunks.extend(without_deleted(c, deleted));
                     }
                 }
-                if !chunks.is_empty() {
-                    out.push(Series {
-                        labels,
-                        chunks,
-                        min_t,
-                        max_t,
-                    });
+                if chunks.is_empty() {
+                    src.pairs.truncate(start);
+                } else {
+                    src.entries.push((start, src.pairs.len(), chunks));
                 }
             }
-            sources.push(out);
+            sources.push(src);
         }
         let deleted = self
             .db
@@ -1111,31 +1121,74 @@ impl DbQuerier {
             }
             head.retain(|s| !s.chunks.is_empty());
         }
-        sources.push(head);
-        Ok(merge_sorted(sources))
+        let mut head_src = Source {
+            pairs: Vec::new(),
+            entries: Vec::with_capacity(head.len()),
+        };
+        let mut head_chunks: Vec<Vec<EncodedChunk>> = head
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.chunks))
+            .collect();
+        for (s, chunks) in head.iter().zip(head_chunks.iter_mut()) {
+            let start = head_src.pairs.len();
+            head_src
+                .pairs
+                .extend(s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            head_src
+                .entries
+                .push((start, head_src.pairs.len(), std::mem::take(chunks)));
+        }
+        sources.push(head_src);
+        Ok(merge_sorted(sources, min_t, max_t, keep))
     }
 }
 
-/// Merges lists of series each sorted by labels into one, concatenating the chunks of
-/// equal labels in list order (blocks by time, then the head: the order in which newer
+/// Merges sources each sorted by labels into series, concatenating the chunks of equal
+/// labels in source order (blocks by time, then the head: the order in which newer
 /// data shadows older).
-fn merge_sorted(mut sources: Vec<Vec<Series>>) -> Vec<Series> {
-    sources.retain(|s| !s.is_empty());
-    if sources.len() <= 1 {
-        return sources.pop().unwrap_or_default();
-    }
-    let total = sources.iter().map(Vec::len).max().unwrap_or(0);
+fn merge_sorted(
+    mut sources: Vec<Source<'_>>,
+    min_t: i64,
+    max_t: i64,
+    keep: Option<&[&str]>,
+) -> Vec<Series> {
+    let labels = |pairs: &[(&str, &str)]| match keep {
+        None => Labels::from_pairs(pairs.iter().copied()),
+        Some(k) => Labels::from_pairs(pairs.iter().copied().filter(|(n, _)| k.contains(n))),
+    };
+    sources.retain(|s| !s.entries.is_empty());
+    let total = sources.iter().map(|s| s.entries.len()).max().unwrap_or(0);
     let mut out: Vec<Series> = Vec::with_capacity(total);
-    let mut iters: Vec<std::vec::IntoIter<Series>> =
-        sources.into_iter().map(Vec::into_iter).collect();
-    let mut heads: Vec<Option<Series>> = iters.iter_mut().map(Iterator::next).collect();
+    if sources.len() <= 1 {
+        if let Some(src) = sources.pop() {
+            for (start, end, chunks) in src.entries {
+                out.push(Series {
+                    labels: labels(src.pairs.get(start..end).unwrap_or(&[])),
+                    chunks,
+                    min_t,
+                    max_t,
+                });
+            }
+        }
+        return out;
+    }
+    let pairs: Vec<Vec<(&str, &str)>> = sources
+        .iter_mut()
+        .map(|s| std::mem::take(&mut s.pairs))
+        .collect();
+    let mut iters: Vec<_> = sources.into_iter().map(|s| s.entries.into_iter()).collect();
+    let mut heads: Vec<Option<(usize, usize, Vec<EncodedChunk>)>> =
+        iters.iter_mut().map(Iterator::next).collect();
+    let key = |i: usize, e: &(usize, usize, Vec<EncodedChunk>)| -> &[(&str, &str)] {
+        pairs.get(i).and_then(|p| p.get(e.0..e.1)).unwrap_or(&[])
+    };
     loop {
-        // The smallest labels among the lists' heads, and the first list holding them.
+        // The smallest labels among the sources' heads, and the first source holding them.
         let mut first: Option<usize> = None;
         for (i, h) in heads.iter().enumerate() {
-            let Some(s) = h else { continue };
-            let smaller = match first.and_then(|f| heads[f].as_ref()) {
-                Some(best) => s.labels < best.labels,
+            let Some(e) = h else { continue };
+            let smaller = match first.and_then(|f| heads[f].as_ref().map(|b| (f, b))) {
+                Some((f, best)) => key(i, e) < key(f, best),
                 None => true,
             };
             if smaller {
@@ -1143,17 +1196,24 @@ fn merge_sorted(mut sources: Vec<Vec<Series>>) -> Vec<Series> {
             }
         }
         let Some(f) = first else { break };
-        let Some(mut series) = std::mem::replace(&mut heads[f], iters[f].next()) else {
+        let Some(e) = std::mem::replace(&mut heads[f], iters[f].next()) else {
             break;
         };
+        let this = key(f, &e);
+        let mut chunks = e.2;
         for i in f + 1..heads.len() {
-            if heads[i].as_ref().is_some_and(|s| s.labels == series.labels)
-                && let Some(s) = std::mem::replace(&mut heads[i], iters[i].next())
+            if heads[i].as_ref().is_some_and(|h| key(i, h) == this)
+                && let Some(h) = std::mem::replace(&mut heads[i], iters[i].next())
             {
-                series.chunks.extend(s.chunks);
+                chunks.extend(h.2);
             }
         }
-        out.push(series);
+        out.push(Series {
+            labels: labels(this),
+            chunks,
+            min_t,
+            max_t,
+        });
     }
     out
 }
@@ -1165,7 +1225,7 @@ impl Querier for DbQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut series = self.select_merged(matchers, min_t, max_t)?;
+        let mut series = self.select_merged(matchers, min_t, max_t, None)?;
         // Chunks overlapping the range may still hold no sample inside it.
         series.retain(Series::has_samples);
         Ok(series)
@@ -1176,8 +1236,9 @@ impl Querier for DbQuerier {
         matchers: &[Matcher],
         min_t: i64,
         max_t: i64,
+        keep: Option<&[&str]>,
     ) -> Result<Vec<Series>, StorageError> {
-        self.select_merged(matchers, min_t, max_t)
+        self.select_merged(matchers, min_t, max_t, keep)
     }
 
     fn label_names(

@@ -108,13 +108,27 @@ pub trait Querier {
     /// those left without samples itself (the query engine): a series whose chunks
     /// overlap `[min_t, max_t]` but hold no sample inside it may be returned, with no
     /// samples. That saves decoding each series once more only to find out.
+    ///
+    /// With `keep`, each series' labels hold only the names listed (the caller needs no
+    /// others, e.g. to aggregate `by` them), which saves copying the rest. The series
+    /// are still the distinct series of `select`, in the same order (by full labels), so
+    /// two of them may then carry the same labels.
     fn select_unchecked(
         &self,
         matchers: &[Matcher],
         min_t: i64,
         max_t: i64,
+        keep: Option<&[&str]>,
     ) -> Result<Vec<Series>, StorageError> {
-        self.select(matchers, min_t, max_t)
+        let mut series = self.select(matchers, min_t, max_t)?;
+        if let Some(keep) = keep {
+            for s in &mut series {
+                let mut b = pharos_model::LabelsBuilder::from(std::mem::take(&mut s.labels));
+                b.retain(|l| keep.contains(&l.name.as_str()));
+                s.labels = b.into_labels();
+            }
+        }
+        Ok(series)
     }
 
     /// Label names of series matching `matchers` (all series when empty), sorted.

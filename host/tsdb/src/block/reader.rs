@@ -550,6 +550,19 @@ impl Block {
 
     /// Labels and chunk metas of series `n`.
     pub fn series(&self, n: u32) -> Result<(Labels, Vec<ChunkMeta>)> {
+        let mut pairs = Vec::new();
+        let metas = self.series_into(n, &mut pairs)?;
+        Ok((Labels::from_pairs(pairs), metas))
+    }
+
+    /// [`Block::series`] without building the labels: series `n`'s label pairs, in
+    /// label order and borrowed from the symbol table, are appended to `pairs`. For
+    /// readers that compare or filter labels before (or instead of) copying them.
+    pub fn series_into<'a>(
+        &'a self,
+        n: u32,
+        pairs: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Vec<ChunkMeta>> {
         if n >= self.num_series {
             return Err(Error::Invalid(format!(
                 "series {n} out of range (block has {})",
@@ -565,7 +578,7 @@ impl Block {
             .ok_or_else(|| bad("missing entry".into()))?;
         let mut d = Decbuf::new(group.data.get(start..end).unwrap_or(&[]));
         let count = d.count(2).map_err(bad)?;
-        let mut pairs = Vec::with_capacity(count);
+        pairs.reserve(count);
         let mut prev_name: Option<u32> = None;
         for _ in 0..count {
             let name = d.uvarint_u32().map_err(bad)?;
@@ -585,7 +598,7 @@ impl Block {
         if !d.is_empty() {
             return Err(bad(format!("{} trailing bytes", d.remaining())));
         }
-        Ok((Labels::from_pairs(pairs), metas))
+        Ok(metas)
     }
 
     fn page(&self, file: u32, page: u32) -> Result<(Arc<Vec<u8>>, &Path)> {

@@ -331,7 +331,30 @@ fn read_uvarint_slow(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 /// [`read_uvarint`] checks it (at most ten bytes, the tenth at most 1); `None` if the
 /// bytes end first or a varint is invalid. Counts terminating bytes instead of decoding.
 fn skip_uvarints(bytes: &[u8], mut pos: usize, mut count: usize) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Eight bytes at a time while at least eight varints remain (a word ends at most
+    // eight of them), counting terminating bytes (high bit clear). A varint of ten
+    // bytes needs nine continuation bytes in a row, which the word-wise count does not
+    // check: once a run of continuation bytes could reach nine, the byte loop below
+    // takes over from the start of that run.
     let mut run = 0usize;
+    while count >= 8 {
+        let Some(word) = bytes.get(pos..pos + 8) else {
+            break;
+        };
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        let cont = word & HIGH;
+        let leading = (!cont & HIGH).trailing_zeros() as usize / 8;
+        if run + leading >= 9 || cont == HIGH {
+            break;
+        }
+        count -= 8 - cont.count_ones() as usize;
+        run = (!cont & HIGH).leading_zeros() as usize / 8;
+        pos += 8;
+    }
+    // Back up over a run of continuation bytes so the byte loop checks it whole.
+    pos -= run;
+    run = 0;
     while count > 0 {
         let b = *bytes.get(pos)?;
         pos += 1;
@@ -417,6 +440,7 @@ impl Column {
         Ok(col)
     }
 
+    #[inline]
     fn next(&mut self, bytes: &[u8]) -> Result<i64, &'static str> {
         if self.at_first {
             self.at_first = false;
@@ -441,6 +465,41 @@ impl Column {
         let r = unzigzag(z).wrapping_mul(self.gcd);
         self.prev = self.prev.wrapping_add(self.base.wrapping_add(r));
         Ok(self.prev)
+    }
+}
+
+impl Column {
+    /// Moves past the next `k` values: what `k` calls of [`Column::next`] do, summing
+    /// the residuals instead of producing each value (wrapping sums are associative).
+    fn skip_n(&mut self, bytes: &[u8], mut k: usize) -> Result<(), &'static str> {
+        if k > 0 && self.at_first {
+            self.at_first = false;
+            k -= 1;
+        }
+        let shift = 8 * self.low;
+        let mut sum = 0i64;
+        for _ in 0..k {
+            let q = read_uvarint(bytes, &mut self.quotients).ok_or(TRUNCATED)?;
+            let z = if self.low == 0 {
+                q
+            } else {
+                if q.unbounded_shr(64 - shift) != 0 {
+                    return Err("residual wider than 64 bits");
+                }
+                let mut low_part = 0u64;
+                for _ in 0..self.low {
+                    let b = read_u8(bytes, &mut self.low_bytes).ok_or(TRUNCATED)?;
+                    low_part = (low_part << 8) | u64::from(b);
+                }
+                q.unbounded_shl(shift) | low_part
+            };
+            sum = sum.wrapping_add(unzigzag(z).wrapping_mul(self.gcd));
+        }
+        self.prev = self
+            .prev
+            .wrapping_add(self.base.wrapping_mul(k as i64))
+            .wrapping_add(sum);
+        Ok(())
     }
 }
 
@@ -546,25 +605,51 @@ impl Values {
         Ok(())
     }
 
-    /// Moves past value `i` without producing it (values are read in order): what
-    /// [`Values::next`] does, short of converting a decimal to a float.
-    fn skip(&mut self, bytes: &[u8], i: usize, n: usize) -> Result<(), &'static str> {
+    /// Moves past values `from .. from + k` without producing them (values are read in
+    /// order): what [`Values::next`] does for each, short of converting decimals to
+    /// floats.
+    fn skip_n(
+        &mut self,
+        bytes: &[u8],
+        from: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<(), &'static str> {
+        let end = from + k;
         match self {
             Values::Constant(_) => Ok(()),
-            Values::Decimal {
-                next_exception: Some((index, _)),
-                ..
-            } if *index == i => self.advance_exception(bytes, i + 1),
-            Values::Decimal { column, .. } => column
-                .as_mut()
-                .ok_or("sample missing from the decimal column")?
-                .next(bytes)
-                .map(|_| ()),
-            Values::Float { .. } => self.next(bytes, i, n).map(|_| ()),
+            Values::Float { .. } => {
+                for i in from..end {
+                    self.next(bytes, i, n)?;
+                }
+                Ok(())
+            }
+            Values::Decimal { .. } => {
+                let mut exceptions = 0;
+                while let Values::Decimal {
+                    next_exception: Some((index, _)),
+                    ..
+                } = self
+                    && *index < end
+                {
+                    let index = *index;
+                    exceptions += 1;
+                    self.advance_exception(bytes, index + 1)?;
+                }
+                let Values::Decimal { column, .. } = self else {
+                    return Ok(());
+                };
+                match column {
+                    Some(c) => c.skip_n(bytes, k - exceptions),
+                    None if k == exceptions => Ok(()),
+                    None => Err("sample missing from the decimal column"),
+                }
+            }
         }
     }
 
     /// The bits of value `i` (values are read in order); `n` is the chunk's sample count.
+    #[inline]
     fn next(&mut self, bytes: &[u8], i: usize, n: usize) -> Result<u64, &'static str> {
         match self {
             Values::Constant(bits) => Ok(*bits),
@@ -695,33 +780,17 @@ impl<'a> ColumnarIter<'a> {
             }
             self.pending = None;
         }
-        // Samples before `t` only need their timestamps: their values are skipped
-        // without converting them.
+        // Samples before `t` only need their timestamps; their values are then skipped
+        // in one go, without converting them.
+        let from = usize::from(self.read);
+        let mut found = None;
         while self.read < self.total {
             match self.next_time() {
                 Ok(st) if st >= t => {
-                    let i = usize::from(self.read);
-                    return match self.values.next(self.bytes, i, self.n) {
-                        Ok(bits) => {
-                            self.read += 1;
-                            let sample = (st, f64::from_bits(bits));
-                            self.pending = Some(sample);
-                            Some(sample)
-                        }
-                        Err(what) => {
-                            self.fail(format!("sample {i}: {what}"));
-                            None
-                        }
-                    };
+                    found = Some(st);
+                    break;
                 }
-                Ok(_) => {
-                    let i = usize::from(self.read);
-                    if let Err(what) = self.values.skip(self.bytes, i, self.n) {
-                        self.fail(format!("sample {i}: {what}"));
-                        return None;
-                    }
-                    self.read += 1;
-                }
+                Ok(_) => self.read += 1,
                 Err(what) => {
                     let msg = format!("sample {}: {what}", self.read);
                     self.fail(msg);
@@ -729,11 +798,29 @@ impl<'a> ColumnarIter<'a> {
                 }
             }
         }
-        None
+        let i = usize::from(self.read);
+        if let Err(what) = self.values.skip_n(self.bytes, from, i - from, self.n) {
+            self.fail(format!("sample {i}: {what}"));
+            return None;
+        }
+        let st = found?;
+        match self.values.next(self.bytes, i, self.n) {
+            Ok(bits) => {
+                self.read += 1;
+                let sample = (st, f64::from_bits(bits));
+                self.pending = Some(sample);
+                Some(sample)
+            }
+            Err(what) => {
+                self.fail(format!("sample {i}: {what}"));
+                None
+            }
+        }
     }
 
     /// Decodes the next timestamp (checking that it increases) and records it as the
     /// last one; the caller then reads or skips the value and counts the sample.
+    #[inline]
     fn next_time(&mut self) -> Result<i64, &'static str> {
         let t = self.ts.next(self.bytes)?;
         if self.read > 0 && t <= self.last_t {
