@@ -13,6 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub(crate) const METRIC_NAME: &str = "__name__";
 
+/// Selections of at least twice this many series are decoded in parallel parts.
+const PARALLEL_SERIES: usize = 512;
+
 /// How deep an expression may nest. Evaluation recurses once per level, so without a
 /// bound a crafted query could exhaust the stack and take the server down.
 const MAX_DEPTH: usize = 256;
@@ -260,6 +263,32 @@ pub(crate) struct Evaluator<'a> {
     /// names that input's selectors need to read (the grouping labels and the metric
     /// name), so storage need not copy the others.
     pub(crate) keep_labels: Option<Vec<String>>,
+}
+
+/// Whether evaluating `e` (a [`projectable`] expression) reads series' metric names:
+/// `rate` and `increase` name a series in an annotation when it might not be a
+/// counter, which they cannot be when the selector names a metric ending as counters
+/// do.
+pub(crate) fn reads_metric_name(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(p) => reads_metric_name(&p.expr),
+        Expr::Call(c) => {
+            let arg = c.args.args.first().map(|a| &**a);
+            if matches!(c.func.name, "rate" | "increase") {
+                match arg {
+                    Some(Expr::MatrixSelector(ms)) => !ms.vs.name.as_ref().is_some_and(|n| {
+                        ["_total", "_sum", "_count", "_bucket"]
+                            .iter()
+                            .any(|suf| n.ends_with(suf))
+                    }),
+                    _ => true,
+                }
+            } else {
+                arg.is_some_and(reads_metric_name)
+            }
+        }
+        _ => false,
+    }
 }
 
 /// Whether `e` is selectors under functions that map each series on its own and keep
@@ -603,6 +632,31 @@ impl<'a> Evaluator<'a> {
                 .select_unchecked(&g, min_t, max_t, keep.as_deref())
                 .map_err(|e| Error::Storage(e.to_string()))?;
             out.reserve(series.len());
+            // A large selection is decoded in parallel parts when even all its chunks'
+            // samples fit the sample limit, so that the limit still holds while they
+            // are decoded; the samples are counted afterwards, as below.
+            let bound: usize = series.iter().map(pharos_tsdb::Series::max_samples).sum();
+            if !dedup
+                && series.len() >= 2 * PARALLEL_SERIES
+                && bound <= self.max_samples.saturating_sub(self.samples)
+            {
+                let parts = pharos_tsdb::parallel::split_owned(series, PARALLEL_SERIES, |part| {
+                    part.into_iter()
+                        .filter_map(|ser| {
+                            let mut pts = Vec::new();
+                            ser.samples_into(&mut pts);
+                            (!pts.is_empty()).then_some((ser.labels, pts))
+                        })
+                        .collect::<Vec<_>>()
+                });
+                for (labels, pts) in parts.into_iter().flatten() {
+                    self.total_samples = self.total_samples.saturating_add(pts.len());
+                    self.account(pts.len())?;
+                    out.push((labels, pts));
+                }
+                self.check_deadline()?;
+                continue;
+            }
             for ser in series {
                 if dedup && seen.contains_key(&ser.labels) {
                     continue;

@@ -1063,40 +1063,30 @@ impl DbQuerier {
     ) -> Result<Vec<Series>, StorageError> {
         let mut sources: Vec<Source<'_>> = Vec::new();
         for b in self.blocks_in(min_t, max_t) {
-            let err = block_err(b.dir());
-            let numbers = b.select(matchers).map_err(&err)?;
-            let tombstones = b.tombstones();
+            let numbers = b.select(matchers).map_err(block_err(b.dir()))?;
+            // Large selections are read in parallel halves (pages decompressed, series
+            // entries decoded), then joined in order.
+            let parts = crate::parallel::split(&numbers, PARALLEL_SERIES, |part| {
+                block_source(b, part, min_t, max_t)
+            });
             let mut src = Source {
-                pairs: Vec::with_capacity(numbers.len() * 6),
+                pairs: Vec::new(),
                 entries: Vec::with_capacity(numbers.len()),
             };
-            let mut last_page = None;
-            for n in numbers {
-                let start = src.pairs.len();
-                let metas = b.series_into(n, &mut src.pairs).map_err(&err)?;
-                let deleted = if tombstones.is_empty() {
-                    &[][..]
-                } else {
-                    tombstones.get(n)
-                };
-                let mut chunks = Vec::new();
-                for m in metas
-                    .iter()
-                    .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
-                {
-                    let c = b.chunk_with(m, &mut last_page).map_err(&err)?;
-                    let c = encoded_block_chunk(&c, b.dir())?;
-                    if deleted.is_empty() {
-                        chunks.push(c);
-                    } else {
-                        chunks.extend(without_deleted(c, deleted));
-                    }
+            for part in parts {
+                let part = part?;
+                if src.pairs.is_empty() {
+                    src.pairs = part.pairs;
+                    src.entries.extend(part.entries);
+                    continue;
                 }
-                if chunks.is_empty() {
-                    src.pairs.truncate(start);
-                } else {
-                    src.entries.push((start, src.pairs.len(), chunks));
-                }
+                let offset = src.pairs.len();
+                src.pairs.extend(part.pairs);
+                src.entries.extend(
+                    part.entries
+                        .into_iter()
+                        .map(|(a, z, c)| (a + offset, z + offset, c)),
+                );
             }
             sources.push(src);
         }
@@ -1141,6 +1131,54 @@ impl DbQuerier {
         sources.push(head_src);
         Ok(merge_sorted(sources, min_t, max_t, keep))
     }
+}
+
+/// Selections of at least this many series of a block are read in parallel.
+const PARALLEL_SERIES: usize = 1024;
+
+/// Reads series `numbers` of block `b` with their chunks overlapping `[min_t, max_t]`
+/// (tombstoned samples removed), as a [`Source`].
+fn block_source<'a>(
+    b: &'a Block,
+    numbers: &[u32],
+    min_t: i64,
+    max_t: i64,
+) -> Result<Source<'a>, StorageError> {
+    let err = block_err(b.dir());
+    let tombstones = b.tombstones();
+    let mut src = Source {
+        pairs: Vec::with_capacity(numbers.len() * 6),
+        entries: Vec::with_capacity(numbers.len()),
+    };
+    let mut last_page = None;
+    for &n in numbers {
+        let start = src.pairs.len();
+        let metas = b.series_into(n, &mut src.pairs).map_err(&err)?;
+        let deleted = if tombstones.is_empty() {
+            &[][..]
+        } else {
+            tombstones.get(n)
+        };
+        let mut chunks = Vec::new();
+        for m in metas
+            .iter()
+            .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
+        {
+            let c = b.chunk_with(m, &mut last_page).map_err(&err)?;
+            let c = encoded_block_chunk(&c, b.dir())?;
+            if deleted.is_empty() {
+                chunks.push(c);
+            } else {
+                chunks.extend(without_deleted(c, deleted));
+            }
+        }
+        if chunks.is_empty() {
+            src.pairs.truncate(start);
+        } else {
+            src.entries.push((start, src.pairs.len(), chunks));
+        }
+    }
+    Ok(src)
 }
 
 /// Merges sources each sorted by labels into series, concatenating the chunks of equal

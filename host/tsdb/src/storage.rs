@@ -266,6 +266,16 @@ impl Series {
         }
     }
 
+    /// At most how many samples [`Series::samples`] yields: those of the chunks
+    /// overlapping the range.
+    pub fn max_samples(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.overlaps(self.min_t, self.max_t))
+            .map(|c| usize::from(c.num_samples))
+            .sum()
+    }
+
     /// Whether any sample lies in the range. Decided from the chunks' time ranges when
     /// one starts or ends inside it; only a chunk spanning the whole range is decoded.
     pub(crate) fn has_samples(&self) -> bool {

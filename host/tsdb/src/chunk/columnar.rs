@@ -469,6 +469,73 @@ impl Column {
 }
 
 impl Column {
+    /// Reads up to `limit` values of a timestamp column until one is at least
+    /// `target`, checking that each exceeds the one before (`prev_valid`: whether the
+    /// last value read so far counts, i.e. one was read). Returns how many were read
+    /// and whether the last one reached `target`; `self.prev` is the last one read.
+    /// [`Column::next`] in a loop with the cursors in registers.
+    fn advance_to(
+        &mut self,
+        bytes: &[u8],
+        target: i64,
+        limit: usize,
+        mut prev_valid: bool,
+    ) -> Result<(usize, bool), &'static str> {
+        let mut n = 0;
+        if limit == 0 {
+            return Ok((0, false));
+        }
+        if self.at_first {
+            self.at_first = false;
+            n = 1;
+            if self.prev >= target {
+                return Ok((1, true));
+            }
+            prev_valid = true;
+        }
+        let (mut qpos, mut lpos, mut prev) = (self.quotients, self.low_bytes, self.prev);
+        let (base, gcd, low) = (self.base, self.gcd, self.low);
+        let shift = 8 * low;
+        let mut found = false;
+        while n < limit {
+            let q = match bytes.get(qpos) {
+                Some(&b) if b < 0x80 => {
+                    qpos += 1;
+                    u64::from(b)
+                }
+                _ => read_uvarint(bytes, &mut qpos).ok_or(TRUNCATED)?,
+            };
+            let z = if low == 0 {
+                q
+            } else {
+                if q.unbounded_shr(64 - shift) != 0 {
+                    return Err("residual wider than 64 bits");
+                }
+                let mut low_part = 0u64;
+                for _ in 0..low {
+                    let b = read_u8(bytes, &mut lpos).ok_or(TRUNCATED)?;
+                    low_part = (low_part << 8) | u64::from(b);
+                }
+                q.unbounded_shl(shift) | low_part
+            };
+            let v = prev.wrapping_add(base.wrapping_add(unzigzag(z).wrapping_mul(gcd)));
+            if prev_valid && v <= prev {
+                return Err("timestamp does not increase");
+            }
+            prev = v;
+            prev_valid = true;
+            n += 1;
+            if v >= target {
+                found = true;
+                break;
+            }
+        }
+        self.quotients = qpos;
+        self.low_bytes = lpos;
+        self.prev = prev;
+        Ok((n, found))
+    }
+
     /// Moves past the next `k` values: what `k` calls of [`Column::next`] do, summing
     /// the residuals instead of producing each value (wrapping sums are associative).
     fn skip_n(&mut self, bytes: &[u8], mut k: usize) -> Result<(), &'static str> {
@@ -783,21 +850,20 @@ impl<'a> ColumnarIter<'a> {
         // Samples before `t` only need their timestamps; their values are then skipped
         // in one go, without converting them.
         let from = usize::from(self.read);
-        let mut found = None;
-        while self.read < self.total {
-            match self.next_time() {
-                Ok(st) if st >= t => {
-                    found = Some(st);
-                    break;
-                }
-                Ok(_) => self.read += 1,
-                Err(what) => {
-                    let msg = format!("sample {}: {what}", self.read);
-                    self.fail(msg);
-                    return None;
-                }
+        let left = usize::from(self.total - self.read);
+        let found = match self.ts.advance_to(self.bytes, t, left, self.read > 0) {
+            Ok((read, found)) => {
+                // `read` is at most `left`, so this stays within `total`.
+                self.read += (read - usize::from(found)) as u16;
+                self.last_t = self.ts.prev;
+                found.then_some(self.ts.prev)
             }
-        }
+            Err(what) => {
+                let msg = format!("samples after {}: {what}", self.read);
+                self.fail(msg);
+                return None;
+            }
+        };
         let i = usize::from(self.read);
         if let Err(what) = self.values.skip_n(self.bytes, from, i - from, self.n) {
             self.fail(format!("sample {i}: {what}"));
