@@ -1285,15 +1285,30 @@ impl Querier for DbQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut names: std::collections::BTreeSet<String> =
-            self.db.head.label_names(matchers).into_iter().collect();
+        let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        match self.head_deleted()? {
+            None => names.extend(self.db.head.label_names(matchers)),
+            Some(deleted) => {
+                for s in self.head_live(matchers, &deleted)? {
+                    names.extend(s.labels.iter().map(|l| l.name.clone()));
+                }
+            }
+        }
         for b in self.blocks_in(min_t, max_t) {
-            if matchers.is_empty() {
+            let err = block_err(b.dir());
+            let deleted = block_deleted(b)?;
+            if matchers.is_empty() && deleted.is_empty() {
                 names.extend(b.label_names().into_iter().map(str::to_string));
-            } else {
-                let err = block_err(b.dir());
-                for n in b.select(matchers).map_err(&err)? {
-                    names.extend(b.series(n).map_err(&err)?.0.iter().map(|l| l.name.clone()));
+                continue;
+            }
+            let mut pairs = Vec::new();
+            for n in block_live(b, matchers, &deleted)? {
+                pairs.clear();
+                b.series_into(n, &mut pairs).map_err(&err)?;
+                for &(name, _) in &pairs {
+                    if !names.contains(name) {
+                        names.insert(name.to_string());
+                    }
                 }
             }
         }
@@ -1307,24 +1322,131 @@ impl Querier for DbQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut values: std::collections::BTreeSet<String> = self
-            .db
-            .head
-            .label_values(name, matchers)
-            .into_iter()
-            .collect();
-        for b in self.blocks_in(min_t, max_t) {
-            if matchers.is_empty() {
-                values.extend(b.label_values(name).into_iter().map(str::to_string));
-            } else {
-                let err = block_err(b.dir());
-                for n in b.select(matchers).map_err(&err)? {
-                    if let Some(v) = b.series(n).map_err(&err)?.0.get(name) {
+        let mut values: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        match self.head_deleted()? {
+            None => values.extend(self.db.head.label_values(name, matchers)),
+            Some(deleted) => {
+                for s in self.head_live(matchers, &deleted)? {
+                    if let Some(v) = s.labels.get(name) {
                         values.insert(v.to_string());
                     }
                 }
             }
         }
+        for b in self.blocks_in(min_t, max_t) {
+            let err = block_err(b.dir());
+            let deleted = block_deleted(b)?;
+            if matchers.is_empty() && deleted.is_empty() {
+                values.extend(b.label_values(name).into_iter().map(str::to_string));
+                continue;
+            }
+            let mut pairs = Vec::new();
+            for n in block_live(b, matchers, &deleted)? {
+                pairs.clear();
+                b.series_into(n, &mut pairs).map_err(&err)?;
+                if let Some(&(_, v)) = pairs.iter().find(|(n, _)| *n == name)
+                    && !v.is_empty()
+                    && !values.contains(v)
+                {
+                    values.insert(v.to_string());
+                }
+            }
+        }
         Ok(values.into_iter().collect())
     }
+}
+
+impl DbQuerier {
+    /// The labels of the head's series whose every sample a deletion hides, or `None`
+    /// when there are none (the common case, which keeps the label lookups on the head's
+    /// postings).
+    fn head_deleted(&self) -> Result<Option<std::collections::HashSet<Labels>>, StorageError> {
+        let tombstones = self
+            .db
+            .head_tombstones
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut deleted = std::collections::HashSet::new();
+        for (id, intervals) in tombstones.iter() {
+            let Some(labels) = self.db.head.labels_of(SeriesRef::from(id)) else {
+                continue;
+            };
+            let exact: Vec<Matcher> = labels
+                .iter()
+                .filter_map(|l| Matcher::new(pharos_model::MatchOp::Equal, &l.name, &l.value).ok())
+                .collect();
+            let all_hidden = self
+                .db
+                .head
+                .select(&exact, i64::MIN, i64::MAX)?
+                .into_iter()
+                .filter(|s| s.labels == labels)
+                .all(|s| {
+                    s.chunks
+                        .into_iter()
+                        .all(|c| without_deleted(c, intervals).is_empty())
+                });
+            if all_hidden {
+                deleted.insert(labels);
+            }
+        }
+        Ok((!deleted.is_empty()).then_some(deleted))
+    }
+
+    /// The head's series matching `matchers` (all when empty) but those in `deleted`.
+    fn head_live(
+        &self,
+        matchers: &[Matcher],
+        deleted: &std::collections::HashSet<Labels>,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut series = self.db.head.select(matchers, i64::MIN, i64::MAX)?;
+        series.retain(|s| !deleted.contains(&s.labels));
+        Ok(series)
+    }
+}
+
+/// The series of block `b` whose every sample its tombstones hide, ascending. Only
+/// series with tombstones are read; a chunk that a deletion covers in part is decoded
+/// to see whether any of its samples remain.
+fn block_deleted(b: &Block) -> Result<Vec<u32>, StorageError> {
+    let err = block_err(b.dir());
+    let mut deleted = Vec::new();
+    let mut pairs = Vec::new();
+    for (n, intervals) in b.tombstones().iter() {
+        pairs.clear();
+        let metas = b.series_into(n, &mut pairs).map_err(&err)?;
+        let mut hidden = true;
+        for m in &metas {
+            if intervals
+                .iter()
+                .any(|iv| iv.min_time <= m.min_time && m.max_time <= iv.max_time)
+            {
+                continue;
+            }
+            let c = b.chunk(m).map_err(&err)?;
+            if !without_deleted(encoded_block_chunk(&c, b.dir())?, intervals).is_empty() {
+                hidden = false;
+                break;
+            }
+        }
+        if hidden {
+            deleted.push(n);
+        }
+    }
+    Ok(deleted)
+}
+
+/// The series of block `b` matching `matchers` (all when empty) but those in `deleted`
+/// (ascending).
+fn block_live(b: &Block, matchers: &[Matcher], deleted: &[u32]) -> Result<Vec<u32>, StorageError> {
+    let mut numbers = if matchers.is_empty() {
+        (0..b.num_series()).collect()
+    } else {
+        b.select(matchers).map_err(block_err(b.dir()))?
+    };
+    if !deleted.is_empty() {
+        numbers.retain(|n| deleted.binary_search(n).is_err());
+    }
+    Ok(numbers)
 }
