@@ -199,14 +199,81 @@ fn over_windows(
     Ok(out)
 }
 
+/// [`over_windows`] for `rate`, `increase` and `delta`. Counter resets are counted
+/// once per series (a running count per sample), so the windows without any, nearly
+/// all of them, skip the per-sample scan for resets; the result is the same.
+fn rate_windows(
+    ev: &mut Evaluator,
+    m: &mut Mat,
+    s: Steps,
+    counter: bool,
+    rate: bool,
+) -> Result<Vec<Ser>> {
+    let mut out = Vec::with_capacity(m.series.len());
+    let n = s.len();
+    let (range, at, offset) = (m.range, m.at, m.offset);
+    // resets[k]: counter resets among the series' first k + 1 samples.
+    let mut resets: Vec<u32> = Vec::new();
+    for (k, ser) in m.series.iter_mut().enumerate() {
+        if k % 1024 == 0 {
+            ev.check_deadline()?;
+        }
+        let pts = &ser.points;
+        if counter {
+            resets.clear();
+            resets.reserve(pts.len());
+            let mut count = 0u32;
+            let mut prev = f64::NAN;
+            for &(_, v) in pts {
+                if v < prev {
+                    count += 1;
+                }
+                prev = v;
+                resets.push(count);
+            }
+        }
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let mut points = Vec::with_capacity(n.min(pts.len()));
+        for i in 0..n {
+            let ts = s.ts(i);
+            let we = at.unwrap_or(ts).saturating_sub(offset);
+            let ws = we.saturating_sub(range);
+            while pts.get(hi).is_some_and(|&(t, _)| t <= we) {
+                hi += 1;
+            }
+            while pts.get(lo).is_some_and(|&(t, _)| t <= ws) {
+                lo += 1;
+            }
+            let Some(win) = pts.get(lo..hi).filter(|w| !w.is_empty()) else {
+                continue;
+            };
+            let scan = counter
+                && resets.get(hi - 1).copied().unwrap_or(1) != resets.get(lo).copied().unwrap_or(0);
+            if let Some(v) = extrapolated_rate(win, (ws, we), range, counter, rate, scan) {
+                points.push((ts, v));
+            }
+        }
+        if !points.is_empty() {
+            out.push(Ser {
+                labels: std::mem::take(&mut ser.labels),
+                points,
+                drop_name: true,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards
-/// the window's edges (but not past where a counter would have been zero).
+/// the window's edges (but not past where a counter would have been zero). With
+/// `scan_resets` false the caller knows the window holds no counter reset.
 fn extrapolated_rate(
     w: &[(i64, f64)],
     (ws, we): (i64, i64),
     range: i64,
     counter: bool,
     rate: bool,
+    scan_resets: bool,
 ) -> Option<f64> {
     if w.len() < 2 {
         return None;
@@ -214,7 +281,7 @@ fn extrapolated_rate(
     let (ft, fv) = *w.first()?;
     let (lt, lv) = *w.last()?;
     let mut result = lv - fv;
-    if counter {
+    if counter && scan_resets {
         let mut prev = fv;
         for &(_, v) in &w[1..] {
             if v < prev {
@@ -1120,9 +1187,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         "rate" | "increase" | "delta" => {
             let counter = name != "delta";
             let rate = name == "rate";
-            over_windows(ev, &mut m, s, true, |w, win, _| {
-                Ok(extrapolated_rate(w, win, range, counter, rate))
-            })?
+            rate_windows(ev, &mut m, s, counter, rate)?
         }
         "irate" | "idelta" => over_windows(ev, &mut m, s, true, |w, _, _| {
             if w.len() < 2 {
@@ -1329,15 +1394,15 @@ mod tests {
         // Samples every 10 s from 10 to 50 s, counter rising 1/s, window (0, 60]: the
         // 10 s gaps at either end are short enough to extrapolate across.
         let w: Vec<(i64, f64)> = (1..=5).map(|i| (i * 10_000, (i * 10) as f64)).collect();
-        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false).unwrap();
+        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false, true).unwrap();
         assert!((inc - 60.0).abs() < 1e-9, "{inc}");
         // A counter starting at 0 is not extrapolated back past zero.
         let w: Vec<(i64, f64)> = (1..=5)
             .map(|i| (i * 10_000, ((i - 1) * 10) as f64))
             .collect();
-        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false).unwrap();
+        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false, true).unwrap();
         assert!((inc - 50.0).abs() < 1e-9, "{inc}");
-        assert!(extrapolated_rate(&w[..1], (0, 60_000), 60_000, true, true).is_none());
+        assert!(extrapolated_rate(&w[..1], (0, 60_000), 60_000, true, true, true).is_none());
     }
 
     #[test]
