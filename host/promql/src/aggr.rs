@@ -462,10 +462,14 @@ fn select_series(
     };
     let mut cur = Cursors::new(input.len());
     let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
-    let ratio_offset: Vec<f64> = input
-        .iter()
-        .map(|x| x.labels.stable_hash() as f64 / u64::MAX as f64)
-        .collect();
+    let ratio_offset: Vec<f64> = if op == T_LIMIT_RATIO {
+        input
+            .iter()
+            .map(|x| x.labels.stable_hash() as f64 / u64::MAX as f64)
+            .collect()
+    } else {
+        Vec::new()
+    };
     for step in 0..s.len() {
         ev.check_deadline()?;
         let t = s.ts(step);
@@ -513,10 +517,23 @@ fn select_series(
             if k == 0 {
                 continue;
             }
-            match op {
-                T_TOPK => m.sort_by(|a, b| cmp_nan_last(b.1, a.1, true)),
-                T_BOTTOMK => m.sort_by(|a, b| cmp_nan_last(a.1, b.1, false)),
-                _ => {}
+            if matches!(op, T_TOPK | T_BOTTOMK) {
+                // The first k of a stable sort by value: ties keep series order, so the
+                // series index breaks them, which makes the order total and lets the k
+                // be selected before only they are sorted.
+                let by = |a: &(usize, f64), b: &(usize, f64)| {
+                    let by_value = if op == T_TOPK {
+                        cmp_nan_last(b.1, a.1, true)
+                    } else {
+                        cmp_nan_last(a.1, b.1, false)
+                    };
+                    by_value.then(a.0.cmp(&b.0))
+                };
+                if k < m.len() {
+                    m.select_nth_unstable_by(k - 1, by);
+                    m.truncate(k);
+                }
+                m.sort_unstable_by(by);
             }
             for &(i, v) in m.iter().take(k) {
                 emit(&mut out, i, t, v)?;

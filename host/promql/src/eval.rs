@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub(crate) const METRIC_NAME: &str = "__name__";
 
 /// Selections of at least twice this many series are decoded in parallel parts.
-const PARALLEL_SERIES: usize = 512;
+const PARALLEL_SERIES: usize = 256;
 
 /// How deep an expression may nest. Evaluation recurses once per level, so without a
 /// bound a crafted query could exhaust the stack and take the server down.

@@ -1157,7 +1157,6 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         scalars.push(want_scalar(ev.eval(arg(c, i)?, s)?, name, n)?);
     }
     let mut m = want_matrix(ev.eval(arg(c, mat_arg)?, s)?, name)?;
-    let range = m.range;
     if matches!(name, "rate" | "increase") {
         // Counters are named so by convention; anything else may be a gauge, whose
         // decreases rate() would misread as counter resets.

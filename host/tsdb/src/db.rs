@@ -1133,8 +1133,9 @@ impl DbQuerier {
     }
 }
 
-/// Selections of at least this many series of a block are read in parallel.
-const PARALLEL_SERIES: usize = 1024;
+/// Selections of at least twice this many series of a block are read in parallel
+/// halves.
+const PARALLEL_SERIES: usize = 256;
 
 /// Reads series `numbers` of block `b` with their chunks overlapping `[min_t, max_t]`
 /// (tombstoned samples removed), as a [`Source`].
