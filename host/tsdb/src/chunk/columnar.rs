@@ -210,7 +210,12 @@ fn write_column(out: &mut Vec<u8>, values: &[i64]) {
 /// IEEE-754 conversion and one correctly rounded division. Encoder and decoder share this
 /// function and the encoder keeps a sample in the column only when it reproduces its exact
 /// bits, so exactness never depends on how decimals survive binary floating point.
+#[inline]
 fn decimal_value(m: i64, scale: u8) -> f64 {
+    // Dividing by 10^0 = 1 is exact, so integers (most counters) skip the division.
+    if scale == 0 {
+        return m as f64;
+    }
     m as f64 / POW10[usize::from(scale.min(MAX_SCALE))]
 }
 
@@ -456,11 +461,13 @@ impl Column {
         if shift > 0 && q.unbounded_shr(64 - shift) != 0 {
             return Err("residual wider than 64 bits");
         }
-        let mut low_part = 0u64;
-        for _ in 0..self.low {
-            let b = read_u8(bytes, &mut self.low_bytes).ok_or(TRUNCATED)?;
-            low_part = (low_part << 8) | u64::from(b);
-        }
+        let end = self.low_bytes + self.low as usize;
+        let low_part = bytes
+            .get(self.low_bytes..end)
+            .ok_or(TRUNCATED)?
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        self.low_bytes = end;
         let z = q.unbounded_shl(shift) | low_part;
         let r = unzigzag(z).wrapping_mul(self.gcd);
         self.prev = self.prev.wrapping_add(self.base.wrapping_add(r));
