@@ -13,8 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub(crate) const METRIC_NAME: &str = "__name__";
 
-/// Selections of at least twice this many series are decoded in parallel parts.
+/// Selections of at least twice this many series, whose chunks hold at least
+/// `PARALLEL_SAMPLES`, are decoded in parallel parts. Smaller ones take a few ms, too
+/// short to be worth a thread that, on a busy machine, may wait for a core longer
+/// than it saves.
 const PARALLEL_SERIES: usize = 256;
+const PARALLEL_SAMPLES: usize = 1 << 18;
 
 /// How deep an expression may nest. Evaluation recurses once per level, so without a
 /// bound a crafted query could exhaust the stack and take the server down.
@@ -638,6 +642,7 @@ impl<'a> Evaluator<'a> {
             let bound: usize = series.iter().map(pharos_tsdb::Series::max_samples).sum();
             if !dedup
                 && series.len() >= 2 * PARALLEL_SERIES
+                && bound >= PARALLEL_SAMPLES
                 && bound <= self.max_samples.saturating_sub(self.samples)
             {
                 let parts = pharos_tsdb::parallel::split_owned(series, PARALLEL_SERIES, |part| {

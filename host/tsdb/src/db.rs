@@ -1134,8 +1134,9 @@ impl DbQuerier {
 }
 
 /// Selections of at least twice this many series of a block are read in parallel
-/// halves.
-const PARALLEL_SERIES: usize = 256;
+/// halves. Below that the work (a few ms) is too short to be worth a thread that, on
+/// a busy machine, may wait for a core longer than it saves.
+const PARALLEL_SERIES: usize = 2048;
 
 /// Reads series `numbers` of block `b` with their chunks overlapping `[min_t, max_t]`
 /// (tombstoned samples removed), as a [`Source`].
