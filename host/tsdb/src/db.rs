@@ -1061,11 +1061,28 @@ impl DbQuerier {
         max_t: i64,
         keep: Option<&[&str]>,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut sources: Vec<Source<'_>> = Vec::new();
+        let mut selected: Vec<(&Block, Vec<u32>)> = Vec::new();
         for b in self.blocks_in(min_t, max_t) {
             let numbers = b.select(matchers).map_err(block_err(b.dir()))?;
-            // Large selections are read in parallel halves (pages decompressed, series
-            // entries decoded), then joined in order.
+            selected.push((b, numbers));
+        }
+        let total: usize = selected.iter().map(|(_, n)| n.len()).sum();
+        let mut sources: Vec<Source<'_>> = Vec::new();
+        if selected.len() >= 2 && total >= PARALLEL_BLOCKS {
+            // Several blocks (a range query): one thread per part of the blocks.
+            let parts = crate::parallel::split(&selected, 1, |part| {
+                part.iter()
+                    .map(|(b, numbers)| block_source(b, numbers, min_t, max_t))
+                    .collect::<Vec<_>>()
+            });
+            for src in parts.into_iter().flatten() {
+                sources.push(src?);
+            }
+            selected.clear();
+        }
+        for (b, numbers) in selected {
+            // Large selections of one block are read in parallel halves (pages
+            // decompressed, series entries decoded), then joined in order.
             let parts = crate::parallel::split(&numbers, PARALLEL_SERIES, |part| {
                 block_source(b, part, min_t, max_t)
             });
@@ -1137,6 +1154,9 @@ impl DbQuerier {
 /// halves. Below that the work (a few ms) is too short to be worth a thread that, on
 /// a busy machine, may wait for a core longer than it saves.
 const PARALLEL_SERIES: usize = 2048;
+/// Selections of at least this many series over several blocks read the blocks in
+/// parallel.
+const PARALLEL_BLOCKS: usize = 1024;
 
 /// Reads series `numbers` of block `b` with their chunks overlapping `[min_t, max_t]`
 /// (tombstoned samples removed), as a [`Source`].
