@@ -9,14 +9,20 @@ use std::sync::OnceLock;
 
 /// The most threads one call uses: the machine's cores, at most 2. Prometheus
 /// evaluates a query on one goroutine; two threads already halve what dominates a
-/// large selection, while leaving the rest of the machine to other queries.
+/// large selection, while leaving the rest of the machine to other queries. The
+/// environment variable `PHAROS_QUERY_THREADS` lowers it (1: no parallel parts, e.g. to
+/// count a query's instructions in one thread).
 pub fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
+        let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .clamp(1, 2)
+            .clamp(1, 2);
+        std::env::var("PHAROS_QUERY_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(cores, |n| n.clamp(1, cores))
     })
 }
 
