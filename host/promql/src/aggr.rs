@@ -32,6 +32,31 @@ fn group_labels(ser: &Ser, modifier: Option<&LabelModifier>) -> Labels {
     }
 }
 
+/// The labels of `ser` that make up its group (see [`group_labels`]), in order.
+fn group_members<'a>(
+    ser: &'a Ser,
+    modifier: Option<&'a LabelModifier>,
+) -> impl Iterator<Item = &'a pharos_model::Label> + 'a {
+    ser.labels.iter().filter(move |l| match modifier {
+        Some(LabelModifier::Include(names)) => names.labels.contains(&l.name),
+        Some(LabelModifier::Exclude(names)) => {
+            l.name != METRIC_NAME && !names.labels.contains(&l.name)
+        }
+        None => false,
+    })
+}
+
+/// A hash of [`group_members`].
+fn group_hash(ser: &Ser, modifier: Option<&LabelModifier>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for l in group_members(ser, modifier) {
+        l.name.hash(&mut h);
+        l.value.hash(&mut h);
+    }
+    h.finish()
+}
+
 /// Running state of one group at one step.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Acc {
@@ -110,7 +135,25 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
         Some(p) => Some(ev.eval(p, s)?),
         None => None,
     };
-    let input = match ev.eval(&a.expr, s)? {
+    // An aggregation that keeps only its `by` labels lets storage skip copying the
+    // others, when its input carries each series' labels through unchanged.
+    let keep = match (&a.modifier, op) {
+        (
+            Some(LabelModifier::Include(names)),
+            T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR | T_QUANTILE,
+        ) if crate::eval::projectable(&a.expr) => {
+            let mut k = names.labels.clone();
+            if crate::eval::reads_metric_name(&a.expr) {
+                k.push(METRIC_NAME.to_string());
+            }
+            Some(k)
+        }
+        _ => None,
+    };
+    let saved = std::mem::replace(&mut ev.keep_labels, keep);
+    let input = ev.eval(&a.expr, s);
+    ev.keep_labels = saved;
+    let input = match input? {
         Val::Vector(v) => v,
         other => {
             return Err(Error::BadData(format!(
@@ -126,20 +169,28 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
             _ => vec![f64::NAN; s.len()],
         }
     };
-    let mut group_ids: HashMap<Labels, usize> = HashMap::new();
+    // Groups are found by a hash of the series' grouping labels, compared in place,
+    // so a series of a known group costs no label copy.
+    let mut group_ids: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
     // Whether a group's result still loses its name: when any member's would.
     let mut group_drop: Vec<bool> = Vec::new();
     let series_group: Vec<usize> = input
         .iter()
         .map(|ser| {
-            let g = group_labels(ser, modifier);
-            let gi = match group_ids.get(&g) {
-                Some(&i) => i,
+            let h = group_hash(ser, modifier);
+            let ids = group_ids.entry(h).or_default();
+            let known = ids.iter().copied().find(|&i| {
+                groups
+                    .get(i)
+                    .is_some_and(|g| g.iter().eq(group_members(ser, modifier)))
+            });
+            let gi = match known {
+                Some(i) => i,
                 None => {
-                    groups.push(g.clone());
+                    groups.push(group_labels(ser, modifier));
                     group_drop.push(false);
-                    group_ids.insert(g, groups.len() - 1);
+                    ids.push(groups.len() - 1);
                     groups.len() - 1
                 }
             };
@@ -199,94 +250,183 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
         }
         _ => {
             let q = scalar_param(&param);
+            if !matches!(
+                op,
+                T_SUM
+                    | T_AVG
+                    | T_COUNT
+                    | T_GROUP
+                    | T_MIN
+                    | T_MAX
+                    | T_STDDEV
+                    | T_STDVAR
+                    | T_QUANTILE
+            ) {
+                return Err(Error::BadData(format!("unsupported aggregation {}", a.op)));
+            }
             let mut out = Out::default();
             let gout: Vec<usize> = groups
                 .iter()
                 .zip(&group_drop)
                 .map(|(g, &d)| out.series_index(g, d))
                 .collect();
-            let mut cur = Cursors::new(input.len());
-            let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
-            for step in 0..s.len() {
-                ev.check_deadline()?;
-                let t = s.ts(step);
-                for a in accs.iter_mut() {
-                    a.seen = false;
-                    a.count = 0.0;
-                    a.value = 0.0;
-                    a.comp = 0.0;
-                    a.mean = 0.0;
-                    a.incremental_mean = false;
-                    a.values.clear();
+            // One accumulator per group and step, filled series by series: each
+            // series' points are read in one pass, in memory order, rather than every
+            // series being visited at every step (which misses the cache once per series
+            // and step on large selections). Each (group, step) still adds its series in
+            // series order, so results are the same either way.
+            let n = s.len();
+            let cells = groups.len().saturating_mul(n);
+            if cells > MAX_ACCUMULATORS {
+                return step_major(ev, op, &input, &series_group, &groups, &gout, out, &q, s);
+            }
+            let mut accs: Vec<Acc> = vec![Acc::default(); cells];
+            for (i, ser) in input.iter().enumerate() {
+                if i % 1024 == 0 {
+                    ev.check_deadline()?;
                 }
-                for (i, &g) in series_group.iter().enumerate() {
-                    let Some(v) = cur.at(&input, i, t) else {
+                let Some(&g) = series_group.get(i) else {
+                    continue;
+                };
+                let row = g * n;
+                for &(t, v) in &ser.points {
+                    let step = s.index(t);
+                    if step >= n || s.ts(step) != t {
                         continue;
-                    };
-                    let Some(acc) = accs.get_mut(g) else { continue };
-                    let first = !acc.seen;
-                    acc.seen = true;
-                    match op {
-                        T_SUM => {
-                            let (ns, nc) = kahan_inc(v, acc.value, acc.comp);
-                            acc.value = ns;
-                            acc.comp = nc;
-                        }
-                        T_AVG => avg_add(acc, v),
-                        T_COUNT | T_GROUP => acc.count += 1.0,
-                        T_MIN => {
-                            if first || acc.value > v || acc.value.is_nan() {
-                                acc.value = v;
-                            }
-                        }
-                        T_MAX => {
-                            if first || acc.value < v || acc.value.is_nan() {
-                                acc.value = v;
-                            }
-                        }
-                        T_STDDEV | T_STDVAR => {
-                            acc.count += 1.0;
-                            let delta = v - acc.mean;
-                            acc.mean += delta / acc.count;
-                            acc.value += delta * (v - acc.mean);
-                        }
-                        T_QUANTILE => acc.values.push(v),
-                        _ => {
-                            return Err(Error::BadData(format!(
-                                "unsupported aggregation {}",
-                                a.op
-                            )));
-                        }
+                    }
+                    if let Some(acc) = accs.get_mut(row + step) {
+                        accumulate(op, acc, v);
                     }
                 }
-                let qv = q.get(step).copied().unwrap_or(f64::NAN);
-                for (g, acc) in accs.iter_mut().enumerate() {
+            }
+            for (g, &o) in gout.iter().enumerate() {
+                for step in 0..n {
+                    let Some(acc) = accs.get_mut(g * n + step) else {
+                        continue;
+                    };
                     if !acc.seen {
                         continue;
                     }
-                    let v = match op {
-                        T_SUM => acc.value + acc.comp,
-                        T_AVG => avg_result(acc),
-                        T_COUNT => acc.count,
-                        T_GROUP => 1.0,
-                        T_MIN | T_MAX => acc.value,
-                        T_STDVAR => acc.value / acc.count,
-                        T_STDDEV => (acc.value / acc.count).sqrt(),
-                        _ => quantile(qv, &mut acc.values),
-                    };
-                    out.push_at(gout[g], t, v)?;
+                    let qv = q.get(step).copied().unwrap_or(f64::NAN);
+                    out.push_at(o, s.ts(step), result(op, acc, qv))?;
                 }
-                if op == T_QUANTILE && !(0.0..=1.0).contains(&qv) {
-                    let pos = ev.pos_of("quantile");
-                    ev.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
-                        format_value(qv)
-                    ));
-                }
+            }
+            if op == T_QUANTILE {
+                quantile_warning(ev, &q);
             }
             Ok(Val::Vector(out.finish()))
         }
     }
+}
+
+/// The most (group, step) accumulators an aggregation fills series by series; above it
+/// (very many groups over very many steps) it goes step by step, holding one
+/// accumulator per group.
+const MAX_ACCUMULATORS: usize = 1 << 18;
+
+/// Adds `v` to `acc` for aggregation `op`.
+#[inline]
+fn accumulate(op: TokenId, acc: &mut Acc, v: f64) {
+    let first = !acc.seen;
+    acc.seen = true;
+    match op {
+        T_SUM => {
+            let (ns, nc) = kahan_inc(v, acc.value, acc.comp);
+            acc.value = ns;
+            acc.comp = nc;
+        }
+        T_AVG => avg_add(acc, v),
+        T_COUNT | T_GROUP => acc.count += 1.0,
+        T_MIN => {
+            if first || acc.value > v || acc.value.is_nan() {
+                acc.value = v;
+            }
+        }
+        T_MAX => {
+            if first || acc.value < v || acc.value.is_nan() {
+                acc.value = v;
+            }
+        }
+        T_STDDEV | T_STDVAR => {
+            acc.count += 1.0;
+            let delta = v - acc.mean;
+            acc.mean += delta / acc.count;
+            acc.value += delta * (v - acc.mean);
+        }
+        _ => acc.values.push(v),
+    }
+}
+
+/// The value of aggregation `op` over what `acc` accumulated (`qv`: `quantile`'s φ).
+fn result(op: TokenId, acc: &mut Acc, qv: f64) -> f64 {
+    match op {
+        T_SUM => acc.value + acc.comp,
+        T_AVG => avg_result(acc),
+        T_COUNT => acc.count,
+        T_GROUP => 1.0,
+        T_MIN | T_MAX => acc.value,
+        T_STDVAR => acc.value / acc.count,
+        T_STDDEV => (acc.value / acc.count).sqrt(),
+        _ => quantile(qv, &mut acc.values),
+    }
+}
+
+/// `quantile`'s warning for each φ outside [0, 1], in step order.
+fn quantile_warning(ev: &mut Evaluator, q: &[f64]) {
+    for &qv in q.iter().filter(|qv| !(0.0..=1.0).contains(*qv)) {
+        let pos = ev.pos_of("quantile");
+        ev.warn(format!(
+            "PromQL warning: quantile value should be between 0 and 1, got {} {pos}",
+            format_value(qv)
+        ));
+    }
+}
+
+/// The aggregation step by step, one accumulator per group, for when one per group
+/// and step would take too much memory.
+#[allow(clippy::too_many_arguments)]
+fn step_major(
+    ev: &mut Evaluator,
+    op: TokenId,
+    input: &[Ser],
+    series_group: &[usize],
+    groups: &[Labels],
+    gout: &[usize],
+    mut out: Out,
+    q: &[f64],
+    s: Steps,
+) -> Result<Val> {
+    let mut cur = Cursors::new(input.len());
+    let mut accs: Vec<Acc> = vec![Acc::default(); groups.len()];
+    for step in 0..s.len() {
+        ev.check_deadline()?;
+        let t = s.ts(step);
+        for a in accs.iter_mut() {
+            *a = Acc {
+                values: std::mem::take(&mut a.values),
+                ..Acc::default()
+            };
+            a.values.clear();
+        }
+        for (i, &g) in series_group.iter().enumerate() {
+            let Some(v) = cur.at(input, i, t) else {
+                continue;
+            };
+            if let Some(acc) = accs.get_mut(g) {
+                accumulate(op, acc, v);
+            }
+        }
+        let qv = q.get(step).copied().unwrap_or(f64::NAN);
+        for (g, acc) in accs.iter_mut().enumerate() {
+            if acc.seen {
+                out.push_at(gout[g], t, result(op, acc, qv))?;
+            }
+        }
+    }
+    if op == T_QUANTILE {
+        quantile_warning(ev, q);
+    }
+    Ok(Val::Vector(out.finish()))
 }
 
 /// `topk`, `bottomk`, `limitk` and `limit_ratio`: keep some of each group's samples,
@@ -322,10 +462,14 @@ fn select_series(
     };
     let mut cur = Cursors::new(input.len());
     let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
-    let ratio_offset: Vec<f64> = input
-        .iter()
-        .map(|x| x.labels.stable_hash() as f64 / u64::MAX as f64)
-        .collect();
+    let ratio_offset: Vec<f64> = if op == T_LIMIT_RATIO {
+        input
+            .iter()
+            .map(|x| x.labels.stable_hash() as f64 / u64::MAX as f64)
+            .collect()
+    } else {
+        Vec::new()
+    };
     for step in 0..s.len() {
         ev.check_deadline()?;
         let t = s.ts(step);
@@ -373,10 +517,23 @@ fn select_series(
             if k == 0 {
                 continue;
             }
-            match op {
-                T_TOPK => m.sort_by(|a, b| cmp_nan_last(b.1, a.1, true)),
-                T_BOTTOMK => m.sort_by(|a, b| cmp_nan_last(a.1, b.1, false)),
-                _ => {}
+            if matches!(op, T_TOPK | T_BOTTOMK) {
+                // The first k of a stable sort by value: ties keep series order, so the
+                // series index breaks them, which makes the order total and lets the k
+                // be selected before only they are sorted.
+                let by = |a: &(usize, f64), b: &(usize, f64)| {
+                    let by_value = if op == T_TOPK {
+                        cmp_nan_last(b.1, a.1, true)
+                    } else {
+                        cmp_nan_last(a.1, b.1, false)
+                    };
+                    by_value.then(a.0.cmp(&b.0))
+                };
+                if k < m.len() {
+                    m.select_nth_unstable_by(k - 1, by);
+                    m.truncate(k);
+                }
+                m.sort_unstable_by(by);
             }
             for &(i, v) in m.iter().take(k) {
                 emit(&mut out, i, t, v)?;

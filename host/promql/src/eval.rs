@@ -13,6 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub(crate) const METRIC_NAME: &str = "__name__";
 
+/// Selections of at least twice this many series, whose chunks hold at least
+/// `PARALLEL_SAMPLES`, are decoded in parallel parts. Smaller ones take a few ms, too
+/// short to be worth a thread that, on a busy machine, may wait for a core longer
+/// than it saves.
+const PARALLEL_SERIES: usize = 256;
+const PARALLEL_SAMPLES: usize = 1 << 18;
+
 /// How deep an expression may nest. Evaluation recurses once per level, so without a
 /// bound a crafted query could exhaust the stack and take the server down.
 const MAX_DEPTH: usize = 256;
@@ -255,6 +262,79 @@ pub(crate) struct Evaluator<'a> {
     depth: usize,
     /// The query text, for the positions annotations cite.
     query: &'a str,
+    /// While an aggregation `by` some labels evaluates an input that carries every
+    /// series' labels through unchanged to it (see [`projectable`]): the only label
+    /// names that input's selectors need to read (the grouping labels and the metric
+    /// name), so storage need not copy the others.
+    pub(crate) keep_labels: Option<Vec<String>>,
+}
+
+/// Whether evaluating `e` (a [`projectable`] expression) reads series' metric names:
+/// `rate` and `increase` name a series in an annotation when it might not be a
+/// counter, which they cannot be when the selector names a metric ending as counters
+/// do.
+pub(crate) fn reads_metric_name(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(p) => reads_metric_name(&p.expr),
+        Expr::Call(c) => {
+            let arg = c.args.args.first().map(|a| &**a);
+            if matches!(c.func.name, "rate" | "increase") {
+                match arg {
+                    Some(Expr::MatrixSelector(ms)) => !ms.vs.name.as_ref().is_some_and(|n| {
+                        ["_total", "_sum", "_count", "_bucket"]
+                            .iter()
+                            .any(|suf| n.ends_with(suf))
+                    }),
+                    _ => true,
+                }
+            } else {
+                arg.is_some_and(reads_metric_name)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` is selectors under functions that map each series on its own and keep
+/// its labels (apart from the metric name), so an aggregation over `e` only ever looks
+/// at its grouping labels and, for annotations, the metric name.
+pub(crate) fn projectable(e: &Expr) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => vs.matchers.or_matchers.is_empty(),
+        Expr::MatrixSelector(ms) => ms.vs.matchers.or_matchers.is_empty(),
+        Expr::Paren(p) => projectable(&p.expr),
+        Expr::Call(c) => {
+            matches!(
+                c.func.name,
+                "rate"
+                    | "irate"
+                    | "increase"
+                    | "delta"
+                    | "idelta"
+                    | "deriv"
+                    | "changes"
+                    | "resets"
+                    | "avg_over_time"
+                    | "min_over_time"
+                    | "max_over_time"
+                    | "sum_over_time"
+                    | "count_over_time"
+                    | "last_over_time"
+                    | "stddev_over_time"
+                    | "stdvar_over_time"
+                    | "abs"
+                    | "ceil"
+                    | "floor"
+                    | "sqrt"
+                    | "exp"
+                    | "ln"
+                    | "log2"
+                    | "log10"
+            ) && c.args.args.len() == 1
+                && c.args.args.first().is_some_and(|a| projectable(a))
+        }
+        _ => false,
+    }
 }
 
 impl<'a> Evaluator<'a> {
@@ -281,6 +361,7 @@ impl<'a> Evaluator<'a> {
             infos: Vec::new(),
             depth: 0,
             query,
+            keep_labels: None,
         }
     }
 
@@ -427,10 +508,13 @@ impl<'a> Evaluator<'a> {
                     self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
                 let series = raw
                     .into_iter()
-                    .map(|(labels, pts)| Ser {
-                        labels,
-                        points: pts.into_iter().filter(|p| !is_stale_nan(p.1)).collect(),
-                        drop_name: false,
+                    .map(|(labels, mut points)| {
+                        points.retain(|p| !is_stale_nan(p.1));
+                        Ser {
+                            labels,
+                            points,
+                            drop_name: false,
+                        }
                     })
                     .collect();
                 Ok(Val::Matrix(Mat {
@@ -540,22 +624,66 @@ impl<'a> Evaluator<'a> {
             if let Some(n) = &name {
                 g.push(n.clone().map_err(|e| Error::BadData(e.to_string()))?);
             }
+            // Every series is decoded here, so the querier need not decode them to
+            // check for samples in range; series without any are dropped below.
+            let keep: Option<Vec<&str>> = self
+                .keep_labels
+                .as_ref()
+                .filter(|_| !dedup)
+                .map(|k| k.iter().map(String::as_str).collect());
             let series = self
                 .querier
-                .select(&g, min_t, max_t)
+                .select_unchecked(&g, min_t, max_t, keep.as_deref())
                 .map_err(|e| Error::Storage(e.to_string()))?;
+            out.reserve(series.len());
+            // A large selection is decoded in parallel parts when even all its chunks'
+            // samples fit the sample limit, so that the limit still holds while they
+            // are decoded; the samples are counted afterwards, as below.
+            let bound: usize = series.iter().map(pharos_tsdb::Series::max_samples).sum();
+            if !dedup
+                && series.len() >= 2 * PARALLEL_SERIES
+                && bound >= PARALLEL_SAMPLES
+                && bound <= self.max_samples.saturating_sub(self.samples)
+            {
+                let parts = pharos_tsdb::parallel::split_owned(series, PARALLEL_SERIES, |part| {
+                    part.into_iter()
+                        .filter_map(|ser| {
+                            let mut pts = Vec::new();
+                            ser.samples_into(&mut pts);
+                            (!pts.is_empty()).then_some((ser.labels, pts))
+                        })
+                        .collect::<Vec<_>>()
+                });
+                for (labels, pts) in parts.into_iter().flatten() {
+                    self.total_samples = self.total_samples.saturating_add(pts.len());
+                    self.account(pts.len())?;
+                    out.push((labels, pts));
+                }
+                self.check_deadline()?;
+                continue;
+            }
             for ser in series {
-                if dedup && seen.insert(ser.labels.clone(), ()).is_some() {
+                if dedup && seen.contains_key(&ser.labels) {
                     continue;
                 }
-                let pts: Vec<(i64, f64)> = ser.samples().map(|x| (x.t, x.v)).collect();
+                let mut pts: Vec<(i64, f64)> = Vec::new();
+                ser.samples_into(&mut pts);
+                if pts.is_empty() {
+                    continue;
+                }
+                if dedup {
+                    seen.insert(ser.labels.clone(), ());
+                }
                 self.total_samples = self.total_samples.saturating_add(pts.len());
                 self.account(pts.len())?;
                 out.push((ser.labels, pts));
             }
             self.check_deadline()?;
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        // One querier answer is already in label order.
+        if dedup {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         Ok(out)
     }
 
@@ -582,7 +710,7 @@ impl<'a> Evaluator<'a> {
         let n = s.len();
         let mut out = Vec::with_capacity(raw.len());
         for (labels, samples) in raw {
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(n.min(samples.len()));
             let mut idx = 0;
             for i in 0..n {
                 let ts = s.ts(i);

@@ -148,23 +148,32 @@ fn map_points(v: Vec<Ser>, s: Steps, mut f: impl FnMut(f64, usize) -> Option<f64
 }
 
 /// Runs `f` over each series' window at every step. The window's bounds only move
-/// forward, so each series is walked once.
+/// forward, so each series is walked once. The output series take over the input's
+/// labels (which are left empty) instead of copying them.
 fn over_windows(
     ev: &mut Evaluator,
-    m: &Mat,
+    m: &mut Mat,
     s: Steps,
     drop_name: bool,
     mut f: impl FnMut(&[(i64, f64)], (i64, i64), usize) -> Result<Option<f64>>,
 ) -> Result<Vec<Ser>> {
     let mut out = Vec::with_capacity(m.series.len());
-    for ser in &m.series {
-        ev.check_deadline()?;
+    let n = s.len();
+    let (range, at, offset) = (m.range, m.at, m.offset);
+    let window = |ts: i64| {
+        let end = at.unwrap_or(ts).saturating_sub(offset);
+        (end.saturating_sub(range), end)
+    };
+    for (k, ser) in m.series.iter_mut().enumerate() {
+        if k % 1024 == 0 {
+            ev.check_deadline()?;
+        }
         let pts = &ser.points;
         let (mut lo, mut hi) = (0usize, 0usize);
-        let mut points = Vec::new();
-        for i in 0..s.len() {
+        let mut points = Vec::with_capacity(n.min(pts.len()));
+        for i in 0..n {
             let ts = s.ts(i);
-            let (ws, we) = m.window(ts);
+            let (ws, we) = window(ts);
             while pts.get(hi).is_some_and(|&(t, _)| t <= we) {
                 hi += 1;
             }
@@ -181,7 +190,7 @@ fn over_windows(
         }
         if !points.is_empty() {
             out.push(Ser {
-                labels: ser.labels.clone(),
+                labels: std::mem::take(&mut ser.labels),
                 points,
                 drop_name: ser.drop_name || drop_name,
             });
@@ -190,14 +199,81 @@ fn over_windows(
     Ok(out)
 }
 
+/// [`over_windows`] for `rate`, `increase` and `delta`. Counter resets are counted
+/// once per series (a running count per sample), so the windows without any, nearly
+/// all of them, skip the per-sample scan for resets; the result is the same.
+fn rate_windows(
+    ev: &mut Evaluator,
+    m: &mut Mat,
+    s: Steps,
+    counter: bool,
+    rate: bool,
+) -> Result<Vec<Ser>> {
+    let mut out = Vec::with_capacity(m.series.len());
+    let n = s.len();
+    let (range, at, offset) = (m.range, m.at, m.offset);
+    // resets[k]: counter resets among the series' first k + 1 samples.
+    let mut resets: Vec<u32> = Vec::new();
+    for (k, ser) in m.series.iter_mut().enumerate() {
+        if k % 1024 == 0 {
+            ev.check_deadline()?;
+        }
+        let pts = &ser.points;
+        if counter {
+            resets.clear();
+            resets.reserve(pts.len());
+            let mut count = 0u32;
+            let mut prev = f64::NAN;
+            for &(_, v) in pts {
+                if v < prev {
+                    count += 1;
+                }
+                prev = v;
+                resets.push(count);
+            }
+        }
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let mut points = Vec::with_capacity(n.min(pts.len()));
+        for i in 0..n {
+            let ts = s.ts(i);
+            let we = at.unwrap_or(ts).saturating_sub(offset);
+            let ws = we.saturating_sub(range);
+            while pts.get(hi).is_some_and(|&(t, _)| t <= we) {
+                hi += 1;
+            }
+            while pts.get(lo).is_some_and(|&(t, _)| t <= ws) {
+                lo += 1;
+            }
+            let Some(win) = pts.get(lo..hi).filter(|w| !w.is_empty()) else {
+                continue;
+            };
+            let scan = counter
+                && resets.get(hi - 1).copied().unwrap_or(1) != resets.get(lo).copied().unwrap_or(0);
+            if let Some(v) = extrapolated_rate(win, (ws, we), range, counter, rate, scan) {
+                points.push((ts, v));
+            }
+        }
+        if !points.is_empty() {
+            out.push(Ser {
+                labels: std::mem::take(&mut ser.labels),
+                points,
+                drop_name: true,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards
-/// the window's edges (but not past where a counter would have been zero).
+/// the window's edges (but not past where a counter would have been zero). With
+/// `scan_resets` false the caller knows the window holds no counter reset.
 fn extrapolated_rate(
     w: &[(i64, f64)],
     (ws, we): (i64, i64),
     range: i64,
     counter: bool,
     rate: bool,
+    scan_resets: bool,
 ) -> Option<f64> {
     if w.len() < 2 {
         return None;
@@ -205,7 +281,7 @@ fn extrapolated_rate(
     let (ft, fv) = *w.first()?;
     let (lt, lv) = *w.last()?;
     let mut result = lv - fv;
-    if counter {
+    if counter && scan_resets {
         let mut prev = fv;
         for &(_, v) in &w[1..] {
             if v < prev {
@@ -851,8 +927,8 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         "absent_over_time" => {
             let a = arg(c, 0)?;
-            let m = want_matrix(ev.eval(a, s)?, name)?;
-            let v = over_windows(ev, &m, s, true, |_, _, _| Ok(Some(1.0)))?;
+            let mut m = want_matrix(ev.eval(a, s)?, name)?;
+            let v = over_windows(ev, &mut m, s, true, |_, _, _| Ok(Some(1.0)))?;
             let mut present = vec![false; n];
             for ser in &v {
                 for &(t, _) in &ser.points {
@@ -1080,8 +1156,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     for i in scalar_args {
         scalars.push(want_scalar(ev.eval(arg(c, i)?, s)?, name, n)?);
     }
-    let m = want_matrix(ev.eval(arg(c, mat_arg)?, s)?, name)?;
-    let range = m.range;
+    let mut m = want_matrix(ev.eval(arg(c, mat_arg)?, s)?, name)?;
     if matches!(name, "rate" | "increase") {
         // Counters are named so by convention; anything else may be a gauge, whose
         // decreases rate() would misread as counter resets.
@@ -1111,11 +1186,9 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         "rate" | "increase" | "delta" => {
             let counter = name != "delta";
             let rate = name == "rate";
-            over_windows(ev, &m, s, true, |w, win, _| {
-                Ok(extrapolated_rate(w, win, range, counter, rate))
-            })?
+            rate_windows(ev, &mut m, s, counter, rate)?
         }
-        "irate" | "idelta" => over_windows(ev, &m, s, true, |w, _, _| {
+        "irate" | "idelta" => over_windows(ev, &mut m, s, true, |w, _, _| {
             if w.len() < 2 {
                 return Ok(None);
             }
@@ -1131,13 +1204,13 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             let d = if lv < pv { lv } else { lv - pv };
             Ok(Some(d / (dt as f64 / 1000.0)))
         })?,
-        "deriv" => over_windows(ev, &m, s, true, |w, _, _| {
+        "deriv" => over_windows(ev, &mut m, s, true, |w, _, _| {
             if w.len() < 2 {
                 return Ok(None);
             }
             Ok(Some(linear_regression(w, w[0].0).0))
         })?,
-        "predict_linear" => over_windows(ev, &m, s, true, |w, _, i| {
+        "predict_linear" => over_windows(ev, &mut m, s, true, |w, _, i| {
             if w.len() < 2 {
                 return Ok(None);
             }
@@ -1145,7 +1218,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             Ok(Some(slope * sc(0, i) + icpt))
         })?,
         "double_exponential_smoothing" | "holt_winters" => {
-            over_windows(ev, &m, s, true, |w, _, i| {
+            over_windows(ev, &mut m, s, true, |w, _, i| {
                 let (sf, tf) = (sc(0, i), sc(1, i));
                 if !(sf > 0.0 && sf < 1.0) {
                     return Err(Error::Execution(format!(
@@ -1173,7 +1246,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                 Ok(Some(s1))
             })?
         }
-        "changes" | "resets" => over_windows(ev, &m, s, true, |w, _, _| {
+        "changes" | "resets" => over_windows(ev, &mut m, s, true, |w, _, _| {
             let mut count = 0.0;
             for p in w.windows(2) {
                 let (prev, cur) = (p[0].1, p[1].1);
@@ -1188,34 +1261,38 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             }
             Ok(Some(count))
         })?,
-        "avg_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
+        "avg_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| {
             let mut acc = Acc::default();
             for &(_, x) in w {
                 avg_add(&mut acc, x);
             }
             Ok(Some(avg_result(&acc)))
         })?,
-        "sum_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
+        "sum_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| {
             let (mut sum, mut comp) = (0.0, 0.0);
             for &(_, x) in w {
                 (sum, comp) = kahan_inc(x, sum, comp);
             }
             Ok(Some(sum + comp))
         })?,
-        "count_over_time" => over_windows(ev, &m, s, true, |w, _, _| Ok(Some(w.len() as f64)))?,
-        "present_over_time" => over_windows(ev, &m, s, true, |_, _, _| Ok(Some(1.0)))?,
-        "last_over_time" => over_windows(ev, &m, s, false, |w, _, _| Ok(w.last().map(|p| p.1)))?,
-        "first_over_time" => over_windows(ev, &m, s, false, |w, _, _| Ok(w.first().map(|p| p.1)))?,
-        "ts_of_last_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
+        "count_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| Ok(Some(w.len() as f64)))?,
+        "present_over_time" => over_windows(ev, &mut m, s, true, |_, _, _| Ok(Some(1.0)))?,
+        "last_over_time" => {
+            over_windows(ev, &mut m, s, false, |w, _, _| Ok(w.last().map(|p| p.1)))?
+        }
+        "first_over_time" => {
+            over_windows(ev, &mut m, s, false, |w, _, _| Ok(w.first().map(|p| p.1)))?
+        }
+        "ts_of_last_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| {
             Ok(w.last().map(|p| p.0 as f64 / 1000.0))
         })?,
-        "ts_of_first_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
+        "ts_of_first_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| {
             Ok(w.first().map(|p| p.0 as f64 / 1000.0))
         })?,
         "max_over_time" | "min_over_time" | "ts_of_max_over_time" | "ts_of_min_over_time" => {
             let max = name.contains("max");
             let ts = name.starts_with("ts_of");
-            over_windows(ev, &m, s, true, |w, _, _| {
+            over_windows(ev, &mut m, s, true, |w, _, _| {
                 let (mut bt, mut bv) = w[0];
                 for &(t, x) in &w[1..] {
                     let better = if max {
@@ -1232,14 +1309,14 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             })?
         }
         "stddev_over_time" => {
-            over_windows(ev, &m, s, true, |w, _, _| Ok(Some(variance(w).sqrt())))?
+            over_windows(ev, &mut m, s, true, |w, _, _| Ok(Some(variance(w).sqrt())))?
         }
-        "stdvar_over_time" => over_windows(ev, &m, s, true, |w, _, _| Ok(Some(variance(w))))?,
-        "quantile_over_time" => over_windows(ev, &m, s, true, |w, _, i| {
+        "stdvar_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| Ok(Some(variance(w))))?,
+        "quantile_over_time" => over_windows(ev, &mut m, s, true, |w, _, i| {
             let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
             Ok(Some(quantile(sc(0, i), &mut vals)))
         })?,
-        "mad_over_time" => over_windows(ev, &m, s, true, |w, _, _| {
+        "mad_over_time" => over_windows(ev, &mut m, s, true, |w, _, _| {
             if w.iter().any(|p| p.1.is_nan()) {
                 return Ok(Some(f64::NAN));
             }
@@ -1316,15 +1393,15 @@ mod tests {
         // Samples every 10 s from 10 to 50 s, counter rising 1/s, window (0, 60]: the
         // 10 s gaps at either end are short enough to extrapolate across.
         let w: Vec<(i64, f64)> = (1..=5).map(|i| (i * 10_000, (i * 10) as f64)).collect();
-        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false).unwrap();
+        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false, true).unwrap();
         assert!((inc - 60.0).abs() < 1e-9, "{inc}");
         // A counter starting at 0 is not extrapolated back past zero.
         let w: Vec<(i64, f64)> = (1..=5)
             .map(|i| (i * 10_000, ((i - 1) * 10) as f64))
             .collect();
-        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false).unwrap();
+        let inc = extrapolated_rate(&w, (0, 60_000), 60_000, true, false, true).unwrap();
         assert!((inc - 50.0).abs() < 1e-9, "{inc}");
-        assert!(extrapolated_rate(&w[..1], (0, 60_000), 60_000, true, true).is_none());
+        assert!(extrapolated_rate(&w[..1], (0, 60_000), 60_000, true, true, true).is_none());
     }
 
     #[test]

@@ -330,7 +330,10 @@ fn outcome(value: Value, ev: Evaluator) -> Outcome {
 /// that end up with the same labels merge when their points do not overlap in time;
 /// a timestamp held by both means the result would have two samples for one series.
 fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
-    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    // Output series by a hash of their labels (compared on a hit), so that finding
+    // duplicates copies no labels.
+    let mut index: std::collections::HashMap<u64, Vec<usize>, IdentityHash> =
+        std::collections::HashMap::with_capacity_and_hasher(series.len(), IdentityHash);
     let mut out: Vec<Series> = Vec::with_capacity(series.len());
     let mut merged = false;
     for s in series {
@@ -344,15 +347,20 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
         } else {
             s.labels
         };
-        match index.get(&labels) {
-            Some(&i) => {
+        let ids = index.entry(labels.stable_hash()).or_default();
+        match ids
+            .iter()
+            .copied()
+            .find(|&i| out.get(i).is_some_and(|o| o.labels == labels))
+        {
+            Some(i) => {
                 merged = true;
                 if let Some(o) = out.get_mut(i) {
                     o.points.extend(s.points);
                 }
             }
             None => {
-                index.insert(labels.clone(), out.len());
+                ids.push(out.len());
                 out.push(Series {
                     labels,
                     points: s.points,
@@ -369,6 +377,33 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
         }
     }
     Ok(out)
+}
+
+/// Hashes a `u64` key that already is a hash ([`Labels::stable_hash`]) to itself.
+#[derive(Clone, Copy, Default)]
+struct IdentityHash;
+
+impl std::hash::BuildHasher for IdentityHash {
+    type Hasher = IdentityHasher;
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher(0)
+    }
+}
+
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 use crate::block::{self, Block, BlockWriter, ChunkData, Interval, Tombstones};
 use crate::chunk::{ColumnarChunk, Encoding};
 use crate::head::{Head, HeadOptions};
-use crate::storage::{Appender, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError};
+use crate::storage::{
+    Appender, ChunkBuf, EncodedChunk, Querier, Sample, Series, SeriesRef, StorageError,
+};
 use crate::wal::{self, Record, SampleRecord, SeriesRecord, Tombstone, Wal, WalOptions, WalStats};
 use pharos_model::{Labels, Matcher};
 use std::collections::BTreeMap;
@@ -850,7 +852,7 @@ fn without_deleted(c: EncodedChunk, deleted: &[Interval]) -> Vec<EncodedChunk> {
             min_t: k.min_time().unwrap_or(0),
             max_t: k.max_time().unwrap_or(0),
             num_samples: k.num_samples(),
-            bytes: Arc::from(k.bytes()),
+            bytes: ChunkBuf::Owned(Arc::from(k.bytes())),
         })
         .collect()
 }
@@ -881,18 +883,24 @@ pub(crate) fn chunk_data(c: &ColumnarChunk) -> ChunkData<'_> {
     }
 }
 
-/// Copies a chunk read from a block, refusing encodings this build cannot decode.
+/// A chunk read from a block, sharing its page; encodings this build cannot decode are
+/// refused.
 fn encoded_block_chunk(c: &block::ChunkBytes, dir: &Path) -> Result<EncodedChunk, StorageError> {
     let encoding = Encoding::from_code(c.encoding).ok_or_else(|| StorageError::Block {
         path: dir.display().to_string(),
         reason: format!("unknown chunk encoding {:#04x}", c.encoding),
     })?;
+    let (page, range) = c.page_range();
+    let bytes = match (u32::try_from(range.start), u32::try_from(range.end)) {
+        (Ok(start), Ok(end)) => ChunkBuf::Page(page.clone(), start, end),
+        _ => ChunkBuf::Owned(Arc::from(c.bytes())),
+    };
     Ok(EncodedChunk {
         encoding,
         min_t: c.min_time,
         max_t: c.max_time,
         num_samples: c.num_samples,
-        bytes: Arc::from(c.bytes()),
+        bytes,
     })
 }
 
@@ -1032,43 +1040,72 @@ impl DbQuerier {
     }
 }
 
-impl Querier for DbQuerier {
-    fn select(
+/// One source's selected series (a block's or the head's), in label order: each
+/// entry's label pairs are `pairs[start..end]`, borrowed from the source.
+struct Source<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+    entries: Vec<(usize, usize, Vec<EncodedChunk>)>,
+}
+
+impl DbQuerier {
+    /// The series of every block in range and of the head, merged by labels. Each
+    /// source lists its series in label order with their label pairs borrowed (from a
+    /// block's symbol table), so equal labels meet in a k-way merge and labels are
+    /// built once per merged series, holding only the names in `keep` if given.
+    /// Chunks are shared with the blocks' page caches, not copied. Series whose chunks
+    /// overlap the range may hold no sample in it (see [`Querier::select_unchecked`]).
+    fn select_merged(
         &self,
         matchers: &[Matcher],
         min_t: i64,
         max_t: i64,
+        keep: Option<&[&str]>,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut merged: BTreeMap<Labels, Series> = BTreeMap::new();
+        let mut selected: Vec<(&Block, Vec<u32>)> = Vec::new();
         for b in self.blocks_in(min_t, max_t) {
-            let err = block_err(b.dir());
-            for n in b.select(matchers).map_err(&err)? {
-                let (labels, metas) = b.series(n).map_err(&err)?;
-                let mut chunks = Vec::new();
-                for m in metas
-                    .iter()
-                    .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
-                {
-                    let c = b.chunk(m).map_err(&err)?;
-                    chunks.extend(without_deleted(
-                        encoded_block_chunk(&c, b.dir())?,
-                        b.tombstones().get(n),
-                    ));
-                }
-                if chunks.is_empty() {
+            let numbers = b.select(matchers).map_err(block_err(b.dir()))?;
+            selected.push((b, numbers));
+        }
+        let total: usize = selected.iter().map(|(_, n)| n.len()).sum();
+        let mut sources: Vec<Source<'_>> = Vec::new();
+        if selected.len() >= 2 && total >= PARALLEL_BLOCKS {
+            // Several blocks (a range query): one thread per part of the blocks.
+            let parts = crate::parallel::split(&selected, 1, |part| {
+                part.iter()
+                    .map(|(b, numbers)| block_source(b, numbers, min_t, max_t))
+                    .collect::<Vec<_>>()
+            });
+            for src in parts.into_iter().flatten() {
+                sources.push(src?);
+            }
+            selected.clear();
+        }
+        for (b, numbers) in selected {
+            // Large selections of one block are read in parallel halves (pages
+            // decompressed, series entries decoded), then joined in order.
+            let parts = crate::parallel::split(&numbers, PARALLEL_SERIES, |part| {
+                block_source(b, part, min_t, max_t)
+            });
+            let mut src = Source {
+                pairs: Vec::new(),
+                entries: Vec::with_capacity(numbers.len()),
+            };
+            for part in parts {
+                let part = part?;
+                if src.pairs.is_empty() {
+                    src.pairs = part.pairs;
+                    src.entries.extend(part.entries);
                     continue;
                 }
-                merged
-                    .entry(labels.clone())
-                    .or_insert_with(|| Series {
-                        labels,
-                        chunks: Vec::new(),
-                        min_t,
-                        max_t,
-                    })
-                    .chunks
-                    .extend(chunks);
+                let offset = src.pairs.len();
+                src.pairs.extend(part.pairs);
+                src.entries.extend(
+                    part.entries
+                        .into_iter()
+                        .map(|(a, z, c)| (a + offset, z + offset, c)),
+                );
             }
+            sources.push(src);
         }
         let deleted = self
             .db
@@ -1076,29 +1113,192 @@ impl Querier for DbQuerier {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        for mut s in self.db.head.select(matchers, min_t, max_t)? {
-            if !deleted.is_empty()
-                && let Some(id) = self.db.head.lookup(&s.labels)
-                && let Ok(id) = u32::try_from(id)
-            {
-                let d = deleted.get(id);
-                s.chunks = std::mem::take(&mut s.chunks)
-                    .into_iter()
-                    .flat_map(|c| without_deleted(c, d))
-                    .collect();
-            }
-            match merged.get_mut(&s.labels) {
-                Some(existing) => existing.chunks.extend(s.chunks),
-                None => {
-                    merged.insert(s.labels.clone(), s);
+        let mut head = self.db.head.select(matchers, min_t, max_t)?;
+        if !deleted.is_empty() {
+            for s in &mut head {
+                if let Some(id) = self.db.head.lookup(&s.labels)
+                    && let Ok(id) = u32::try_from(id)
+                {
+                    let d = deleted.get(id);
+                    s.chunks = std::mem::take(&mut s.chunks)
+                        .into_iter()
+                        .flat_map(|c| without_deleted(c, d))
+                        .collect();
                 }
             }
+            head.retain(|s| !s.chunks.is_empty());
         }
+        let mut head_src = Source {
+            pairs: Vec::new(),
+            entries: Vec::with_capacity(head.len()),
+        };
+        let mut head_chunks: Vec<Vec<EncodedChunk>> = head
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.chunks))
+            .collect();
+        for (s, chunks) in head.iter().zip(head_chunks.iter_mut()) {
+            let start = head_src.pairs.len();
+            head_src
+                .pairs
+                .extend(s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            head_src
+                .entries
+                .push((start, head_src.pairs.len(), std::mem::take(chunks)));
+        }
+        sources.push(head_src);
+        Ok(merge_sorted(sources, min_t, max_t, keep))
+    }
+}
+
+/// Selections of at least twice this many series of a block are read in parallel
+/// halves. Below that the work (a few ms) is too short to be worth a thread that, on
+/// a busy machine, may wait for a core longer than it saves.
+const PARALLEL_SERIES: usize = 2048;
+/// Selections of at least this many series over several blocks read the blocks in
+/// parallel.
+const PARALLEL_BLOCKS: usize = 1024;
+
+/// Reads series `numbers` of block `b` with their chunks overlapping `[min_t, max_t]`
+/// (tombstoned samples removed), as a [`Source`].
+fn block_source<'a>(
+    b: &'a Block,
+    numbers: &[u32],
+    min_t: i64,
+    max_t: i64,
+) -> Result<Source<'a>, StorageError> {
+    let err = block_err(b.dir());
+    let tombstones = b.tombstones();
+    let mut src = Source {
+        pairs: Vec::with_capacity(numbers.len() * 6),
+        entries: Vec::with_capacity(numbers.len()),
+    };
+    let mut last_page = None;
+    for &n in numbers {
+        let start = src.pairs.len();
+        let metas = b.series_into(n, &mut src.pairs).map_err(&err)?;
+        let deleted = if tombstones.is_empty() {
+            &[][..]
+        } else {
+            tombstones.get(n)
+        };
+        let mut chunks = Vec::new();
+        for m in metas
+            .iter()
+            .filter(|m| m.max_time >= min_t && m.min_time <= max_t)
+        {
+            let c = b.chunk_with(m, &mut last_page).map_err(&err)?;
+            let c = encoded_block_chunk(&c, b.dir())?;
+            if deleted.is_empty() {
+                chunks.push(c);
+            } else {
+                chunks.extend(without_deleted(c, deleted));
+            }
+        }
+        if chunks.is_empty() {
+            src.pairs.truncate(start);
+        } else {
+            src.entries.push((start, src.pairs.len(), chunks));
+        }
+    }
+    Ok(src)
+}
+
+/// Merges sources each sorted by labels into series, concatenating the chunks of equal
+/// labels in source order (blocks by time, then the head: the order in which newer
+/// data shadows older).
+fn merge_sorted(
+    mut sources: Vec<Source<'_>>,
+    min_t: i64,
+    max_t: i64,
+    keep: Option<&[&str]>,
+) -> Vec<Series> {
+    let labels = |pairs: &[(&str, &str)]| match keep {
+        None => Labels::from_pairs(pairs.iter().copied()),
+        Some(k) => Labels::from_pairs(pairs.iter().copied().filter(|(n, _)| k.contains(n))),
+    };
+    sources.retain(|s| !s.entries.is_empty());
+    let total = sources.iter().map(|s| s.entries.len()).max().unwrap_or(0);
+    let mut out: Vec<Series> = Vec::with_capacity(total);
+    if sources.len() <= 1 {
+        if let Some(src) = sources.pop() {
+            for (start, end, chunks) in src.entries {
+                out.push(Series {
+                    labels: labels(src.pairs.get(start..end).unwrap_or(&[])),
+                    chunks,
+                    min_t,
+                    max_t,
+                });
+            }
+        }
+        return out;
+    }
+    let pairs: Vec<Vec<(&str, &str)>> = sources
+        .iter_mut()
+        .map(|s| std::mem::take(&mut s.pairs))
+        .collect();
+    let mut iters: Vec<_> = sources.into_iter().map(|s| s.entries.into_iter()).collect();
+    let mut heads: Vec<Option<(usize, usize, Vec<EncodedChunk>)>> =
+        iters.iter_mut().map(Iterator::next).collect();
+    let key = |i: usize, e: &(usize, usize, Vec<EncodedChunk>)| -> &[(&str, &str)] {
+        pairs.get(i).and_then(|p| p.get(e.0..e.1)).unwrap_or(&[])
+    };
+    loop {
+        // The smallest labels among the sources' heads, and the first source holding them.
+        let mut first: Option<usize> = None;
+        for (i, h) in heads.iter().enumerate() {
+            let Some(e) = h else { continue };
+            let smaller = match first.and_then(|f| heads[f].as_ref().map(|b| (f, b))) {
+                Some((f, best)) => key(i, e) < key(f, best),
+                None => true,
+            };
+            if smaller {
+                first = Some(i);
+            }
+        }
+        let Some(f) = first else { break };
+        let Some(e) = std::mem::replace(&mut heads[f], iters[f].next()) else {
+            break;
+        };
+        let this = key(f, &e);
+        let mut chunks = e.2;
+        for i in f + 1..heads.len() {
+            if heads[i].as_ref().is_some_and(|h| key(i, h) == this)
+                && let Some(h) = std::mem::replace(&mut heads[i], iters[i].next())
+            {
+                chunks.extend(h.2);
+            }
+        }
+        out.push(Series {
+            labels: labels(this),
+            chunks,
+            min_t,
+            max_t,
+        });
+    }
+    out
+}
+
+impl Querier for DbQuerier {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut series = self.select_merged(matchers, min_t, max_t, None)?;
         // Chunks overlapping the range may still hold no sample inside it.
-        Ok(merged
-            .into_values()
-            .filter(|s| s.samples().next().is_some())
-            .collect())
+        series.retain(Series::has_samples);
+        Ok(series)
+    }
+
+    fn select_unchecked(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: Option<&[&str]>,
+    ) -> Result<Vec<Series>, StorageError> {
+        self.select_merged(matchers, min_t, max_t, keep)
     }
 
     fn label_names(
@@ -1107,15 +1307,30 @@ impl Querier for DbQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut names: std::collections::BTreeSet<String> =
-            self.db.head.label_names(matchers).into_iter().collect();
+        let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        match self.head_deleted()? {
+            None => names.extend(self.db.head.label_names(matchers)),
+            Some(deleted) => {
+                for s in self.head_live(matchers, &deleted)? {
+                    names.extend(s.labels.iter().map(|l| l.name.clone()));
+                }
+            }
+        }
         for b in self.blocks_in(min_t, max_t) {
-            if matchers.is_empty() {
+            let err = block_err(b.dir());
+            let deleted = block_deleted(b)?;
+            if matchers.is_empty() && deleted.is_empty() {
                 names.extend(b.label_names().into_iter().map(str::to_string));
-            } else {
-                let err = block_err(b.dir());
-                for n in b.select(matchers).map_err(&err)? {
-                    names.extend(b.series(n).map_err(&err)?.0.iter().map(|l| l.name.clone()));
+                continue;
+            }
+            let mut pairs = Vec::new();
+            for n in block_live(b, matchers, &deleted)? {
+                pairs.clear();
+                b.series_into(n, &mut pairs).map_err(&err)?;
+                for &(name, _) in &pairs {
+                    if !names.contains(name) {
+                        names.insert(name.to_string());
+                    }
                 }
             }
         }
@@ -1129,24 +1344,131 @@ impl Querier for DbQuerier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError> {
-        let mut values: std::collections::BTreeSet<String> = self
-            .db
-            .head
-            .label_values(name, matchers)
-            .into_iter()
-            .collect();
-        for b in self.blocks_in(min_t, max_t) {
-            if matchers.is_empty() {
-                values.extend(b.label_values(name).into_iter().map(str::to_string));
-            } else {
-                let err = block_err(b.dir());
-                for n in b.select(matchers).map_err(&err)? {
-                    if let Some(v) = b.series(n).map_err(&err)?.0.get(name) {
+        let mut values: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        match self.head_deleted()? {
+            None => values.extend(self.db.head.label_values(name, matchers)),
+            Some(deleted) => {
+                for s in self.head_live(matchers, &deleted)? {
+                    if let Some(v) = s.labels.get(name) {
                         values.insert(v.to_string());
                     }
                 }
             }
         }
+        for b in self.blocks_in(min_t, max_t) {
+            let err = block_err(b.dir());
+            let deleted = block_deleted(b)?;
+            if matchers.is_empty() && deleted.is_empty() {
+                values.extend(b.label_values(name).into_iter().map(str::to_string));
+                continue;
+            }
+            let mut pairs = Vec::new();
+            for n in block_live(b, matchers, &deleted)? {
+                pairs.clear();
+                b.series_into(n, &mut pairs).map_err(&err)?;
+                if let Some(&(_, v)) = pairs.iter().find(|(n, _)| *n == name)
+                    && !v.is_empty()
+                    && !values.contains(v)
+                {
+                    values.insert(v.to_string());
+                }
+            }
+        }
         Ok(values.into_iter().collect())
     }
+}
+
+impl DbQuerier {
+    /// The labels of the head's series whose every sample a deletion hides, or `None`
+    /// when there are none (the common case, which keeps the label lookups on the head's
+    /// postings).
+    fn head_deleted(&self) -> Result<Option<std::collections::HashSet<Labels>>, StorageError> {
+        let tombstones = self
+            .db
+            .head_tombstones
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut deleted = std::collections::HashSet::new();
+        for (id, intervals) in tombstones.iter() {
+            let Some(labels) = self.db.head.labels_of(SeriesRef::from(id)) else {
+                continue;
+            };
+            let exact: Vec<Matcher> = labels
+                .iter()
+                .filter_map(|l| Matcher::new(pharos_model::MatchOp::Equal, &l.name, &l.value).ok())
+                .collect();
+            let all_hidden = self
+                .db
+                .head
+                .select(&exact, i64::MIN, i64::MAX)?
+                .into_iter()
+                .filter(|s| s.labels == labels)
+                .all(|s| {
+                    s.chunks
+                        .into_iter()
+                        .all(|c| without_deleted(c, intervals).is_empty())
+                });
+            if all_hidden {
+                deleted.insert(labels);
+            }
+        }
+        Ok((!deleted.is_empty()).then_some(deleted))
+    }
+
+    /// The head's series matching `matchers` (all when empty) but those in `deleted`.
+    fn head_live(
+        &self,
+        matchers: &[Matcher],
+        deleted: &std::collections::HashSet<Labels>,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut series = self.db.head.select(matchers, i64::MIN, i64::MAX)?;
+        series.retain(|s| !deleted.contains(&s.labels));
+        Ok(series)
+    }
+}
+
+/// The series of block `b` whose every sample its tombstones hide, ascending. Only
+/// series with tombstones are read; a chunk that a deletion covers in part is decoded
+/// to see whether any of its samples remain.
+fn block_deleted(b: &Block) -> Result<Vec<u32>, StorageError> {
+    let err = block_err(b.dir());
+    let mut deleted = Vec::new();
+    let mut pairs = Vec::new();
+    for (n, intervals) in b.tombstones().iter() {
+        pairs.clear();
+        let metas = b.series_into(n, &mut pairs).map_err(&err)?;
+        let mut hidden = true;
+        for m in &metas {
+            if intervals
+                .iter()
+                .any(|iv| iv.min_time <= m.min_time && m.max_time <= iv.max_time)
+            {
+                continue;
+            }
+            let c = b.chunk(m).map_err(&err)?;
+            if !without_deleted(encoded_block_chunk(&c, b.dir())?, intervals).is_empty() {
+                hidden = false;
+                break;
+            }
+        }
+        if hidden {
+            deleted.push(n);
+        }
+    }
+    Ok(deleted)
+}
+
+/// The series of block `b` matching `matchers` (all when empty) but those in `deleted`
+/// (ascending).
+fn block_live(b: &Block, matchers: &[Matcher], deleted: &[u32]) -> Result<Vec<u32>, StorageError> {
+    let mut numbers = if matchers.is_empty() {
+        (0..b.num_series()).collect()
+    } else {
+        b.select(matchers).map_err(block_err(b.dir()))?
+    };
+    if !deleted.is_empty() {
+        numbers.retain(|n| deleted.binary_search(n).is_err());
+    }
+    Ok(numbers)
 }

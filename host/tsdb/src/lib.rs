@@ -10,6 +10,7 @@ pub mod block;
 pub mod chunk;
 mod db;
 pub mod head;
+pub mod parallel;
 mod storage;
 pub mod wal;
 

@@ -104,6 +104,33 @@ pub trait Querier {
         max_t: i64,
     ) -> Result<Vec<Series>, StorageError>;
 
+    /// [`select`](Self::select) for a caller that decodes every series anyway and drops
+    /// those left without samples itself (the query engine): a series whose chunks
+    /// overlap `[min_t, max_t]` but hold no sample inside it may be returned, with no
+    /// samples. That saves decoding each series once more only to find out.
+    ///
+    /// With `keep`, each series' labels hold only the names listed (the caller needs no
+    /// others, e.g. to aggregate `by` them), which saves copying the rest. The series
+    /// are still the distinct series of `select`, in the same order (by full labels), so
+    /// two of them may then carry the same labels.
+    fn select_unchecked(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: Option<&[&str]>,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut series = self.select(matchers, min_t, max_t)?;
+        if let Some(keep) = keep {
+            for s in &mut series {
+                let mut b = pharos_model::LabelsBuilder::from(std::mem::take(&mut s.labels));
+                b.retain(|l| keep.contains(&l.name.as_str()));
+                s.labels = b.into_labels();
+            }
+        }
+        Ok(series)
+    }
+
     /// Label names of series matching `matchers` (all series when empty), sorted.
     fn label_names(
         &self,
@@ -133,14 +160,46 @@ pub struct Series {
     pub(crate) max_t: i64,
 }
 
-/// An immutable copy of one chunk's encoded samples.
+/// One chunk's encoded samples, immutable and shared rather than copied.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedChunk {
     pub encoding: crate::chunk::Encoding,
     pub min_t: i64,
     pub max_t: i64,
     pub num_samples: u16,
-    pub bytes: std::sync::Arc<[u8]>,
+    pub bytes: ChunkBuf,
+}
+
+/// The bytes of a chunk: its own allocation (head chunks, re-encoded chunks) or a
+/// range of a decompressed block page shared with the block's page cache, so selecting
+/// a block chunk costs a reference count, not a copy.
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkBuf {
+    Owned(std::sync::Arc<[u8]>),
+    Page(std::sync::Arc<Vec<u8>>, u32, u32),
+}
+
+impl std::ops::Deref for ChunkBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkBuf::Owned(b) => b,
+            ChunkBuf::Page(p, start, end) => p.get(*start as usize..*end as usize).unwrap_or(&[]),
+        }
+    }
+}
+
+impl From<std::sync::Arc<[u8]>> for ChunkBuf {
+    fn from(b: std::sync::Arc<[u8]>) -> ChunkBuf {
+        ChunkBuf::Owned(b)
+    }
+}
+
+impl EncodedChunk {
+    fn overlaps(&self, min_t: i64, max_t: i64) -> bool {
+        self.max_t >= min_t && self.min_t <= max_t
+    }
 }
 
 impl Series {
@@ -151,7 +210,7 @@ impl Series {
         let iters = self
             .chunks
             .iter()
-            .filter(|c| c.max_t >= self.min_t && c.min_t <= self.max_t)
+            .filter(|c| c.overlaps(self.min_t, self.max_t))
             .map(|c| {
                 let mut it = crate::chunk::iter_bytes_with(c.encoding, &c.bytes, c.num_samples);
                 it.seek(self.min_t);
@@ -168,6 +227,86 @@ impl Series {
     pub fn to_vec(&self) -> Vec<Sample> {
         self.samples().collect()
     }
+
+    /// Appends [`Series::samples`] to `out` as `(t, v)` pairs, reserving room for them
+    /// first. When the chunks in range follow each other without overlapping (the usual
+    /// case: one series of one block, or blocks and a head that do not overlap), each is
+    /// decoded straight into `out`, without the merge `samples` does for overlapping
+    /// chunks.
+    pub fn samples_into(&self, out: &mut Vec<(i64, f64)>) {
+        let (lo, hi) = (self.min_t, self.max_t);
+        let mut prev_max: Option<i64> = None;
+        let mut disjoint = true;
+        let mut estimate = 0usize;
+        for c in self.chunks.iter().filter(|c| c.overlaps(lo, hi)) {
+            if prev_max.is_some_and(|p| c.min_t <= p) {
+                disjoint = false;
+                break;
+            }
+            prev_max = Some(c.max_t);
+            estimate += estimate_in_range(c, lo, hi);
+        }
+        if !disjoint {
+            out.extend(self.samples().map(|s| (s.t, s.v)));
+            return;
+        }
+        out.reserve(estimate);
+        // Chunk time ranges come from metadata; timestamps are still kept strictly
+        // increasing should a chunk's samples disagree with its range.
+        let base = out.len();
+        let mut from = lo;
+        for c in self.chunks.iter().filter(|c| c.overlaps(lo, hi)) {
+            let it = crate::chunk::iter_bytes_with(c.encoding, &c.bytes, c.num_samples);
+            it.decode_into(from, hi, out);
+            match out.get(base..).and_then(<[_]>::last) {
+                Some(&(t, _)) if t < hi => from = t + 1,
+                Some(_) => return,
+                None => {}
+            }
+        }
+    }
+
+    /// At most how many samples [`Series::samples`] yields: those of the chunks
+    /// overlapping the range.
+    pub fn max_samples(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.overlaps(self.min_t, self.max_t))
+            .map(|c| usize::from(c.num_samples))
+            .sum()
+    }
+
+    /// Whether any sample lies in the range. Decided from the chunks' time ranges when
+    /// one starts or ends inside it; only a chunk spanning the whole range is decoded.
+    pub(crate) fn has_samples(&self) -> bool {
+        let (lo, hi) = (self.min_t, self.max_t);
+        self.chunks.iter().any(|c| {
+            if c.num_samples == 0 || !c.overlaps(lo, hi) {
+                return false;
+            }
+            if (lo..=hi).contains(&c.min_t) || (lo..=hi).contains(&c.max_t) {
+                return true;
+            }
+            let mut it = crate::chunk::iter_bytes_with(c.encoding, &c.bytes, c.num_samples);
+            it.seek(lo).is_some_and(|(t, _)| t <= hi)
+        })
+    }
+}
+
+/// How many of chunk `c`'s samples are likely in `[lo, hi]`, assuming evenly spaced
+/// samples (a size hint, not a bound).
+fn estimate_in_range(c: &EncodedChunk, lo: i64, hi: i64) -> usize {
+    let n = usize::from(c.num_samples);
+    if c.min_t >= lo && c.max_t <= hi {
+        return n;
+    }
+    let span = i128::from(c.max_t) - i128::from(c.min_t);
+    if span <= 0 {
+        return n;
+    }
+    let covered = i128::from(c.max_t.min(hi)) - i128::from(c.min_t.max(lo));
+    let est = covered.max(0) * n as i128 / span + 2;
+    usize::try_from(est).unwrap_or(n).min(n)
 }
 
 /// Merges the chunk iterators of one series. Series have few overlapping chunks, so

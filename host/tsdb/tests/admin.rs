@@ -144,3 +144,53 @@ fn deleting_all_time_spares_samples_appended_afterwards() {
     drop(db);
     assert_eq!(times(&open(dir.path()), "a"), [300 * 15_000]);
 }
+
+/// `instance` values and label names the label APIs list, with and without matchers.
+fn listed(db: &Arc<Db>) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
+    let q = db.querier();
+    let on_m = [Matcher::new(MatchOp::Equal, "__name__", "m").unwrap()];
+    (
+        q.label_values("instance", &[], i64::MIN, i64::MAX).unwrap(),
+        q.label_values("instance", &on_m, i64::MIN, i64::MAX)
+            .unwrap(),
+        q.label_names(&[], i64::MIN, i64::MAX).unwrap(),
+        q.label_names(&on_m, i64::MIN, i64::MAX).unwrap(),
+    )
+}
+
+#[test]
+fn label_apis_leave_out_fully_deleted_series_before_tombstones_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let c = Labels::from_pairs([("__name__", "m"), ("instance", "c"), ("only_c", "x")]);
+    fill(&db, &[series("a"), series("b"), c], N);
+    assert_eq!(db.maintain().unwrap().blocks_cut, 1);
+    let all = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (values, values_m, names, names_m) = listed(&db);
+    assert_eq!(values, all(&["a", "b", "c"]));
+    assert_eq!(values_m, values);
+    assert_eq!(names, all(&["__name__", "instance", "only_c"]));
+    assert_eq!(names_m, names);
+
+    // Partly deleted series stay listed.
+    db.delete_series(&[eq("a")], 0, H).unwrap();
+    assert_eq!(listed(&db).0, all(&["a", "b", "c"]));
+
+    // Fully deleted ones (block tombstones and head deletions) do not, restarts
+    // included, with or without matchers.
+    db.delete_series(&[eq("c")], i64::MIN, i64::MAX).unwrap();
+    assert!(times(&db, "c").is_empty());
+    let check = |db: &Arc<Db>| {
+        let (values, values_m, names, names_m) = listed(db);
+        assert_eq!(values, all(&["a", "b"]));
+        assert_eq!(values_m, values);
+        assert_eq!(names, all(&["__name__", "instance"]));
+        assert_eq!(names_m, names);
+    };
+    check(&db);
+    drop(db);
+    let db = open(dir.path());
+    check(&db);
+    assert_eq!(db.clean_tombstones().unwrap(), 1);
+    assert_eq!(listed(&db).0, all(&["a", "b"]));
+}

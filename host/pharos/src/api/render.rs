@@ -66,20 +66,23 @@ pub fn query_reply(v: &QueryValue) -> String {
         }
         QueryValue::Matrix(series) => {
             out.push('[');
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(r#"{"metric":"#);
-                write_labels(&mut out, &s.labels);
-                out.push_str(r#","values":["#);
-                for (j, &(t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
+            let points: usize = series.iter().map(|s| s.points.len()).sum();
+            if points >= PARALLEL_POINTS {
+                // A large matrix is written in parallel halves, joined in order.
+                let per = (series.len() / 2).max(1);
+                let parts = pharos_tsdb::parallel::split(series, per, |part| {
+                    let mut buf = String::with_capacity(reply_capacity_matrix(part));
+                    write_matrix_series(&mut buf, part);
+                    buf
+                });
+                for (i, part) in parts.iter().filter(|p| !p.is_empty()).enumerate() {
+                    if i > 0 {
                         out.push(',');
                     }
-                    write_point(&mut out, t, v);
+                    out.push_str(part);
                 }
-                out.push_str("]}");
+            } else {
+                write_matrix_series(&mut out, series);
             }
             out.push(']');
             "matrix"
@@ -103,19 +106,44 @@ pub fn query_reply(v: &QueryValue) -> String {
     out
 }
 
+/// Matrices of at least this many points are written in two parallel halves (a few
+/// ms of formatting each).
+const PARALLEL_POINTS: usize = 50_000;
+
+/// The series of a matrix, comma-separated.
+fn write_matrix_series(out: &mut String, series: &[pharos_promql::Series]) {
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"metric":"#);
+        write_labels(out, &s.labels);
+        out.push_str(r#","values":["#);
+        for (j, &(t, v)) in s.points.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            write_point(out, t, v);
+        }
+        out.push_str("]}");
+    }
+}
+
 /// About what the reply will take (40 bytes a point, 200 a label set), so the buffer
 /// is not regrown and copied a dozen times for a large matrix.
 fn reply_capacity(v: &QueryValue) -> usize {
     match v {
         QueryValue::Vector(samples) => 64 + samples.len() * 240,
-        QueryValue::Matrix(series) => {
-            64 + series
-                .iter()
-                .map(|s| 200 + 40 * s.points.len())
-                .sum::<usize>()
-        }
+        QueryValue::Matrix(series) => 64 + reply_capacity_matrix(series),
         QueryValue::Scalar(..) | QueryValue::String(..) => 128,
     }
+}
+
+fn reply_capacity_matrix(series: &[pharos_promql::Series]) -> usize {
+    series
+        .iter()
+        .map(|s| 200 + 40 * s.points.len())
+        .sum::<usize>()
 }
 
 /// `{"name":"value",...}` in the label set's order, which is sorted by name, as the
@@ -203,6 +231,26 @@ mod tests {
                     [pt(1_500, f64::NAN), pt(-2_000, f64::INFINITY), pt(3_001, -0.1)]}]),
                 "matrix"
             )
+        );
+        // Large enough to be written in parallel halves, odd series count included.
+        let series: Vec<pharos_promql::Series> = (0..5)
+            .map(|k| pharos_promql::Series {
+                labels: Labels::from_pairs([("k", k.to_string())]),
+                points: (0..12_000)
+                    .map(|i| (i * 15_001, i as f64 * 0.5 - 3.0))
+                    .collect(),
+            })
+            .collect();
+        let tree: Vec<Value> = series
+            .iter()
+            .map(|s| {
+                let values: Vec<Value> = s.points.iter().map(|&(t, v)| pt(t, v)).collect();
+                json!({"metric": label_map(&s.labels), "values": values})
+            })
+            .collect();
+        assert_eq!(
+            query_reply(&QueryValue::Matrix(series)),
+            wrap(json!(tree), "matrix")
         );
         assert_eq!(
             query_reply(&QueryValue::Vector(vec![])),

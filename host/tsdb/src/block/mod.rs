@@ -33,7 +33,7 @@ mod tests;
 
 pub use chunks::{ChunkMeta, ChunkRef};
 pub use merge::{MergeSeries, MergedSeries, merge_series};
-pub use reader::{Block, ChunkBytes, IndexSizes};
+pub use reader::{Block, ChunkBytes, IndexSizes, LastPage};
 pub use tombstones::{Interval, TOMBSTONES_FILE, Tombstones, read_tombstones, write_tombstones};
 pub use writer::{BlockOptions, BlockWriter, ChunkData};
 

@@ -140,7 +140,20 @@ pub struct ChunkBytes {
     range: Range<usize>,
 }
 
+/// The page a [`Block::chunk_with`] caller read last.
+pub struct LastPage {
+    file: u32,
+    page: u32,
+    data: Arc<Vec<u8>>,
+}
+
 impl ChunkBytes {
+    /// The decompressed page holding the chunk and the chunk's byte range in it, for
+    /// sharing the payload without copying it.
+    pub fn page_range(&self) -> (&Arc<Vec<u8>>, Range<usize>) {
+        (&self.page, self.range.clone())
+    }
+
     /// The chunk payload exactly as it was written.
     pub fn bytes(&self) -> &[u8] {
         self.page.get(self.range.clone()).unwrap_or(&[])
@@ -537,6 +550,19 @@ impl Block {
 
     /// Labels and chunk metas of series `n`.
     pub fn series(&self, n: u32) -> Result<(Labels, Vec<ChunkMeta>)> {
+        let mut pairs = Vec::new();
+        let metas = self.series_into(n, &mut pairs)?;
+        Ok((Labels::from_pairs(pairs), metas))
+    }
+
+    /// [`Block::series`] without building the labels: series `n`'s label pairs, in
+    /// label order and borrowed from the symbol table, are appended to `pairs`. For
+    /// readers that compare or filter labels before (or instead of) copying them.
+    pub fn series_into<'a>(
+        &'a self,
+        n: u32,
+        pairs: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Vec<ChunkMeta>> {
         if n >= self.num_series {
             return Err(Error::Invalid(format!(
                 "series {n} out of range (block has {})",
@@ -552,7 +578,7 @@ impl Block {
             .ok_or_else(|| bad("missing entry".into()))?;
         let mut d = Decbuf::new(group.data.get(start..end).unwrap_or(&[]));
         let count = d.count(2).map_err(bad)?;
-        let mut pairs = Vec::with_capacity(count);
+        pairs.reserve(count);
         let mut prev_name: Option<u32> = None;
         for _ in 0..count {
             let name = d.uvarint_u32().map_err(bad)?;
@@ -572,7 +598,7 @@ impl Block {
         if !d.is_empty() {
             return Err(bad(format!("{} trailing bytes", d.remaining())));
         }
-        Ok((Labels::from_pairs(pairs), metas))
+        Ok(metas)
     }
 
     fn page(&self, file: u32, page: u32) -> Result<(Arc<Vec<u8>>, &Path)> {
@@ -603,8 +629,30 @@ impl Block {
     /// served from a small cache, so reading a series' chunks in order, or the next
     /// series', usually costs no decompression at all.
     pub fn chunk(&self, meta: &ChunkMeta) -> Result<ChunkBytes> {
+        self.chunk_with(meta, &mut None)
+    }
+
+    /// [`Block::chunk`] for a caller reading many chunks in a row: `last` keeps the
+    /// page of the previous call, so consecutive chunks of one page (most of them, as
+    /// a query reads series in order) skip the page cache and its lock.
+    pub fn chunk_with(&self, meta: &ChunkMeta, last: &mut Option<LastPage>) -> Result<ChunkBytes> {
         let r = meta.chunk_ref;
-        let (page, path) = self.page(r.file, r.page)?;
+        let page = match last {
+            Some(l) if l.file == r.file && l.page == r.page => l.data.clone(),
+            _ => {
+                let (data, _) = self.page(r.file, r.page)?;
+                *last = Some(LastPage {
+                    file: r.file,
+                    page: r.page,
+                    data: data.clone(),
+                });
+                data
+            }
+        };
+        let path = self
+            .chunk_files
+            .get(r.file as usize)
+            .map_or(self.dir.as_path(), |(p, _)| p.as_path());
         let rec = parse_record(&page, r.offset).map_err(|e| corrupt(path, "chunk page", e))?;
         Ok(ChunkBytes {
             min_time: meta.min_time,

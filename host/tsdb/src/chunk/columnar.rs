@@ -210,7 +210,12 @@ fn write_column(out: &mut Vec<u8>, values: &[i64]) {
 /// IEEE-754 conversion and one correctly rounded division. Encoder and decoder share this
 /// function and the encoder keeps a sample in the column only when it reproduces its exact
 /// bits, so exactness never depends on how decimals survive binary floating point.
+#[inline]
 fn decimal_value(m: i64, scale: u8) -> f64 {
+    // Dividing by 10^0 = 1 is exact, so integers (most counters) skip the division.
+    if scale == 0 {
+        return m as f64;
+    }
     m as f64 / POW10[usize::from(scale.min(MAX_SCALE))]
 }
 
@@ -299,7 +304,19 @@ fn write_decimal(out: &mut Vec<u8>, bits: &[u64]) -> bool {
 }
 
 /// Reads an unsigned LEB128 varint at `*pos`: at most ten bytes, the tenth at most 1.
+#[inline]
 fn read_uvarint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most quotients and residuals fit one byte.
+    let first = *bytes.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(u64::from(first));
+    }
+    read_uvarint_slow(bytes, pos)
+}
+
+#[cold]
+fn read_uvarint_slow(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     for i in 0..10 {
         let byte = *bytes.get(*pos)?;
@@ -313,6 +330,50 @@ fn read_uvarint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
         }
     }
     None
+}
+
+/// The position after `count` uvarints starting at `pos`, each checked as
+/// [`read_uvarint`] checks it (at most ten bytes, the tenth at most 1); `None` if the
+/// bytes end first or a varint is invalid. Counts terminating bytes instead of decoding.
+fn skip_uvarints(bytes: &[u8], mut pos: usize, mut count: usize) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Eight bytes at a time while at least eight varints remain (a word ends at most
+    // eight of them), counting terminating bytes (high bit clear). A varint of ten
+    // bytes needs nine continuation bytes in a row, which the word-wise count does not
+    // check: once a run of continuation bytes could reach nine, the byte loop below
+    // takes over from the start of that run.
+    let mut run = 0usize;
+    while count >= 8 {
+        let Some(word) = bytes.get(pos..pos + 8) else {
+            break;
+        };
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        let cont = word & HIGH;
+        let leading = (!cont & HIGH).trailing_zeros() as usize / 8;
+        if run + leading >= 9 || cont == HIGH {
+            break;
+        }
+        count -= 8 - cont.count_ones() as usize;
+        run = (!cont & HIGH).leading_zeros() as usize / 8;
+        pos += 8;
+    }
+    // Back up over a run of continuation bytes so the byte loop checks it whole.
+    pos -= run;
+    run = 0;
+    while count > 0 {
+        let b = *bytes.get(pos)?;
+        pos += 1;
+        if run == 9 && b > 1 {
+            return None;
+        }
+        if b < 0x80 {
+            count -= 1;
+            run = 0;
+        } else {
+            run += 1;
+        }
+    }
+    Some(pos)
 }
 
 fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<i64> {
@@ -374,9 +435,7 @@ impl Column {
         col.quotients = *pos;
         // One pass over the quotients to find where the low bytes start; it reads at most
         // the bytes that are there.
-        for _ in 1..count {
-            read_uvarint(bytes, pos).ok_or(TRUNCATED)?;
-        }
+        *pos = skip_uvarints(bytes, *pos, count - 1).ok_or(TRUNCATED)?;
         col.low_bytes = *pos;
         // At most 65,534 × 8 bytes: no overflow.
         *pos += (count - 1) * col.low as usize;
@@ -386,25 +445,135 @@ impl Column {
         Ok(col)
     }
 
+    #[inline]
     fn next(&mut self, bytes: &[u8]) -> Result<i64, &'static str> {
         if self.at_first {
             self.at_first = false;
             return Ok(self.prev);
         }
         let q = read_uvarint(bytes, &mut self.quotients).ok_or(TRUNCATED)?;
+        if self.low == 0 {
+            let r = unzigzag(q).wrapping_mul(self.gcd);
+            self.prev = self.prev.wrapping_add(self.base.wrapping_add(r));
+            return Ok(self.prev);
+        }
         let shift = 8 * self.low;
         if shift > 0 && q.unbounded_shr(64 - shift) != 0 {
             return Err("residual wider than 64 bits");
         }
-        let mut low_part = 0u64;
-        for _ in 0..self.low {
-            let b = read_u8(bytes, &mut self.low_bytes).ok_or(TRUNCATED)?;
-            low_part = (low_part << 8) | u64::from(b);
-        }
+        let end = self.low_bytes + self.low as usize;
+        let low_part = bytes
+            .get(self.low_bytes..end)
+            .ok_or(TRUNCATED)?
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        self.low_bytes = end;
         let z = q.unbounded_shl(shift) | low_part;
         let r = unzigzag(z).wrapping_mul(self.gcd);
         self.prev = self.prev.wrapping_add(self.base.wrapping_add(r));
         Ok(self.prev)
+    }
+}
+
+impl Column {
+    /// Reads up to `limit` values of a timestamp column until one is at least
+    /// `target`, checking that each exceeds the one before (`prev_valid`: whether the
+    /// last value read so far counts, i.e. one was read). Returns how many were read
+    /// and whether the last one reached `target`; `self.prev` is the last one read.
+    /// [`Column::next`] in a loop with the cursors in registers.
+    fn advance_to(
+        &mut self,
+        bytes: &[u8],
+        target: i64,
+        limit: usize,
+        mut prev_valid: bool,
+    ) -> Result<(usize, bool), &'static str> {
+        let mut n = 0;
+        if limit == 0 {
+            return Ok((0, false));
+        }
+        if self.at_first {
+            self.at_first = false;
+            n = 1;
+            if self.prev >= target {
+                return Ok((1, true));
+            }
+            prev_valid = true;
+        }
+        let (mut qpos, mut lpos, mut prev) = (self.quotients, self.low_bytes, self.prev);
+        let (base, gcd, low) = (self.base, self.gcd, self.low);
+        let shift = 8 * low;
+        let mut found = false;
+        while n < limit {
+            let q = match bytes.get(qpos) {
+                Some(&b) if b < 0x80 => {
+                    qpos += 1;
+                    u64::from(b)
+                }
+                _ => read_uvarint(bytes, &mut qpos).ok_or(TRUNCATED)?,
+            };
+            let z = if low == 0 {
+                q
+            } else {
+                if q.unbounded_shr(64 - shift) != 0 {
+                    return Err("residual wider than 64 bits");
+                }
+                let mut low_part = 0u64;
+                for _ in 0..low {
+                    let b = read_u8(bytes, &mut lpos).ok_or(TRUNCATED)?;
+                    low_part = (low_part << 8) | u64::from(b);
+                }
+                q.unbounded_shl(shift) | low_part
+            };
+            let v = prev.wrapping_add(base.wrapping_add(unzigzag(z).wrapping_mul(gcd)));
+            if prev_valid && v <= prev {
+                return Err("timestamp does not increase");
+            }
+            prev = v;
+            prev_valid = true;
+            n += 1;
+            if v >= target {
+                found = true;
+                break;
+            }
+        }
+        self.quotients = qpos;
+        self.low_bytes = lpos;
+        self.prev = prev;
+        Ok((n, found))
+    }
+
+    /// Moves past the next `k` values: what `k` calls of [`Column::next`] do, summing
+    /// the residuals instead of producing each value (wrapping sums are associative).
+    fn skip_n(&mut self, bytes: &[u8], mut k: usize) -> Result<(), &'static str> {
+        if k > 0 && self.at_first {
+            self.at_first = false;
+            k -= 1;
+        }
+        let shift = 8 * self.low;
+        let mut sum = 0i64;
+        for _ in 0..k {
+            let q = read_uvarint(bytes, &mut self.quotients).ok_or(TRUNCATED)?;
+            let z = if self.low == 0 {
+                q
+            } else {
+                if q.unbounded_shr(64 - shift) != 0 {
+                    return Err("residual wider than 64 bits");
+                }
+                let mut low_part = 0u64;
+                for _ in 0..self.low {
+                    let b = read_u8(bytes, &mut self.low_bytes).ok_or(TRUNCATED)?;
+                    low_part = (low_part << 8) | u64::from(b);
+                }
+                q.unbounded_shl(shift) | low_part
+            };
+            sum = sum.wrapping_add(unzigzag(z).wrapping_mul(self.gcd));
+        }
+        self.prev = self
+            .prev
+            .wrapping_add(self.base.wrapping_mul(k as i64))
+            .wrapping_add(sum);
+        Ok(())
     }
 }
 
@@ -510,7 +679,51 @@ impl Values {
         Ok(())
     }
 
+    /// Moves past values `from .. from + k` without producing them (values are read in
+    /// order): what [`Values::next`] does for each, short of converting decimals to
+    /// floats.
+    fn skip_n(
+        &mut self,
+        bytes: &[u8],
+        from: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<(), &'static str> {
+        let end = from + k;
+        match self {
+            Values::Constant(_) => Ok(()),
+            Values::Float { .. } => {
+                for i in from..end {
+                    self.next(bytes, i, n)?;
+                }
+                Ok(())
+            }
+            Values::Decimal { .. } => {
+                let mut exceptions = 0;
+                while let Values::Decimal {
+                    next_exception: Some((index, _)),
+                    ..
+                } = self
+                    && *index < end
+                {
+                    let index = *index;
+                    exceptions += 1;
+                    self.advance_exception(bytes, index + 1)?;
+                }
+                let Values::Decimal { column, .. } = self else {
+                    return Ok(());
+                };
+                match column {
+                    Some(c) => c.skip_n(bytes, k - exceptions),
+                    None if k == exceptions => Ok(()),
+                    None => Err("sample missing from the decimal column"),
+                }
+            }
+        }
+    }
+
     /// The bits of value `i` (values are read in order); `n` is the chunk's sample count.
+    #[inline]
     fn next(&mut self, bytes: &[u8], i: usize, n: usize) -> Result<u64, &'static str> {
         match self {
             Values::Constant(bits) => Ok(*bits),
@@ -635,11 +848,93 @@ impl<'a> ColumnarIter<'a> {
     /// the iterator never moves backwards. `None` when no such sample remains (or the
     /// chunk is corrupt).
     pub fn seek(&mut self, t: i64) -> Option<(i64, f64)> {
-        loop {
-            let sample = self.next()?;
+        if let Some(sample) = self.pending {
             if sample.0 >= t {
-                self.pending = Some(sample);
                 return Some(sample);
+            }
+            self.pending = None;
+        }
+        // Samples before `t` only need their timestamps; their values are then skipped
+        // in one go, without converting them.
+        let from = usize::from(self.read);
+        let left = usize::from(self.total - self.read);
+        let found = match self.ts.advance_to(self.bytes, t, left, self.read > 0) {
+            Ok((read, found)) => {
+                // `read` is at most `left`, so this stays within `total`.
+                self.read += (read - usize::from(found)) as u16;
+                self.last_t = self.ts.prev;
+                found.then_some(self.ts.prev)
+            }
+            Err(what) => {
+                let msg = format!("samples after {}: {what}", self.read);
+                self.fail(msg);
+                return None;
+            }
+        };
+        let i = usize::from(self.read);
+        if let Err(what) = self.values.skip_n(self.bytes, from, i - from, self.n) {
+            self.fail(format!("sample {i}: {what}"));
+            return None;
+        }
+        let st = found?;
+        match self.values.next(self.bytes, i, self.n) {
+            Ok(bits) => {
+                self.read += 1;
+                let sample = (st, f64::from_bits(bits));
+                self.pending = Some(sample);
+                Some(sample)
+            }
+            Err(what) => {
+                self.fail(format!("sample {i}: {what}"));
+                None
+            }
+        }
+    }
+
+    /// Decodes the next timestamp (checking that it increases) and records it as the
+    /// last one; the caller then reads or skips the value and counts the sample.
+    #[inline]
+    fn next_time(&mut self) -> Result<i64, &'static str> {
+        let t = self.ts.next(self.bytes)?;
+        if self.read > 0 && t <= self.last_t {
+            return Err("timestamp does not increase");
+        }
+        self.last_t = t;
+        Ok(t)
+    }
+
+    /// Appends the remaining samples with timestamps in `[min_t, max_t]` to `out`:
+    /// [`seek`](Self::seek) to `min_t` and `next` up to `max_t`, in one loop.
+    pub fn decode_into(mut self, min_t: i64, max_t: i64, out: &mut Vec<(i64, f64)>) {
+        let Some(first) = self.seek(min_t) else {
+            return;
+        };
+        if first.0 > max_t {
+            return;
+        }
+        self.pending = None;
+        out.push(first);
+        while self.read < self.total {
+            let i = usize::from(self.read);
+            let t = match self.next_time() {
+                Ok(t) => t,
+                Err(what) => {
+                    self.fail(format!("sample {i}: {what}"));
+                    return;
+                }
+            };
+            if t > max_t {
+                return;
+            }
+            match self.values.next(self.bytes, i, self.n) {
+                Ok(bits) => {
+                    self.read += 1;
+                    out.push((t, f64::from_bits(bits)));
+                }
+                Err(what) => {
+                    self.fail(format!("sample {i}: {what}"));
+                    return;
+                }
             }
         }
     }

@@ -133,6 +133,21 @@ impl ChunkIter<'_> {
     }
 }
 
+impl ChunkIter<'_> {
+    /// Appends the remaining samples with timestamps in `[min_t, max_t]` to `out`, in
+    /// order: `seek(min_t)` then `next` while at most `max_t`, with columnar chunks
+    /// decoded in one loop that skips the values before `min_t`.
+    pub fn decode_into(self, min_t: i64, max_t: i64, out: &mut Vec<(i64, f64)>) {
+        match self {
+            Self::Columnar(it) => it.decode_into(min_t, max_t, out),
+            mut it => {
+                it.seek(min_t);
+                out.extend(it.take_while(|&(t, _)| t <= max_t));
+            }
+        }
+    }
+}
+
 impl Iterator for ChunkIter<'_> {
     type Item = (i64, f64);
 

@@ -744,7 +744,7 @@ impl Head {
                         min_t: c.min_t,
                         max_t: c.max_t,
                         num_samples: num_samples(&c)?,
-                        bytes: c.bytes,
+                        bytes: c.bytes.into(),
                     });
                 }
             }
@@ -991,7 +991,7 @@ fn encoded(c: &XorChunk) -> EncodedChunk {
         min_t: c.min_time().unwrap_or(i64::MAX),
         max_t: c.max_time().unwrap_or(i64::MIN),
         num_samples: c.num_samples(),
-        bytes: Arc::from(c.bytes()),
+        bytes: Arc::<[u8]>::from(c.bytes()).into(),
     }
 }
 

@@ -542,3 +542,80 @@ fn counter_chunk_stays_compact() {
         c.bytes().len()
     );
 }
+
+#[test]
+fn seek_and_decode_into_agree_with_plain_iteration() {
+    // `seek` skips values without converting them and `decode_into` decodes a time range
+    // in one loop; both must give exactly what stepping through every sample gives.
+    let mut rng = Rng(0xdec0de);
+    for case in 0..600 {
+        let len = [1, 2, 3, 17, 120, 500][case % 6];
+        let samples = random_series(&mut rng, len);
+        let c = encode(&samples);
+        let context = format!("case {case}");
+        for _ in 0..6 {
+            let pick = |rng: &mut Rng| match rng.below(3) {
+                0 => rng.next_u64() as i64,
+                _ => samples[rng.below(samples.len() as u64) as usize].0 + rng.range(-1, 1),
+            };
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            let (lo, hi) = (a.min(b), a.max(b));
+            let want: Vec<(i64, f64)> = samples
+                .iter()
+                .copied()
+                .filter(|&(t, _)| t >= lo && t <= hi)
+                .collect();
+            let mut got = Vec::new();
+            c.iter().decode_into(lo, hi, &mut got);
+            assert_same(&got, &want, &format!("{context} decode_into {lo}..={hi}"));
+            let mut it = c.iter();
+            let first = it.seek(lo);
+            let want_first = samples.iter().copied().find(|&(t, _)| t >= lo);
+            assert_same(
+                first.as_slice(),
+                want_first.as_slice(),
+                &format!("{context} seek {lo}"),
+            );
+            let rest: Vec<(i64, f64)> = it.collect();
+            let want_rest: Vec<(i64, f64)> =
+                samples.iter().copied().filter(|&(t, _)| t >= lo).collect();
+            assert_same(&rest, &want_rest, &format!("{context} after seek {lo}"));
+        }
+    }
+}
+
+#[test]
+fn skipping_varints_word_wise_checks_what_reading_them_checks() {
+    let mut rng = Rng(0x5c1b);
+    for case in 0..20_000 {
+        let len = rng.below(40) as usize;
+        // Mostly continuation bytes in some cases, so long and invalid varints occur.
+        let cont = [10, 50, 90, 97][case % 4];
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                let b = (rng.next_u64() & 0x7f) as u8;
+                if rng.below(100) < cont {
+                    b | 0x80
+                } else {
+                    b & [0x7f, 0x01][case % 2]
+                }
+            })
+            .collect();
+        let start = rng.below(4) as usize;
+        let count = rng.below(12) as usize;
+        let mut pos = start;
+        let mut want = Some(());
+        for _ in 0..count {
+            if read_uvarint(&bytes, &mut pos).is_none() {
+                want = None;
+                break;
+            }
+        }
+        let want = want.map(|()| pos);
+        assert_eq!(
+            super::skip_uvarints(&bytes, start, count),
+            want,
+            "case {case}: {bytes:02x?} from {start}, {count} varints"
+        );
+    }
+}
