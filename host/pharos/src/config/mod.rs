@@ -109,6 +109,16 @@ impl Decode for Config {
     }
 }
 
+/// The errors of a document that must be rejected, as displayed; for the section
+/// modules' tests.
+#[cfg(test)]
+pub(crate) fn rejected(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(config) => vec![format!("unexpectedly accepted: {config:?}")],
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+    }
+}
+
 /// Every plugin a scrape job names must be defined, with the kind the job uses it as:
 /// relabel steps need relabelers, static targets of `scheme: "plugin"` jobs exporters.
 /// (Targets found by discovery are checked when they are scraped.)
@@ -214,13 +224,7 @@ mod tests {
 
     use super::*;
 
-    /// The errors of a document that must be rejected, as displayed.
-    fn errors(text: &str) -> Vec<String> {
-        match parse(text) {
-            Ok(config) => vec![format!("unexpectedly accepted: {config:?}")],
-            Err(errs) => errs.iter().map(ToString::to_string).collect(),
-        }
-    }
+    use super::rejected as errors;
 
     #[test]
     fn embedded_default_parses() {

@@ -323,12 +323,7 @@ pub(super) fn decode_plugins(
 mod tests {
     use crate::config::parse;
 
-    fn errors(text: &str) -> Vec<String> {
-        parse(text)
-            .err()
-            .map(|e| e.iter().map(ToString::to_string).collect())
-            .unwrap_or_default()
-    }
+    use crate::config::rejected as errors;
 
     #[test]
     fn a_full_entry_decodes_and_defaults_fill_the_rest() {

@@ -223,12 +223,7 @@ mod tests {
     use super::*;
     use crate::config::parse;
 
-    fn errors(text: &str) -> Vec<String> {
-        parse(text)
-            .err()
-            .map(|e| e.iter().map(ToString::to_string).collect())
-            .unwrap_or_default()
-    }
+    use crate::config::rejected as errors;
 
     #[test]
     fn defaults_match_prometheus() {
