@@ -54,10 +54,7 @@ fn run() -> BuildResult<()> {
     for dir in ["plugins", "sdk/rust", "wit"] {
         watch(&repo.join(dir))?;
     }
-    println!(
-        "cargo::rerun-if-changed={}",
-        repo.join("Cargo.toml").display()
-    );
+    rerun_if_changed(&repo.join("Cargo.toml"));
 
     let plugins = list_plugins(&cargo, &plugins_dir)?;
     let target_dir = wasm_target_dir(&out_dir);
@@ -76,7 +73,7 @@ fn required_env(name: &str) -> BuildResult<String> {
 /// those are walked and their other entries watched one by one.
 fn watch(dir: &Path) -> BuildResult<()> {
     if !holds_build_output(dir)? {
-        println!("cargo::rerun-if-changed={}", dir.display());
+        rerun_if_changed(dir);
         return Ok(());
     }
     for entry in read_dir_sorted(dir)? {
@@ -86,10 +83,28 @@ fn watch(dir: &Path) -> BuildResult<()> {
         if entry.is_dir() {
             watch(&entry)?;
         } else {
-            println!("cargo::rerun-if-changed={}", entry.display());
+            rerun_if_changed(&entry);
         }
     }
     Ok(())
+}
+
+/// Tells Cargo to rerun this script when `path` changes, naming it relative to this
+/// package (`../../plugins/...`). Cargo resolves relative paths against the package
+/// being built, so a target directory shared by several checkouts (CI clones, work
+/// trees) checks each checkout's own files; an absolute path would keep pointing at
+/// the checkout that built first and leave its plugins embedded in the others.
+fn rerun_if_changed(path: &Path) {
+    let repo = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|m| m.parent().and_then(Path::parent).map(Path::to_path_buf));
+    match repo.as_deref().and_then(|r| path.strip_prefix(r).ok()) {
+        Some(inside) => println!(
+            "cargo::rerun-if-changed={}",
+            Path::new("../..").join(inside).display()
+        ),
+        None => println!("cargo::rerun-if-changed={}", path.display()),
+    }
 }
 
 /// A Cargo target directory (e.g. from running `cargo test` in `plugins/`).
