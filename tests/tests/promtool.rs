@@ -18,16 +18,19 @@ impl Drop for Killed {
 }
 
 fn promtool(args: &[&str]) -> String {
-    let out = Command::new(require_tool("promtool"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
+    try_promtool(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `promtool` with a failure as an error, for polling a server that may not be ready
+/// yet (Prometheus answers 503 while it starts).
+fn try_promtool(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(require_tool("promtool")).args(args).output()?;
+    anyhow::ensure!(
         out.status.success(),
         "promtool {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// promtool's instant output with the evaluation timestamps (` @[…]`) removed, sorted.
@@ -98,7 +101,7 @@ fn promtool_queries_agree_with_prometheus() {
     // Both have scraped for a while.
     for server in [&prom, &ours] {
         wait_for(Duration::from_secs(30), || {
-            let out = promtool(&["query", "instant", server, "count_over_time(up[1m])"]);
+            let out = try_promtool(&["query", "instant", server, "count_over_time(up[1m])"])?;
             Ok(out
                 .split("=> ")
                 .nth(1)
