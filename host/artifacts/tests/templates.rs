@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,32 +30,7 @@ fn sdk_dir() -> PathBuf {
 /// registry access of this run but none of its build settings (target dir,
 /// flags, the test harness's variables).
 fn nested_cargo(project: &Path) -> Command {
-    const KEPT: [&str; 6] = [
-        "CARGO_HOME",
-        "CARGO_NET_",
-        "CARGO_HTTP_",
-        "CARGO_REGISTRY_",
-        "CARGO_REGISTRIES_",
-        "CARGO_TERM_",
-    ];
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    for (name, _) in env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        let cargo_setting = (name.starts_with("CARGO_") || name.starts_with("__CARGO"))
-            && !KEPT.iter().any(|prefix| name.starts_with(prefix));
-        if cargo_setting
-            || [
-                "RUSTFLAGS",
-                "RUSTDOCFLAGS",
-                "RUSTC_WORKSPACE_WRAPPER",
-                "CLIPPY_ARGS",
-            ]
-            .contains(&name)
-        {
-            command.env_remove(name);
-        }
-    }
+    let mut command = pharos_artifacts::clean_cargo();
     command.current_dir(project).env(
         "CARGO_TARGET_DIR",
         Path::new(SCRATCH).join("templates-target"),

@@ -41,30 +41,7 @@ const GRID_OFFSET_S: i64 = 7;
 /// How far inside the data's span (on whole minutes) the queries start and end.
 const QUERY_OFFSET_S: i64 = 30;
 
-/// The queries, named for the table. The last selects 1,000 series (5 per instance).
-const QUERIES: &[(&str, &str)] = &[
-    (
-        "rate by instance",
-        r#"sum by (instance) (rate(node_cpu_seconds_total{mode!="idle"}[5m]))"#,
-    ),
-    (
-        "sum by mode",
-        "sum by (mode) (rate(node_cpu_seconds_total[5m]))",
-    ),
-    (
-        "histogram_quantile",
-        "histogram_quantile(0.99, sum by (le, handler) (rate(http_request_duration_seconds_bucket[5m])))",
-    ),
-    (
-        "topk",
-        "topk(10, rate(node_network_receive_bytes_total[5m]))",
-    ),
-    (
-        "subquery",
-        "max_over_time(sum by (instance) (rate(node_cpu_seconds_total[5m]))[30m:1m])",
-    ),
-    ("plain selector", "node_hwmon_temp_celsius"),
-];
+include!("../../promql/testdata/dashboard_queries.rs");
 
 fn main() {
     let instances = env_number("PHAROS_QUERY_BENCH_INSTANCES", 200);

@@ -2,42 +2,13 @@
 //! into the test target directory, and hands out their bytes. Shared by the
 //! integration tests and the benchmark (`#[path]`-included, not a test itself).
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
-
-/// `CARGO_*` variables that configure registry access or output, not the build.
-const KEPT_CARGO_PREFIXES: [&str; 6] = [
-    "CARGO_HOME",
-    "CARGO_NET_",
-    "CARGO_HTTP_",
-    "CARGO_REGISTRY_",
-    "CARGO_REGISTRIES_",
-    "CARGO_TERM_",
-];
 
 fn build() -> Result<PathBuf, String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-guests/Cargo.toml");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-guests");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut command = Command::new(cargo);
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        let outer = (name.starts_with("CARGO_") || name.starts_with("__CARGO"))
-            && !KEPT_CARGO_PREFIXES.iter().any(|p| name.starts_with(p));
-        if outer
-            || [
-                "RUSTFLAGS",
-                "RUSTDOCFLAGS",
-                "RUSTC_WORKSPACE_WRAPPER",
-                "CARGO",
-            ]
-            .contains(&name)
-        {
-            command.env_remove(name);
-        }
-    }
+    let mut command = pharos_artifacts::clean_cargo();
     command
         .args([
             "build",
