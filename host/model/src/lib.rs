@@ -6,10 +6,12 @@
 //! pushgateway.
 
 pub mod exposition;
+pub mod histogram;
 pub mod labels;
 pub mod matcher;
 pub mod relabel;
 
+pub use histogram::FloatHistogram;
 pub use labels::{Label, Labels, LabelsBuilder};
 pub use matcher::{MatchOp, Matcher};
 pub use relabel::{RelabelConfig, RelabelOptions};

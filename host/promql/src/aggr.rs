@@ -2,7 +2,7 @@
 //! evaluated per step over groups computed once per input series.
 
 use crate::Error;
-use crate::eval::{Cursors, Evaluator, METRIC_NAME, Out, Result, Ser, Steps, Val};
+use crate::eval::{Cursors, Evaluator, METRIC_NAME, Out, Result, SampleValue, Ser, Steps, Val};
 use crate::funcs::{kahan_inc, quantile};
 use pharos_model::{Labels, LabelsBuilder};
 use promql_parser::parser::token::{
@@ -203,6 +203,18 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
     match op {
         T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
             let k = scalar_param(&param);
+            if op == T_LIMIT_RATIO
+                && let Some(p) = &a.param
+            {
+                for &r in k.iter().filter(|r| r.abs() > 1.0) {
+                    let pos = ev.pos_of_expr(p);
+                    ev.warn(format!(
+                        "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {} {pos}",
+                        format_value(r),
+                        format_value(r.clamp(-1.0, 1.0))
+                    ));
+                }
+            }
             select_series(ev, op, &input, &series_group, groups.len(), &k, s)
         }
         T_COUNT_VALUES => {
@@ -296,6 +308,19 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
                     }
                     if let Some(acc) = accs.get_mut(row + step) {
                         accumulate(op, acc, v);
+                    }
+                }
+                // `count` and `group` count histogram samples too; the float
+                // aggregations leave them out.
+                if matches!(op, T_COUNT | T_GROUP) {
+                    for &(t, _) in &ser.hists {
+                        let step = s.index(t);
+                        if step < n
+                            && s.ts(step) == t
+                            && let Some(acc) = accs.get_mut(row + step)
+                        {
+                            accumulate(op, acc, 0.0);
+                        }
                     }
                 }
             }
@@ -409,7 +434,12 @@ fn step_major(
             a.values.clear();
         }
         for (i, &g) in series_group.iter().enumerate() {
-            let Some(v) = cur.at(input, i, t) else {
+            let v = if matches!(op, T_COUNT | T_GROUP) {
+                cur.sample_at(input, i, t).map(|_| 0.0)
+            } else {
+                cur.at(input, i, t)
+            };
+            let Some(v) = v else {
                 continue;
             };
             if let Some(acc) = accs.get_mut(g) {
@@ -444,7 +474,7 @@ fn select_series(
     // Output series are created in the order samples are emitted, so an instant
     // query's result comes out in topk/bottomk order.
     let mut outs: Vec<Option<usize>> = vec![None; input.len()];
-    let mut emit = |out: &mut Out, i: usize, t: i64, v: f64| -> Result<()> {
+    let mut emit = |out: &mut Out, i: usize, t: i64, v: SampleValue| -> Result<()> {
         let Some(ser) = input.get(i) else {
             return Ok(());
         };
@@ -458,10 +488,13 @@ fn select_series(
                 o
             }
         };
-        out.push_at(o, t, v)
+        out.push_sample_at(o, t, v)
     };
     let mut cur = Cursors::new(input.len());
-    let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+    // `limitk` and `limit_ratio` pick among histograms too; `topk` and `bottomk`
+    // rank floats only, as upstream.
+    let with_histograms = matches!(op, T_LIMITK | T_LIMIT_RATIO);
+    let mut members: Vec<Vec<(usize, SampleValue)>> = vec![Vec::new(); ngroups];
     let ratio_offset: Vec<f64> = if op == T_LIMIT_RATIO {
         input
             .iter()
@@ -485,7 +518,12 @@ fn select_series(
             m.clear();
         }
         for (i, &g) in series_group.iter().enumerate() {
-            if let Some(v) = cur.at(input, i, t)
+            let v = if with_histograms {
+                cur.sample_at(input, i, t)
+            } else {
+                cur.at(input, i, t).map(SampleValue::Float)
+            };
+            if let Some(v) = v
                 && let Some(m) = members.get_mut(g)
             {
                 m.push((i, v));
@@ -497,7 +535,7 @@ fn select_series(
             }
             if op == T_LIMIT_RATIO {
                 let r = p.clamp(-1.0, 1.0);
-                for &(i, v) in m.iter() {
+                for (i, v) in m.drain(..) {
                     let off = ratio_offset[i];
                     let keep = if r >= 0.0 { off < r } else { off >= 1.0 + r };
                     if keep {
@@ -521,11 +559,12 @@ fn select_series(
                 // The first k of a stable sort by value: ties keep series order, so the
                 // series index breaks them, which makes the order total and lets the k
                 // be selected before only they are sorted.
-                let by = |a: &(usize, f64), b: &(usize, f64)| {
+                let by = |a: &(usize, SampleValue), b: &(usize, SampleValue)| {
+                    let (x, y) = (float_of(&a.1), float_of(&b.1));
                     let by_value = if op == T_TOPK {
-                        cmp_nan_last(b.1, a.1, true)
+                        cmp_nan_last(y, x, true)
                     } else {
-                        cmp_nan_last(a.1, b.1, false)
+                        cmp_nan_last(x, y, false)
                     };
                     by_value.then(a.0.cmp(&b.0))
                 };
@@ -535,12 +574,20 @@ fn select_series(
                 }
                 m.sort_unstable_by(by);
             }
-            for &(i, v) in m.iter().take(k) {
+            for (i, v) in m.drain(..).take(k) {
                 emit(&mut out, i, t, v)?;
             }
         }
     }
     Ok(Val::Vector(out.finish()))
+}
+
+/// The float of a sample `topk` or `bottomk` ranks (they pick among floats only).
+fn float_of(v: &SampleValue) -> f64 {
+    match v {
+        SampleValue::Float(f) => *f,
+        SampleValue::Histogram(_) => f64::NAN,
+    }
 }
 
 /// Orders `a` before `b` by value, NaN after every number (for `topk` the arguments

@@ -131,6 +131,8 @@ fn vector_scalar(
         if !cmp || ret_bool {
             ser.drop_name = true;
         }
+        // Arithmetic and comparisons with a scalar are computed on floats only.
+        ser.hists.clear();
     }
     v.retain(|s| !s.points.is_empty());
     v
@@ -213,30 +215,30 @@ fn set_op(
         match op {
             T_LAND | T_LUNLESS => {
                 for j in 0..r.len() {
-                    if rc.at(r, j, t).is_some() {
+                    if rc.sample_at(r, j, t).is_some() {
                         present.insert(rsig[j]);
                     }
                 }
                 for i in 0..l.len() {
-                    if let Some(v) = lc.at(l, i, t)
+                    if let Some(v) = lc.sample_at(l, i, t)
                         && (present.contains(&lsig[i]) == (op == T_LAND))
                     {
-                        out.push_at(lout[i], t, v)?;
+                        out.push_sample_at(lout[i], t, v)?;
                     }
                 }
             }
             _ => {
                 for i in 0..l.len() {
-                    if let Some(v) = lc.at(l, i, t) {
+                    if let Some(v) = lc.sample_at(l, i, t) {
                         present.insert(lsig[i]);
-                        out.push_at(lout[i], t, v)?;
+                        out.push_sample_at(lout[i], t, v)?;
                     }
                 }
                 for j in 0..r.len() {
-                    if let Some(v) = rc.at(r, j, t)
+                    if let Some(v) = rc.sample_at(r, j, t)
                         && !present.contains(&rsig[j])
                     {
-                        out.push_at(rout[j], t, v)?;
+                        out.push_sample_at(rout[j], t, v)?;
                     }
                 }
             }

@@ -9,6 +9,7 @@ use pharos_tsdb::{Querier, is_stale_nan};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub(crate) const METRIC_NAME: &str = "__name__";
@@ -33,12 +34,34 @@ pub(crate) type Result<T> = std::result::Result<T, Error>;
 /// A selected series' labels and decoded samples.
 pub(crate) type RawSeries = (Labels, Vec<(i64, f64)>);
 
+/// A native histogram as evaluation passes it along: shared, since selecting,
+/// filtering and set operations move the same histogram from node to node.
+pub(crate) type Hist = Arc<pharos_model::FloatHistogram>;
+
+/// A selected series' native-histogram samples.
+type RawHistograms = (Labels, Vec<(i64, Hist)>);
+
+/// A selected series' float and histogram samples.
+type RawMixed = (Labels, Vec<(i64, f64)>, Vec<(i64, Hist)>);
+
+/// One sample's value: a float or a native histogram.
+#[derive(Debug, Clone)]
+pub(crate) enum SampleValue {
+    Float(f64),
+    Histogram(Hist),
+}
+
 /// One series of an instant vector over the query's steps (a point per step where the
 /// series has a value) or of a range vector (its raw samples).
 #[derive(Debug, Clone)]
 pub(crate) struct Ser {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+    /// Native-histogram points, at times `points` does not hold. Operations that
+    /// know histograms (selectors, `count`, `group`, `limitk`, `limit_ratio`, `and`,
+    /// `or`, `unless`, label functions) carry them; float operations leave them out,
+    /// as upstream leaves out what it cannot compute on histograms.
+    pub hists: Vec<(i64, Hist)>,
     /// The metric name is removed only when the result leaves the engine (Prometheus's
     /// delayed name removal), so `label_replace` and `by (__name__)` still see it.
     pub drop_name: bool,
@@ -75,8 +98,12 @@ impl Val {
     fn size(&self) -> usize {
         match self {
             Val::Scalar(v) => v.len(),
-            Val::Vector(s) => s.iter().map(|s| s.points.len()).sum(),
-            Val::Matrix(m) => m.series.iter().map(|s| s.points.len()).sum(),
+            Val::Vector(s) => s.iter().map(|s| s.points.len() + s.hists.len()).sum(),
+            Val::Matrix(m) => m
+                .series
+                .iter()
+                .map(|s| s.points.len() + s.hists.len())
+                .sum(),
             Val::Str(_) => 1,
         }
     }
@@ -136,6 +163,7 @@ impl Out {
                 self.series.push(Ser {
                     labels: labels.clone(),
                     points: Vec::new(),
+                    hists: Vec::new(),
                     drop_name,
                 });
                 self.map.insert(labels, self.series.len() - 1);
@@ -143,7 +171,7 @@ impl Out {
             }
         };
         let s = &mut self.series[idx];
-        if s.points.last().is_some_and(|&(pt, _)| pt == t) {
+        if s.has_sample_at_end(t) {
             return Err(duplicate_labelset());
         }
         s.drop_name |= drop_name;
@@ -159,6 +187,7 @@ impl Out {
         self.series.push(Ser {
             labels: labels.clone(),
             points: Vec::new(),
+            hists: Vec::new(),
             drop_name,
         });
         self.map.insert(labels.clone(), self.series.len() - 1);
@@ -170,18 +199,32 @@ impl Out {
         let Some(s) = self.series.get_mut(idx) else {
             return Ok(());
         };
-        if s.points.last().is_some_and(|&(pt, _)| pt == t) {
+        if s.has_sample_at_end(t) {
             return Err(duplicate_labelset());
         }
         s.points.push((t, v));
         Ok(())
     }
 
+    /// [`Out::push_at`] for a sample that may be a histogram.
+    pub fn push_sample_at(&mut self, idx: usize, t: i64, v: SampleValue) -> Result<()> {
+        match v {
+            SampleValue::Float(v) => self.push_at(idx, t, v),
+            SampleValue::Histogram(h) => {
+                let Some(s) = self.series.get_mut(idx) else {
+                    return Ok(());
+                };
+                if s.has_sample_at_end(t) {
+                    return Err(duplicate_labelset());
+                }
+                s.hists.push((t, h));
+                Ok(())
+            }
+        }
+    }
+
     pub fn finish(self) -> Vec<Ser> {
-        self.series
-            .into_iter()
-            .filter(|s| !s.points.is_empty())
-            .collect()
+        self.series.into_iter().filter(|s| !s.is_empty()).collect()
     }
 }
 
@@ -195,15 +238,65 @@ pub(crate) fn duplicate_labelset() -> Error {
     Error::Execution("vector cannot contain metrics with the same labelset".into())
 }
 
+impl Ser {
+    /// A series of float points only.
+    pub fn floats(labels: Labels, points: Vec<(i64, f64)>, drop_name: bool) -> Ser {
+        Ser {
+            labels,
+            points,
+            hists: Vec::new(),
+            drop_name,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hists.is_empty()
+    }
+
+    /// Whether the newest float or histogram point is at `t` (points are appended in
+    /// time order, so this finds a second sample for one step).
+    fn has_sample_at_end(&self, t: i64) -> bool {
+        self.points.last().is_some_and(|&(pt, _)| pt == t)
+            || self.hists.last().is_some_and(|(pt, _)| *pt == t)
+    }
+}
+
 /// Walks each series' step points in step order: `at(i)` is the series' value at step
 /// `i`, for steps asked in increasing order.
 pub(crate) struct Cursors {
     pos: Vec<usize>,
+    /// Positions in the series' histogram points, allocated on first use.
+    hpos: Vec<usize>,
 }
 
 impl Cursors {
     pub fn new(n: usize) -> Cursors {
-        Cursors { pos: vec![0; n] }
+        Cursors {
+            pos: vec![0; n],
+            hpos: Vec::new(),
+        }
+    }
+
+    /// The float or histogram value of series `i` at `t`.
+    pub fn sample_at(&mut self, series: &[Ser], i: usize, t: i64) -> Option<SampleValue> {
+        if let Some(v) = self.at(series, i, t) {
+            return Some(SampleValue::Float(v));
+        }
+        let s = series.get(i)?;
+        if s.hists.is_empty() {
+            return None;
+        }
+        if self.hpos.len() < series.len() {
+            self.hpos.resize(series.len(), 0);
+        }
+        let p = self.hpos.get_mut(i)?;
+        while s.hists.get(*p).is_some_and(|(pt, _)| *pt < t) {
+            *p += 1;
+        }
+        match s.hists.get(*p) {
+            Some((pt, h)) if *pt == t => Some(SampleValue::Histogram(h.clone())),
+            _ => None,
+        }
     }
 
     pub fn at(&mut self, series: &[Ser], i: usize, t: i64) -> Option<f64> {
@@ -487,6 +580,9 @@ impl<'a> Evaluator<'a> {
                         for p in &mut ser.points {
                             p.1 = -p.1;
                         }
+                        for (_, h) in &mut ser.hists {
+                            *h = Arc::new(h.scaled(-1.0));
+                        }
                     }
                     Ok(Val::Vector(ss))
                 }
@@ -505,14 +601,15 @@ impl<'a> Evaluator<'a> {
                     None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
                 };
                 let raw =
-                    self.select(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
+                    self.select_all(&ms.vs, min_e.saturating_sub(range).saturating_add(1), max_e)?;
                 let series = raw
                     .into_iter()
-                    .map(|(labels, mut points)| {
+                    .map(|(labels, mut points, hists)| {
                         points.retain(|p| !is_stale_nan(p.1));
                         Ser {
                             labels,
                             points,
+                            hists,
                             drop_name: false,
                         }
                     })
@@ -551,15 +648,14 @@ impl<'a> Evaluator<'a> {
                 };
                 let series = match self.eval(&sq.expr, inner)? {
                     Val::Vector(v) => v,
-                    Val::Scalar(v) => vec![Ser {
-                        labels: Labels::default(),
-                        points: v
-                            .into_iter()
+                    Val::Scalar(v) => vec![Ser::floats(
+                        Labels::default(),
+                        v.into_iter()
                             .enumerate()
                             .map(|(i, x)| (inner.ts(i), x))
                             .collect(),
-                        drop_name: false,
-                    }],
+                        false,
+                    )],
                     other => {
                         return Err(Error::BadData(format!(
                             "subquery is only allowed on instant vector, got {} instead",
@@ -581,49 +677,21 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Reads the series `vs` selects with samples in `[min_t, max_t]`, decoded.
-    pub fn select(
+    /// Reads the float series matching any of the matcher `groups` (see
+    /// [`matcher_groups`]) with samples in `[min_t, max_t]`, decoded.
+    fn select(
         &mut self,
-        vs: &VectorSelector,
+        groups: &[Vec<Matcher>],
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<RawSeries>> {
-        let name = vs
-            .name
-            .as_ref()
-            .map(|n| Matcher::new(MatchOp::Equal, METRIC_NAME, n.as_str()));
-        let mut groups: Vec<Vec<Matcher>> = Vec::new();
-        let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
-            ms.iter()
-                .map(|m| {
-                    let op = match m.op {
-                        PMatchOp::Equal => MatchOp::Equal,
-                        PMatchOp::NotEqual => MatchOp::NotEqual,
-                        PMatchOp::Re(_) => MatchOp::Regex,
-                        PMatchOp::NotRe(_) => MatchOp::NotRegex,
-                    };
-                    Matcher::new(op, m.name.as_str(), m.value.as_str())
-                        .map_err(|e| Error::BadData(e.to_string()))
-                })
-                .collect()
-        };
-        if vs.matchers.or_matchers.is_empty() {
-            groups.push(convert(&vs.matchers.matchers)?);
-        } else {
-            for g in &vs.matchers.or_matchers {
-                groups.push(convert(g)?);
-            }
-        }
         // Only `or`-ed matcher groups can select a series twice. With one group (nearly
         // every query) the hash and the label copy per series are skipped: they were
         // a sixth of a 12,800-series `rate` at one instant.
         let dedup = groups.len() > 1;
         let mut seen: HashMap<Labels, ()> = HashMap::new();
         let mut out = Vec::new();
-        for mut g in groups {
-            if let Some(n) = &name {
-                g.push(n.clone().map_err(|e| Error::BadData(e.to_string()))?);
-            }
+        for g in groups {
             // Every series is decoded here, so the querier need not decode them to
             // check for samples in range; series without any are dropped below.
             let keep: Option<Vec<&str>> = self
@@ -633,7 +701,7 @@ impl<'a> Evaluator<'a> {
                 .map(|k| k.iter().map(String::as_str).collect());
             let series = self
                 .querier
-                .select_unchecked(&g, min_t, max_t, keep.as_deref())
+                .select_unchecked(g, min_t, max_t, keep.as_deref())
                 .map_err(|e| Error::Storage(e.to_string()))?;
             out.reserve(series.len());
             // A large selection is decoded in parallel parts when even all its chunks'
@@ -687,6 +755,80 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// [`Evaluator::select`] for native-histogram samples. A storage without any
+    /// answers with an empty list at once, so float-only data pays one call.
+    fn select_histograms(
+        &mut self,
+        groups: &[Vec<Matcher>],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<RawHistograms>> {
+        let dedup = groups.len() > 1;
+        let mut out: Vec<RawHistograms> = Vec::new();
+        for g in groups {
+            for ser in self
+                .querier
+                .select_histograms(g, min_t, max_t)
+                .map_err(|e| Error::Storage(e.to_string()))?
+            {
+                if ser.samples.is_empty() || (dedup && out.iter().any(|o| o.0 == ser.labels)) {
+                    continue;
+                }
+                self.total_samples = self.total_samples.saturating_add(ser.samples.len());
+                self.account(ser.samples.len())?;
+                out.push((ser.labels, ser.samples));
+            }
+        }
+        if dedup {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(out)
+    }
+
+    /// The float and histogram samples of the series `vs` selects in `[min_t, max_t]`,
+    /// one entry per series, in label order.
+    fn select_all(&mut self, vs: &VectorSelector, min_t: i64, max_t: i64) -> Result<Vec<RawMixed>> {
+        let groups = matcher_groups(vs)?;
+        let floats = self.select(&groups, min_t, max_t)?;
+        let hists = self.select_histograms(&groups, min_t, max_t)?;
+        if hists.is_empty() {
+            return Ok(floats
+                .into_iter()
+                .map(|(l, p)| (l, p, Vec::new()))
+                .collect());
+        }
+        // Both lists are in label order: merge them, joining a series found in both.
+        let mut out = Vec::with_capacity(floats.len() + hists.len());
+        let mut floats = floats.into_iter().peekable();
+        let mut hists = hists.into_iter().peekable();
+        loop {
+            let order = match (floats.peek(), hists.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(f), Some(h)) => f.0.cmp(&h.0),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    if let Some((l, p)) = floats.next() {
+                        out.push((l, p, Vec::new()));
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    if let Some((l, h)) = hists.next() {
+                        out.push((l, Vec::new(), h));
+                    }
+                }
+                std::cmp::Ordering::Equal => {
+                    if let (Some((l, p)), Some((_, h))) = (floats.next(), hists.next()) {
+                        out.push((l, p, h));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// An instant vector selector at every step: each series' newest sample in the
     /// lookback window `(t - lookback, t]`, unless that sample is a staleness marker.
     /// With `timestamps`, the value is the sample's time in seconds (for `timestamp()`).
@@ -702,41 +844,92 @@ impl<'a> Evaluator<'a> {
             Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
             None => (s.start.saturating_sub(offset), s.end.saturating_sub(offset)),
         };
-        let raw = self.select(
+        let raw = self.select_all(
             vs,
             min_e.saturating_sub(self.lookback).saturating_add(1),
             max_e,
         )?;
         let n = s.len();
         let mut out = Vec::with_capacity(raw.len());
-        for (labels, samples) in raw {
+        for (labels, samples, hsamples) in raw {
             let mut points = Vec::with_capacity(n.min(samples.len()));
-            let mut idx = 0;
+            let mut hists = Vec::new();
+            let (mut idx, mut hidx) = (0, 0);
             for i in 0..n {
                 let ts = s.ts(i);
                 let te = at.unwrap_or(ts).saturating_sub(offset);
                 while samples.get(idx).is_some_and(|&(t, _)| t <= te) {
                     idx += 1;
                 }
-                if idx == 0 {
-                    continue;
+                while hsamples.get(hidx).is_some_and(|(t, _)| *t <= te) {
+                    hidx += 1;
                 }
-                if let Some(&(t, v)) = samples.get(idx - 1)
-                    && t > te.saturating_sub(self.lookback)
-                    && !is_stale_nan(v)
-                {
-                    points.push((ts, if timestamps { t as f64 / 1000.0 } else { v }));
+                let float = idx.checked_sub(1).and_then(|k| samples.get(k));
+                let hist = hidx.checked_sub(1).and_then(|k| hsamples.get(k));
+                // The newest sample of either kind is the series' value.
+                match (float, hist) {
+                    (Some(&(t, v)), h)
+                        if h.is_none_or(|(ht, _)| *ht < t)
+                            && t > te.saturating_sub(self.lookback)
+                            && !is_stale_nan(v) =>
+                    {
+                        points.push((ts, if timestamps { t as f64 / 1000.0 } else { v }));
+                    }
+                    (f, Some((t, h)))
+                        if f.is_none_or(|&(ft, _)| ft < *t)
+                            && *t > te.saturating_sub(self.lookback) =>
+                    {
+                        if timestamps {
+                            points.push((ts, *t as f64 / 1000.0));
+                        } else {
+                            hists.push((ts, h.clone()));
+                        }
+                    }
+                    _ => {}
                 }
             }
-            self.account(points.len())?;
-            if !points.is_empty() {
+            self.account(points.len() + hists.len())?;
+            if !points.is_empty() || !hists.is_empty() {
                 out.push(Ser {
                     labels,
                     points,
+                    hists,
                     drop_name: false,
                 });
             }
         }
         Ok(out)
+    }
+}
+
+/// The matcher sets `vs` selects by: its matchers and metric name, or one set per
+/// `or`-ed group.
+fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
+        let mut out = ms
+            .iter()
+            .map(|m| {
+                let op = match m.op {
+                    PMatchOp::Equal => MatchOp::Equal,
+                    PMatchOp::NotEqual => MatchOp::NotEqual,
+                    PMatchOp::Re(_) => MatchOp::Regex,
+                    PMatchOp::NotRe(_) => MatchOp::NotRegex,
+                };
+                Matcher::new(op, m.name.as_str(), m.value.as_str())
+                    .map_err(|e| Error::BadData(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(n) = &vs.name {
+            out.push(
+                Matcher::new(MatchOp::Equal, METRIC_NAME, n.as_str())
+                    .map_err(|e| Error::BadData(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    };
+    if vs.matchers.or_matchers.is_empty() {
+        Ok(vec![convert(&vs.matchers.matchers)?])
+    } else {
+        vs.matchers.or_matchers.iter().map(|g| convert(g)).collect()
     }
 }

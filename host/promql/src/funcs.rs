@@ -139,6 +139,8 @@ fn map_points(v: Vec<Ser>, s: Steps, mut f: impl FnMut(f64, usize) -> Option<f64
                 .into_iter()
                 .filter_map(|(t, x)| f(x, s.index(t)).map(|y| (t, y)))
                 .collect();
+            // Float functions have no value for a histogram, as upstream.
+            ser.hists.clear();
             ser.drop_name = true;
             ser
         })
@@ -189,11 +191,11 @@ fn over_windows(
             }
         }
         if !points.is_empty() {
-            out.push(Ser {
-                labels: std::mem::take(&mut ser.labels),
+            out.push(Ser::floats(
+                std::mem::take(&mut ser.labels),
                 points,
-                drop_name: ser.drop_name || drop_name,
-            });
+                ser.drop_name || drop_name,
+            ));
         }
     }
     Ok(out)
@@ -254,11 +256,7 @@ fn rate_windows(
             }
         }
         if !points.is_empty() {
-            out.push(Ser {
-                labels: std::mem::take(&mut ser.labels),
-                points,
-                drop_name: true,
-            });
+            out.push(Ser::floats(std::mem::take(&mut ser.labels), points, true));
         }
     }
     Ok(out)
@@ -668,15 +666,14 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         "vector" => {
             let v = want_scalar(ev.eval(arg(c, 0)?, s)?, name, n)?;
-            Ok(Val::Vector(vec![Ser {
-                labels: Labels::default(),
-                points: v
-                    .into_iter()
+            Ok(Val::Vector(vec![Ser::floats(
+                Labels::default(),
+                v.into_iter()
                     .enumerate()
                     .map(|(i, x)| (s.ts(i), x))
                     .collect(),
-                drop_name: false,
-            }]))
+                false,
+            )]))
         }
         "scalar" => {
             let v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
@@ -796,11 +793,11 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         | "hour" | "minute" => {
             let v = match c.args.args.first() {
                 Some(e) => want_vector(ev.eval(e, s)?, name)?,
-                None => vec![Ser {
-                    labels: Labels::default(),
-                    points: (0..n).map(|i| (s.ts(i), s.ts(i) as f64 / 1000.0)).collect(),
-                    drop_name: false,
-                }],
+                None => vec![Ser::floats(
+                    Labels::default(),
+                    (0..n).map(|i| (s.ts(i), s.ts(i) as f64 / 1000.0)).collect(),
+                    false,
+                )],
             };
             Ok(Val::Vector(map_points(v, s, |x, _| {
                 Some(time_part(name, x))
@@ -913,7 +910,8 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             let v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
             let mut present = vec![false; n];
             for ser in &v {
-                for &(t, _) in &ser.points {
+                let times = ser.points.iter().map(|p| p.0);
+                for t in times.chain(ser.hists.iter().map(|h| h.0)) {
                     if let Some(p) = present.get_mut(s.index(t)) {
                         *p = true;
                     }
@@ -961,11 +959,7 @@ fn absent_result(e: &Expr, points: Vec<(i64, f64)>) -> Vec<Ser> {
     if points.is_empty() {
         return Vec::new();
     }
-    vec![Ser {
-        labels: absent_labels(e),
-        points,
-        drop_name: false,
-    }]
+    vec![Ser::floats(absent_labels(e), points, false)]
 }
 
 /// `label_replace`/`label_join`: sets `dst` to what `f` derives from each series'

@@ -10,8 +10,9 @@ mod eval;
 mod funcs;
 
 use eval::{Evaluator, Steps, Val};
-use pharos_model::Labels;
+use pharos_model::{FloatHistogram, Labels};
 use pharos_tsdb::Querier;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Limits and defaults of query evaluation, with Prometheus's defaults.
@@ -35,13 +36,15 @@ impl Default for EngineOptions {
     }
 }
 
-/// A float sample of an instant vector.
+/// A sample of an instant vector: a float, or a native histogram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub labels: Labels,
     /// Milliseconds since the epoch.
     pub t: i64,
+    /// The float value (0 when the sample is a histogram).
     pub v: f64,
+    pub histogram: Option<Arc<FloatHistogram>>,
 }
 
 /// One series of a range vector or a range query's result.
@@ -50,6 +53,9 @@ pub struct Series {
     pub labels: Labels,
     /// `(t ms, v)`, in time order.
     pub points: Vec<(i64, f64)>,
+    /// Native-histogram points `(t ms, histogram)`, in time order, at times `points`
+    /// does not hold.
+    pub histograms: Vec<(i64, Arc<FloatHistogram>)>,
 }
 
 /// A query's result, as the HTTP API's `resultType` names it.
@@ -151,10 +157,16 @@ impl Engine {
                 finish_series(series)?
                     .into_iter()
                     .filter_map(|s| {
-                        s.points.first().map(|&(_, v)| Sample {
+                        let (v, histogram) = match (s.points.first(), s.histograms.first()) {
+                            (Some(&(_, v)), _) => (v, None),
+                            (None, Some((_, h))) => (0.0, Some(h.clone())),
+                            (None, None) => return None,
+                        };
+                        Some(Sample {
                             labels: s.labels,
                             t,
                             v,
+                            histogram,
                         })
                     })
                     .collect(),
@@ -166,6 +178,7 @@ impl Engine {
                     .into_iter()
                     .map(|mut s| {
                         s.points.retain(|&(pt, _)| pt > lo && pt <= hi);
+                        s.hists.retain(|(pt, _)| *pt > lo && *pt <= hi);
                         s
                     })
                     .collect();
@@ -205,6 +218,7 @@ impl Engine {
                     .enumerate()
                     .map(|(i, x)| (steps.ts(i), x))
                     .collect(),
+                histograms: Vec::new(),
             }]),
             Val::Vector(series) => {
                 let mut m = finish_series(series)?;
@@ -337,7 +351,7 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
     let mut out: Vec<Series> = Vec::with_capacity(series.len());
     let mut merged = false;
     for s in series {
-        if s.points.is_empty() {
+        if s.is_empty() {
             continue;
         }
         let labels = if s.drop_name && s.labels.metric_name().is_some() {
@@ -357,6 +371,7 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
                 merged = true;
                 if let Some(o) = out.get_mut(i) {
                     o.points.extend(s.points);
+                    o.histograms.extend(s.hists);
                 }
             }
             None => {
@@ -364,6 +379,7 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
                 out.push(Series {
                     labels,
                     points: s.points,
+                    histograms: s.hists,
                 });
             }
         }
@@ -371,7 +387,11 @@ fn finish_series(series: Vec<eval::Ser>) -> Result<Vec<Series>, Error> {
     if merged {
         for s in &mut out {
             s.points.sort_by_key(|p| p.0);
-            if s.points.windows(2).any(|w| w[0].0 == w[1].0) {
+            s.histograms.sort_by_key(|p| p.0);
+            let mut times: Vec<i64> = s.points.iter().map(|p| p.0).collect();
+            times.extend(s.histograms.iter().map(|p| p.0));
+            times.sort_unstable();
+            if times.windows(2).any(|w| w[0] == w[1]) {
                 return Err(eval::duplicate_labelset());
             }
         }
@@ -583,5 +603,103 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert!(o.samples_read >= 2);
         assert!(o.peak_samples >= 2);
+    }
+
+    /// Floats from a Db and one series of native histograms `h{job="c"}` beside them,
+    /// a histogram every 15 s with `count` equal to its index.
+    struct WithHistograms<'a> {
+        inner: &'a dyn Querier,
+    }
+
+    impl Querier for WithHistograms<'_> {
+        fn select(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<pharos_tsdb::Series>, StorageError> {
+            self.inner.select(m, min_t, max_t)
+        }
+        fn select_histograms(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<pharos_tsdb::HistogramSeries>, StorageError> {
+            let labels = Labels::from_pairs([("__name__", "x"), ("job", "c")]);
+            if !m
+                .iter()
+                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+            {
+                return Ok(Vec::new());
+            }
+            let samples: Vec<_> = (0..=240i64)
+                .map(|i| i * 15_000)
+                .filter(|t| (min_t..=max_t).contains(t))
+                .map(|t| {
+                    let h = FloatHistogram {
+                        count: (t / 15_000) as f64,
+                        ..FloatHistogram::default()
+                    };
+                    (t, Arc::new(h))
+                })
+                .collect();
+            Ok(vec![pharos_tsdb::HistogramSeries { labels, samples }])
+        }
+        fn label_names(
+            &self,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<String>, StorageError> {
+            self.inner.label_names(m, min_t, max_t)
+        }
+        fn label_values(
+            &self,
+            name: &str,
+            m: &[Matcher],
+            min_t: i64,
+            max_t: i64,
+        ) -> Result<Vec<String>, StorageError> {
+            self.inner.label_values(name, m, min_t, max_t)
+        }
+    }
+
+    #[test]
+    fn histograms_pass_through_selection_limits_and_set_operators() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let q = WithHistograms { inner: &q };
+        let e = Engine::default();
+        let at = 600_000;
+        let vector = |query: &str| match e.instant(&q, query, at).unwrap() {
+            Value::Vector(v) => v,
+            other => panic!("{query}: {other:?}"),
+        };
+        let x = vector("x");
+        assert_eq!(x.len(), 3);
+        let h = x.iter().find(|s| s.labels.get("job") == Some("c")).unwrap();
+        assert_eq!(h.histogram.as_ref().map(|h| h.count), Some(40.0));
+        assert_eq!(vector("count(x)")[0].v, 3.0);
+        assert_eq!(vector("limitk(5, x) and x").len(), 3);
+        assert_eq!(vector(r#"x{job="c"} or x"#).len(), 3);
+        assert_eq!(vector(r#"x unless x{job="c"}"#).len(), 2);
+        // Float operations leave histograms out, as upstream does.
+        assert_eq!(vector("abs(x)").len(), 2);
+        assert_eq!(vector("x * 2").len(), 2);
+        assert_eq!(vector("topk(5, x)").len(), 2);
+        let neg = vector(r#"-x{job="c"}"#);
+        assert_eq!(neg[0].histogram.as_ref().map(|h| h.count), Some(-40.0));
+        // Range queries carry them as histogram points.
+        let Value::Matrix(m) = e
+            .range(&q, r#"limitk(1, x{job="c"})"#, 0, at, 60_000)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1);
+        assert!(m[0].points.is_empty());
+        assert_eq!(m[0].histograms.len(), 11);
+        assert_eq!(m[0].histograms[10].1.count, 40.0);
     }
 }

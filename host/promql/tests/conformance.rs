@@ -2,18 +2,28 @@
 //! `shared/conformance/promql` beside the repository against the engine, over a real
 //! `pharos_tsdb::Db` in a temporary directory.
 //!
-//! Native histograms are out of scope: series written in `{{...}}` notation are not
-//! loaded, and an eval is skipped (and counted as skipped) when its expected output
-//! holds a histogram or its query names a metric that only exists as one — including
-//! the native-histogram-with-custom-buckets twins that `load_with_nhcb` creates.
+//! Native histograms: series written in `{{...}}` notation are loaded and reach the
+//! engine through [`Querier::select_histograms`] (the TSDB does not store them yet, so
+//! the harness serves them from memory beside the database). The engine evaluates
+//! them in selectors, `count`, `group`, `limitk`, `limit_ratio` and the set
+//! operators; other native-histogram arithmetic (rates, sums, `histogram_*` over
+//! native buckets) is out of scope. So an eval whose query selects histogram series is
+//! run only in the files of [`HISTOGRAM_FILES`] and skipped (counted as skipped)
+//! elsewhere, as are evals over the native-histogram-with-custom-buckets twins that
+//! `load_with_nhcb` creates, which are not built.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pharos_model::Labels;
+use pharos_model::histogram::{CounterResetHint, Span};
+use pharos_model::{FloatHistogram, Labels, Matcher};
 use pharos_promql::{Engine, EngineOptions, Value};
-use pharos_tsdb::{Db, DbOptions, STALE_NAN_BITS};
+use pharos_tsdb::{Db, DbOptions, HistogramSeries, Querier, STALE_NAN_BITS, Series, StorageError};
 use promql_parser::parser::{Expr, VectorSelector};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Files whose evals over native histograms are in the engine's scope, so run.
+const HISTOGRAM_FILES: &[&str] = &["limit"];
 
 /// Files whose every eval must pass. A file joins this list only once it passes fully.
 const MUST_PASS: &[&str] = &[
@@ -41,18 +51,18 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[(
     "promql-parser decodes the label name \"\\xff\" to the valid character U+00FF, so the invalid UTF-8 upstream rejects never reaches the engine",
 )];
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Point {
     Missing,
     Stale,
     Float(f64),
+    Histogram(Arc<FloatHistogram>),
 }
 
 /// One parsed `<series> <points>` line.
 struct SeriesLine {
     labels: Labels,
     points: Vec<Point>,
-    histogram: bool,
 }
 
 fn parse_duration(s: &str) -> Option<i64> {
@@ -268,17 +278,246 @@ fn parse_descriptor(line: &str) -> Result<(Labels, &str), String> {
 fn parse_series_line(line: &str) -> Result<SeriesLine, String> {
     let (labels, rest) = parse_descriptor(line)?;
     let mut points = Vec::new();
-    let histogram = rest.contains("{{");
-    if !histogram {
-        for tok in rest.split_whitespace() {
-            expand(tok, &mut points)?;
+    for tok in value_tokens(rest)? {
+        if tok.starts_with("{{") {
+            expand_histogram(&tok, &mut points)?;
+        } else {
+            expand(&tok, &mut points)?;
         }
     }
-    Ok(SeriesLine {
-        labels,
-        points,
-        histogram,
+    Ok(SeriesLine { labels, points })
+}
+
+/// Splits a line's values at whitespace outside `{{...}}`, so a histogram (with the
+/// spaces between its fields) and its expansion (`{{a}}+{{b}}x3`) stay one token.
+fn value_tokens(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '{' && chars.peek() == Some(&'{') {
+            chars.next();
+            depth += 1;
+            cur.push_str("{{");
+        } else if c == '}' && depth > 0 && chars.peek() == Some(&'}') {
+            chars.next();
+            depth -= 1;
+            cur.push_str("}}");
+        } else if c.is_whitespace() && depth == 0 {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if depth > 0 {
+        return Err(format!("unterminated histogram in {s:?}"));
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Expands `{{h}}`, `{{h}}xN` (N+1 copies) or `{{h}}+{{inc}}xN` / `{{h}}-{{inc}}xN`
+/// (N+1 samples stepping by `inc`).
+fn expand_histogram(tok: &str, out: &mut Vec<Point>) -> Result<(), String> {
+    let end = tok.find("}}").ok_or(format!("bad histogram {tok:?}"))? + 2;
+    let base = parse_histogram(&tok[..end])?;
+    let rest = &tok[end..];
+    if rest.is_empty() {
+        out.push(Point::Histogram(Arc::new(base)));
+        return Ok(());
+    }
+    let (inc, sign, times) = if let Some(r) = rest.strip_prefix('x') {
+        (None, 1.0, r)
+    } else {
+        let sign = match rest.chars().next() {
+            Some('+') => 1.0,
+            Some('-') => -1.0,
+            _ => return Err(format!("bad histogram expansion {tok:?}")),
+        };
+        let r = &rest[1..];
+        let iend = r.find("}}").ok_or(format!("bad histogram {tok:?}"))? + 2;
+        let inc = parse_histogram(&r[..iend])?;
+        let times = r[iend..]
+            .strip_prefix('x')
+            .ok_or(format!("bad histogram expansion {tok:?}"))?;
+        (Some(inc), sign, times)
+    };
+    let n: usize = times
+        .parse()
+        .map_err(|_| format!("bad histogram repeat count {tok:?}"))?;
+    let mut cur = base;
+    for _ in 0..=n {
+        out.push(Point::Histogram(Arc::new(cur.clone())));
+        if let Some(inc) = &inc {
+            cur = add_histograms(&cur, inc, sign)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses promqltest's histogram notation, `{{schema:0 sum:5 count:4 buckets:[1 2 1]}}`.
+fn parse_histogram(s: &str) -> Result<FloatHistogram, String> {
+    let body = s
+        .strip_prefix("{{")
+        .and_then(|b| b.strip_suffix("}}"))
+        .ok_or(format!("bad histogram {s:?}"))?;
+    let mut h = FloatHistogram::default();
+    let (mut offset, mut n_offset) = (0i32, 0i32);
+    let mut rest = body.trim();
+    let num = |v: &str| parse_float(v).ok_or(format!("bad number {v:?} in {s:?}"));
+    let list = |v: &str| -> Result<Vec<f64>, String> { v.split_whitespace().map(num).collect() };
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once(':')
+            .ok_or(format!("bad histogram field in {s:?}"))?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(a) = after.strip_prefix('[') {
+            let close = a.find(']').ok_or(format!("unterminated list in {s:?}"))?;
+            (&a[..close], &a[close + 1..])
+        } else {
+            after.split_at(after.find(char::is_whitespace).unwrap_or(after.len()))
+        };
+        rest = next.trim_start();
+        match key.trim() {
+            "schema" => h.schema = num(value)? as i32,
+            "sum" => h.sum = num(value)?,
+            "count" => h.count = num(value)?,
+            "z_bucket" => h.zero_count = num(value)?,
+            "z_bucket_w" => h.zero_threshold = num(value)?,
+            "offset" => offset = num(value)? as i32,
+            "n_offset" => n_offset = num(value)? as i32,
+            "buckets" => h.positive_buckets = list(value)?,
+            "n_buckets" => h.negative_buckets = list(value)?,
+            "custom_values" => h.custom_values = list(value)?,
+            "counter_reset_hint" => {
+                h.counter_reset_hint = match value {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::CounterReset,
+                    "not_reset" => CounterResetHint::NotCounterReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("bad counter_reset_hint {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown histogram field {other:?} in {s:?}")),
+        }
+    }
+    let span = |offset: i32, n: usize| {
+        if n == 0 {
+            Vec::new()
+        } else {
+            vec![Span {
+                offset,
+                length: n as u32,
+            }]
+        }
+    };
+    h.positive_spans = span(offset, h.positive_buckets.len());
+    h.negative_spans = span(n_offset, h.negative_buckets.len());
+    Ok(h)
+}
+
+/// `a + sign · b`, bucket by bucket. Exponential histograms of different schemas add
+/// at the coarser one, each finer bucket merged into the coarser bucket holding it.
+fn add_histograms(
+    a: &FloatHistogram,
+    b: &FloatHistogram,
+    sign: f64,
+) -> Result<FloatHistogram, String> {
+    let custom = a.uses_custom_buckets() || b.uses_custom_buckets();
+    if custom && (a.schema != b.schema || a.custom_values != b.custom_values) {
+        return Err("histogram expansion across different custom buckets".into());
+    }
+    let schema = a.schema.min(b.schema);
+    let side = |sa: &[Span], ca: &[f64], sb: &[Span], cb: &[f64]| -> (Vec<Span>, Vec<f64>) {
+        let mut by_index: BTreeMap<i32, f64> = BTreeMap::new();
+        for (spans, counts, k, from) in [(sa, ca, 1.0, a.schema), (sb, cb, sign, b.schema)] {
+            // Bucket i of schema s lies in bucket ((i - 1) >> (s - t)) + 1 of schema t.
+            let shift = (from - schema).clamp(0, 31) as u32;
+            let mut idx = 0i32;
+            let mut counts = counts.iter();
+            for (n, sp) in spans.iter().enumerate() {
+                idx = if n == 0 { sp.offset } else { idx + sp.offset };
+                for _ in 0..sp.length {
+                    if let Some(c) = counts.next() {
+                        *by_index.entry(((idx - 1) >> shift) + 1).or_default() += k * c;
+                    }
+                    idx += 1;
+                }
+            }
+        }
+        // One span per run of consecutive indexes (zero counts kept, as written).
+        let mut spans: Vec<Span> = Vec::new();
+        let mut counts = Vec::new();
+        let mut next: Option<i32> = None;
+        for (idx, c) in by_index {
+            match (next, spans.last_mut()) {
+                (Some(n), Some(last)) if n == idx => last.length += 1,
+                (Some(n), _) => spans.push(Span {
+                    offset: idx - n,
+                    length: 1,
+                }),
+                (None, _) => spans.push(Span {
+                    offset: idx,
+                    length: 1,
+                }),
+            }
+            counts.push(c);
+            next = Some(idx + 1);
+        }
+        (spans, counts)
+    };
+    let (positive_spans, positive_buckets) = side(
+        &a.positive_spans,
+        &a.positive_buckets,
+        &b.positive_spans,
+        &b.positive_buckets,
+    );
+    let (negative_spans, negative_buckets) = side(
+        &a.negative_spans,
+        &a.negative_buckets,
+        &b.negative_spans,
+        &b.negative_buckets,
+    );
+    Ok(FloatHistogram {
+        counter_reset_hint: a.counter_reset_hint,
+        schema,
+        zero_threshold: a.zero_threshold.max(b.zero_threshold),
+        zero_count: a.zero_count + sign * b.zero_count,
+        count: a.count + sign * b.count,
+        sum: a.sum + sign * b.sum,
+        positive_spans,
+        positive_buckets,
+        negative_spans,
+        negative_buckets,
+        custom_values: a.custom_values.clone(),
     })
+}
+
+/// Whether a result histogram is the expected one: the same counts in the same
+/// buckets (however the spans are written), floats compared as upstream's harness
+/// does; the counter-reset hint only when the expectation names one.
+fn histograms_match(want: &FloatHistogram, got: &FloatHistogram) -> bool {
+    let (w, g) = (want.compact(), got.compact());
+    let floats = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| almost_equal(*x, *y))
+    };
+    w.schema == g.schema
+        && (w.counter_reset_hint == CounterResetHint::Unknown
+            || w.counter_reset_hint == g.counter_reset_hint)
+        && almost_equal(w.zero_threshold, g.zero_threshold)
+        && almost_equal(w.zero_count, g.zero_count)
+        && almost_equal(w.count, g.count)
+        && almost_equal(w.sum, g.sum)
+        && w.positive_spans == g.positive_spans
+        && w.negative_spans == g.negative_spans
+        && floats(&w.positive_buckets, &g.positive_buckets)
+        && floats(&w.negative_buckets, &g.negative_buckets)
+        && floats(&w.custom_values, &g.custom_values)
 }
 
 fn almost_equal(a: f64, b: f64) -> bool {
@@ -404,8 +643,82 @@ struct Tally {
 struct Env {
     _dir: tempfile::TempDir,
     db: Arc<Db>,
-    /// Series that exist only as native histograms.
-    histograms: Vec<Labels>,
+    /// Native-histogram samples by series, in label order.
+    histograms: BTreeMap<Labels, BTreeMap<i64, Arc<FloatHistogram>>>,
+    /// The custom-bucket twins `load_with_nhcb` would create, which are not built:
+    /// evals selecting them are skipped.
+    nhcb: Vec<Labels>,
+}
+
+/// The database's querier with the harness's native histograms beside it.
+struct EnvQuerier<'a> {
+    db: pharos_tsdb::DbQuerier,
+    histograms: &'a BTreeMap<Labels, BTreeMap<i64, Arc<FloatHistogram>>>,
+}
+
+impl Querier for EnvQuerier<'_> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        self.db.select(matchers, min_t, max_t)
+    }
+
+    fn select_unchecked(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+        keep: Option<&[&str]>,
+    ) -> Result<Vec<Series>, StorageError> {
+        self.db.select_unchecked(matchers, min_t, max_t, keep)
+    }
+
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        Ok(self
+            .histograms
+            .iter()
+            .filter(|(l, _)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+            })
+            .map(|(l, pts)| HistogramSeries {
+                labels: l.clone(),
+                samples: pts
+                    .range(min_t..=max_t)
+                    .map(|(t, h)| (*t, h.clone()))
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect())
+    }
+
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        self.db.label_names(matchers, min_t, max_t)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        self.db.label_values(name, matchers, min_t, max_t)
+    }
 }
 
 fn new_env() -> Env {
@@ -419,7 +732,8 @@ fn new_env() -> Env {
     Env {
         _dir: dir,
         db: Arc::new(db),
-        histograms: Vec::new(),
+        histograms: BTreeMap::new(),
+        nhcb: Vec::new(),
     }
 }
 
@@ -429,6 +743,9 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
     let lines: Vec<&str> = text.lines().collect();
     let mut tally = Tally::default();
     let mut env = new_env();
+    let histograms_in_scope = path
+        .file_stem()
+        .is_some_and(|n| HISTOGRAM_FILES.contains(&n.to_string_lossy().as_ref()));
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim();
@@ -491,27 +808,29 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                         }
                     };
                     let name = s.labels.metric_name().unwrap_or("").to_string();
-                    if s.histogram {
-                        env.histograms.push(s.labels.clone());
-                        continue;
-                    }
                     if cmd == "load_with_nhcb"
                         && let Some(base) = name.strip_suffix("_bucket")
                     {
                         let mut b = pharos_model::LabelsBuilder::from(s.labels.clone());
                         b.set("__name__", base);
                         b.remove("le");
-                        env.histograms.push(b.into_labels());
+                        env.nhcb.push(b.into_labels());
                     }
-                    let entry = samples.entry(s.labels.clone()).or_default();
                     for (k, p) in s.points.iter().enumerate() {
                         let t = k as i64 * interval;
                         let v = match p {
                             Point::Missing => continue,
                             Point::Stale => f64::from_bits(STALE_NAN_BITS),
                             Point::Float(v) => *v,
+                            Point::Histogram(h) => {
+                                env.histograms
+                                    .entry(s.labels.clone())
+                                    .or_default()
+                                    .insert(t, h.clone());
+                                continue;
+                            }
                         };
-                        entry.insert(t, v);
+                        samples.entry(s.labels.clone()).or_default().insert(t, v);
                     }
                 }
                 let mut app = env.db.appender();
@@ -528,7 +847,7 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                 }
             }
             c if c.starts_with("eval") => {
-                let r = run_eval(c, rest, &block, engine, &env);
+                let r = run_eval(c, rest, &block, engine, &env, histograms_in_scope);
                 match r {
                     EvalResult::Pass => tally.passed += 1,
                     EvalResult::Skip => tally.skipped += 1,
@@ -553,6 +872,7 @@ fn run_eval(
     block: &[(usize, &str)],
     engine: &Engine,
     env: &Env,
+    histograms_in_scope: bool,
 ) -> EvalResult {
     let mut ex = Expect {
         fail: None,
@@ -653,7 +973,7 @@ fn run_eval(
             )));
             continue;
         }
-        if l.contains("{{") {
+        if l.contains("{{") && !histograms_in_scope {
             return EvalResult::Skip;
         }
         if let Some(v) = parse_float(l.trim()) {
@@ -665,10 +985,16 @@ fn run_eval(
             Err(e) => return EvalResult::Fail(format!("bad expected line {l:?}: {e}")),
         }
     }
-    if selects_any(query, &env.histograms) {
+    let histogram_series: Vec<Labels> = env.histograms.keys().cloned().collect();
+    if selects_any(query, &env.nhcb)
+        || (!histograms_in_scope && selects_any(query, &histogram_series))
+    {
         return EvalResult::Skip;
     }
-    let querier = env.db.querier();
+    let querier = EnvQuerier {
+        db: env.db.querier(),
+        histograms: &env.histograms,
+    };
     let (start, end, step) = range;
     let res = if step == 0 {
         engine.instant_query(&querier, query, start)
@@ -737,7 +1063,12 @@ fn run_eval(
         let same = m.len() == samples.len()
             && samples.iter().all(|s| {
                 m.iter().any(|r| {
-                    r.labels == s.labels && r.points.len() == 1 && almost_equal(r.points[0].1, s.v)
+                    r.labels == s.labels
+                        && match (&s.histogram, r.points.as_slice(), r.histograms.as_slice()) {
+                            (None, [(_, v)], []) => almost_equal(*v, s.v),
+                            (Some(h), [], [(_, rh)]) => histograms_match(h, rh),
+                            _ => false,
+                        }
                 })
             });
         if !same {
@@ -745,6 +1076,34 @@ fn run_eval(
         }
     }
     EvalResult::Pass
+}
+
+/// Whether a result sample (float `v`, or histogram `h`) is the expected point.
+fn point_matches(want: &Point, v: f64, h: Option<&FloatHistogram>) -> bool {
+    match (want, h) {
+        (Point::Float(w), None) => almost_equal(*w, v),
+        (Point::Histogram(w), Some(h)) => histograms_match(w, h),
+        _ => false,
+    }
+}
+
+fn fmt_sample(s: &pharos_promql::Sample) -> String {
+    match &s.histogram {
+        Some(h) => format!("{} {h:?}", s.labels),
+        None => format!("{} {}", s.labels, s.v),
+    }
+}
+
+/// Expected points as `value@seconds`, a histogram as its fields.
+fn fmt_expected(p: &[(i64, &Point)]) -> String {
+    p.iter()
+        .map(|(t, v)| match v {
+            Point::Float(v) => format!("{v}@{}", *t as f64 / 1000.0),
+            Point::Histogram(h) => format!("{h:?}@{}", *t as f64 / 1000.0),
+            other => format!("{other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn fmt_points(p: &[(i64, f64)]) -> String {
@@ -781,15 +1140,12 @@ fn compare(
                     "got {} samples, want {}: got {:?}",
                     samples.len(),
                     expected.len(),
-                    samples
-                        .iter()
-                        .map(|s| format!("{} {}", s.labels, s.v))
-                        .collect::<Vec<_>>()
+                    samples.iter().map(fmt_sample).collect::<Vec<_>>()
                 ));
             }
             for (k, e) in expected.iter().enumerate() {
                 let want = match e.points.as_slice() {
-                    [Point::Float(v)] => *v,
+                    [p @ (Point::Float(_) | Point::Histogram(_))] => p,
                     _ => return fail(format!("expected line for {} is not one value", e.labels)),
                 };
                 let found = if ex.ordered {
@@ -802,14 +1158,15 @@ fn compare(
                         return fail(format!(
                             "missing {} (got {:?})",
                             e.labels,
-                            samples
-                                .iter()
-                                .map(|s| format!("{} {}", s.labels, s.v))
-                                .collect::<Vec<_>>()
+                            samples.iter().map(fmt_sample).collect::<Vec<_>>()
                         ));
                     }
-                    Some(s) if !almost_equal(s.v, want) => {
-                        return fail(format!("{}: got {}, want {}", e.labels, s.v, want));
+                    Some(s) if !point_matches(want, s.v, s.histogram.as_deref()) => {
+                        let want = match want {
+                            Point::Histogram(h) => format!("{h:?}"),
+                            other => format!("{other:?}"),
+                        };
+                        return fail(format!("got {}, want {want}", fmt_sample(s)));
                     }
                     _ => {}
                 }
@@ -833,22 +1190,23 @@ fn compare(
                     _ => fail("scalar range result mismatch".into()),
                 };
             }
-            let nonempty: Vec<_> = series.iter().filter(|s| !s.points.is_empty()).collect();
-            let want: Vec<(&Labels, Vec<(i64, f64)>)> = expected
+            let nonempty: Vec<_> = series
+                .iter()
+                .filter(|s| !s.points.is_empty() || !s.histograms.is_empty())
+                .collect();
+            let want: Vec<(&Labels, Vec<(i64, &Point)>)> = expected
                 .iter()
                 .map(|e| {
                     let pts = e
                         .points
                         .iter()
                         .enumerate()
-                        .filter_map(|(k, p)| match p {
-                            Point::Float(v) => Some((mstart + k as i64 * mstep, *v)),
-                            _ => None,
-                        })
+                        .filter(|(_, p)| matches!(p, Point::Float(_) | Point::Histogram(_)))
+                        .map(|(k, p)| (mstart + k as i64 * mstep, p))
                         .collect();
                     (&e.labels, pts)
                 })
-                .filter(|(_, p): &(&Labels, Vec<(i64, f64)>)| !p.is_empty())
+                .filter(|(_, p): &(&Labels, Vec<(i64, &Point)>)| !p.is_empty())
                 .collect();
             if nonempty.len() != want.len() {
                 return fail(format!(
@@ -865,16 +1223,26 @@ fn compare(
                 let Some(s) = nonempty.iter().find(|s| &s.labels == *labels) else {
                     return fail(format!("missing series {labels}"));
                 };
-                let same = s.points.len() == pts.len()
-                    && s.points
+                // The series' floats and histograms in time order.
+                let mut got: Vec<(i64, f64, Option<&FloatHistogram>)> =
+                    s.points.iter().map(|&(t, v)| (t, v, None)).collect();
+                got.extend(s.histograms.iter().map(|(t, h)| (*t, 0.0, Some(&**h))));
+                got.sort_by_key(|p| p.0);
+                let same = got.len() == pts.len()
+                    && got
                         .iter()
                         .zip(pts.iter())
-                        .all(|(a, b)| a.0 == b.0 && almost_equal(a.1, b.1));
+                        .all(|(a, b)| a.0 == b.0 && point_matches(b.1, a.1, a.2));
                 if !same {
                     return fail(format!(
-                        "{labels}: got [{}], want [{}]",
+                        "{labels}: got [{}{}], want [{}]",
                         fmt_points(&s.points),
-                        fmt_points(pts)
+                        if s.histograms.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and {} histograms", s.histograms.len())
+                        },
+                        fmt_expected(pts)
                     ));
                 }
             }

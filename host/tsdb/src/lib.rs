@@ -16,6 +16,6 @@ pub mod wal;
 
 pub use db::{Db, DbOptions, DbQuerier, Maintenance, OpenStats};
 pub use storage::{
-    Appender, Querier, STALE_NAN_BITS, Sample, SampleIter, Series, SeriesRef, StorageError,
-    is_stale_nan,
+    Appender, HistogramSeries, Querier, STALE_NAN_BITS, Sample, SampleIter, Series, SeriesRef,
+    StorageError, is_stale_nan,
 };

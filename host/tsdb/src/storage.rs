@@ -131,6 +131,22 @@ pub trait Querier {
         Ok(series)
     }
 
+    /// The native-histogram samples of the series matching every matcher in
+    /// `[min_t, max_t]`, as [`select`](Self::select) gives float samples: sorted by
+    /// labels, each series' samples by time. A series may have floats at some times and
+    /// histograms at others; each kind comes from its own method.
+    ///
+    /// The TSDB does not store native histograms yet, so the default answers none;
+    /// the query engine already evaluates them wherever a querier provides them.
+    fn select_histograms(
+        &self,
+        _matchers: &[Matcher],
+        _min_t: i64,
+        _max_t: i64,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        Ok(Vec::new())
+    }
+
     /// Label names of series matching `matchers` (all series when empty), sorted.
     fn label_names(
         &self,
@@ -147,6 +163,14 @@ pub trait Querier {
         min_t: i64,
         max_t: i64,
     ) -> Result<Vec<String>, StorageError>;
+}
+
+/// One series' native-histogram samples in a selected range, `(t ms, histogram)` in
+/// time order. Histograms are shared, not copied, as evaluation passes them along.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSeries {
+    pub labels: Labels,
+    pub samples: Vec<(i64, std::sync::Arc<pharos_model::FloatHistogram>)>,
 }
 
 /// One series and its samples in the selected range, held as encoded chunks (about

@@ -57,8 +57,16 @@ pub fn query_reply(v: &QueryValue) -> String {
                 }
                 out.push_str(r#"{"metric":"#);
                 write_labels(&mut out, &s.labels);
-                out.push_str(r#","value":"#);
-                write_point(&mut out, s.t, s.v);
+                match &s.histogram {
+                    Some(h) => {
+                        out.push_str(r#","histogram":"#);
+                        write_histogram_point(&mut out, s.t, h);
+                    }
+                    None => {
+                        out.push_str(r#","value":"#);
+                        write_point(&mut out, s.t, s.v);
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -118,14 +126,29 @@ fn write_matrix_series(out: &mut String, series: &[pharos_promql::Series]) {
         }
         out.push_str(r#"{"metric":"#);
         write_labels(out, &s.labels);
-        out.push_str(r#","values":["#);
-        for (j, &(t, v)) in s.points.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
+        // As upstream: `values` unless the series holds only histograms, then
+        // `histograms` when it holds any.
+        if !s.points.is_empty() || s.histograms.is_empty() {
+            out.push_str(r#","values":["#);
+            for (j, &(t, v)) in s.points.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_point(out, t, v);
             }
-            write_point(out, t, v);
+            out.push(']');
         }
-        out.push_str("]}");
+        if !s.histograms.is_empty() {
+            out.push_str(r#","histograms":["#);
+            for (j, (t, h)) in s.histograms.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_histogram_point(out, *t, h);
+            }
+            out.push(']');
+        }
+        out.push('}');
     }
 }
 
@@ -180,6 +203,38 @@ fn write_point(out: &mut String, t: i64, v: f64) {
     out.push_str("\"]");
 }
 
+/// `[time,{"count":"…","sum":"…","buckets":[[rule,"lower","upper","count"],…]}]`,
+/// listing only buckets that hold something and leaving `buckets` out when none do, as
+/// Prometheus writes a native histogram.
+fn write_histogram_point(out: &mut String, t: i64, h: &pharos_model::FloatHistogram) {
+    use std::fmt::Write as _;
+    out.push('[');
+    out.push_str(&time(t).to_string());
+    out.push_str(r#",{"count":""#);
+    out.push_str(&float(h.count));
+    out.push_str(r#"","sum":""#);
+    out.push_str(&float(h.sum));
+    out.push('"');
+    let mut first = true;
+    for b in h.buckets().iter().filter(|b| b.count != 0.0) {
+        out.push_str(if first { r#","buckets":["# } else { "," });
+        first = false;
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            r#"[{},"{}","{}","{}"]"#,
+            b.boundary_rule(),
+            float(b.lower),
+            float(b.upper),
+            float(b.count)
+        );
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push_str("}]");
+}
+
 /// A JSON string, escaped as `serde_json` escapes it.
 fn write_str(out: &mut String, s: &str) {
     let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
@@ -223,6 +278,7 @@ mod tests {
         let m = QueryValue::Matrix(vec![pharos_promql::Series {
             labels: labels.clone(),
             points: vec![(1_500, f64::NAN), (-2_000, f64::INFINITY), (3_001, -0.1)],
+            histograms: Vec::new(),
         }]);
         assert_eq!(
             query_reply(&m),
@@ -239,6 +295,7 @@ mod tests {
                 points: (0..12_000)
                     .map(|i| (i * 15_001, i as f64 * 0.5 - 3.0))
                     .collect(),
+                histograms: Vec::new(),
             })
             .collect();
         let tree: Vec<Value> = series
@@ -272,10 +329,61 @@ mod tests {
             labels: Labels::from_pairs([("__name__", "up"), ("job", "x")]),
             t: 1000,
             v: 1.0,
+            histogram: None,
         }]);
         assert_eq!(
             query_reply(&v),
             r#"{"data":{"result":[{"metric":{"__name__":"up","job":"x"},"value":[1,"1"]}],"resultType":"vector"},"status":"success"}"#
+        );
+    }
+
+    /// Native histograms as Prometheus's API writes them: `histogram` in a vector,
+    /// `histograms` beside (or instead of) `values` in a matrix, only non-empty buckets,
+    /// each with its boundary rule.
+    #[test]
+    fn histograms_render_in_the_api_shape() {
+        use pharos_model::FloatHistogram;
+        use pharos_model::histogram::Span;
+        use std::sync::Arc;
+        let h = Arc::new(FloatHistogram {
+            count: 5.0,
+            sum: 7.5,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 3,
+            }],
+            positive_buckets: vec![2.0, 0.0, 2.0],
+            ..FloatHistogram::default()
+        });
+        let labels = Labels::from_pairs([("__name__", "h")]);
+        let v = QueryValue::Vector(vec![pharos_promql::Sample {
+            labels: labels.clone(),
+            t: 1500,
+            v: 0.0,
+            histogram: Some(h.clone()),
+        }]);
+        assert_eq!(
+            query_reply(&v),
+            r#"{"data":{"result":[{"metric":{"__name__":"h"},"histogram":[1.5,{"count":"5","sum":"7.5","buckets":[[3,"-0.001","0.001","1"],[0,"0.5","1","2"],[0,"2","4","2"]]}]}],"resultType":"vector"},"status":"success"}"#
+        );
+        let empty = Arc::new(FloatHistogram::default());
+        let m = QueryValue::Matrix(vec![
+            pharos_promql::Series {
+                labels: labels.clone(),
+                points: Vec::new(),
+                histograms: vec![(1000, empty.clone())],
+            },
+            pharos_promql::Series {
+                labels: Labels::from_pairs([("__name__", "mixed")]),
+                points: vec![(1000, 1.0)],
+                histograms: vec![(2000, empty)],
+            },
+        ]);
+        assert_eq!(
+            query_reply(&m),
+            r#"{"data":{"result":[{"metric":{"__name__":"h"},"histograms":[[1,{"count":"0","sum":"0"}]]},{"metric":{"__name__":"mixed"},"values":[[1,"1"]],"histograms":[[2,{"count":"0","sum":"0"}]]}],"resultType":"matrix"},"status":"success"}"#
         );
     }
 }
