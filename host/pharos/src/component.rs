@@ -27,6 +27,8 @@ pub struct Context {
     pub plugins: Arc<crate::plugins::Registry>,
     /// `--plugins.cache-dir`, which overrides the cache beside the TSDB.
     pub plugins_cache_dir: Option<std::path::PathBuf>,
+    /// Alerts raised by rule evaluation, waiting for the notifier to send them.
+    pub alerts: Arc<crate::notifier::AlertQueue>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -44,6 +46,7 @@ impl Context {
             targets: Arc::default(),
             plugins,
             plugins_cache_dir: None,
+            alerts: Arc::default(),
             running: Arc::default(),
         }
     }

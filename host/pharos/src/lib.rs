@@ -12,6 +12,7 @@ pub mod clock;
 pub mod component;
 pub mod config;
 pub mod daemon;
+pub mod notifier;
 pub mod plugin_tools;
 pub mod plugins;
 pub mod scrape;
