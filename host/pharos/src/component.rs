@@ -29,6 +29,8 @@ pub struct Context {
     pub plugins_cache_dir: Option<std::path::PathBuf>,
     /// Alerts raised by rule evaluation, waiting for the notifier to send them.
     pub alerts: Arc<crate::notifier::AlertQueue>,
+    /// The notifier's counters, kept across its restarts and reloads.
+    pub notifier_metrics: Arc<crate::notifier::Metrics>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -39,6 +41,10 @@ impl Context {
         let storage = StorageSlot::default();
         let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
         let plugins = telemetry.registry.register(Arc::default());
+        let alerts: Arc<crate::notifier::AlertQueue> = Arc::default();
+        let notifier_metrics = telemetry
+            .registry
+            .register(Arc::new(crate::notifier::Metrics::new(alerts.clone())));
         Context {
             telemetry,
             storage,
@@ -46,7 +52,8 @@ impl Context {
             targets: Arc::default(),
             plugins,
             plugins_cache_dir: None,
-            alerts: Arc::default(),
+            alerts,
+            notifier_metrics,
             running: Arc::default(),
         }
     }

@@ -9,6 +9,7 @@
 //!
 //! See `docs/configuration.md` for the operator's view of every key.
 
+mod alerting;
 mod decode;
 mod duration;
 mod error;
@@ -24,6 +25,7 @@ mod web;
 
 use serde_json::Value;
 
+pub use alerting::{AlertingConfig, AlertmanagerConfig, DEFAULT_ALERTMANAGER_TIMEOUT};
 pub use decode::{Decode, Object, Path, kind, quote};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
@@ -58,6 +60,9 @@ pub struct Config {
     /// WebAssembly plugins: exporters, relabelers and notifiers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,
+    /// Where alerts raised by rules are sent.
+    #[serde(skip_serializing_if = "AlertingConfig::is_empty")]
+    pub alerting: AlertingConfig,
 }
 
 impl Decode for Config {
@@ -66,6 +71,7 @@ impl Decode for Config {
         let global = doc.or_default("global");
         let web = doc.or_default("web");
         let storage = doc.optional("storage");
+        let alerting = doc.or_default("alerting");
         let plugins = match doc.take("plugins") {
             None => Some(Vec::new()),
             Some(v) => plugins::decode_plugins(v, &path.key("plugins"), doc.errors()),
@@ -86,7 +92,6 @@ impl Decode for Config {
         // field is added to `Config`.
         // From prometheus.yml:
         doc.refuse("rule_files");
-        doc.refuse("alerting");
         doc.refuse("remote_write");
         doc.refuse("remote_read");
         // Pharos's own:
@@ -105,6 +110,7 @@ impl Decode for Config {
             storage: storage?,
             scrape_configs,
             plugins,
+            alerting: alerting?,
         })
     }
 }
@@ -264,6 +270,7 @@ mod tests {
                 storage: None,
                 scrape_configs: Vec::new(),
                 plugins: Vec::new(),
+                alerting: AlertingConfig::default(),
             })
         );
     }
@@ -448,7 +455,6 @@ mod tests {
     fn unsupported_sections_are_refused_by_name() {
         let sections = [
             "rule_files",
-            "alerting",
             "remote_write",
             "remote_read",
             "pushgateway",
