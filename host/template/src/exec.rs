@@ -321,7 +321,7 @@ impl<'a> State<'a> {
                 self.eval_field_chain(dot, recv, first, fields, &cmd.args, fin)
             }
             Operand::Identifier { name, .. } => {
-                self.eval_function(dot, first, name, &cmd.args, fin)
+                self.eval_function(dot, first, cmd, name, &cmd.args, fin)
             }
             Operand::Pipe(p) => {
                 self.not_a_function(&cmd.args, &fin)?;
@@ -385,7 +385,7 @@ impl<'a> State<'a> {
             }
             Operand::Pipe(p) => self.eval_pipeline(dot, p),
             Operand::Identifier { name, .. } => {
-                self.eval_function(dot, op, name, std::slice::from_ref(op), None)
+                self.eval_function(dot, op, op, name, std::slice::from_ref(op), None)
             }
         }
     }
@@ -499,10 +499,13 @@ impl<'a> State<'a> {
         }
     }
 
+    /// Calls function `name`. Like Go, argument-count errors point at the identifier and
+    /// the function's own error at the whole command (`cmd`).
     fn eval_function(
         &mut self,
         dot: &Value,
         node: &'a Operand,
+        cmd: &dyn fmt::Display,
         name: &str,
         args: &'a [Operand],
         fin: Option<Value>,
@@ -548,7 +551,7 @@ impl<'a> State<'a> {
                 builtins::call(name, &argv)
             }
         };
-        result.map_err(|e| self.error(pos, node, format!("error calling {name}: {e}")))
+        result.map_err(|e| self.error(pos, cmd, format!("error calling {name}: {e}")))
     }
 }
 

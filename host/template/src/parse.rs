@@ -638,15 +638,22 @@ impl fmt::Display for Pipe {
             if i > 0 {
                 f.write_str(" | ")?;
             }
-            for (j, a) in c.args.iter().enumerate() {
-                if j > 0 {
-                    f.write_str(" ")?;
-                }
-                if matches!(a, Operand::Pipe(_)) {
-                    write!(f, "({a})")?;
-                } else {
-                    write!(f, "{a}")?;
-                }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (j, a) in self.args.iter().enumerate() {
+            if j > 0 {
+                f.write_str(" ")?;
+            }
+            if matches!(a, Operand::Pipe(_)) {
+                write!(f, "({a})")?;
+            } else {
+                write!(f, "{a}")?;
             }
         }
         Ok(())
@@ -869,7 +876,7 @@ impl Parser {
                 "if" => return self.control("if").map(|c| Item::Node(Node::If(c))),
                 "range" => return self.control("range").map(|c| Item::Node(Node::Range(c))),
                 "with" => return self.control("with").map(|c| Item::Node(Node::With(c))),
-                "template" => return self.template_control(t.pos).map(Item::Node),
+                "template" => return self.template_control().map(Item::Node),
                 _ => {}
             }
         }
@@ -921,9 +928,10 @@ impl Parser {
         })
     }
 
-    fn template_control(&mut self, pos: usize) -> PResult<Node> {
+    fn template_control(&mut self) -> PResult<Node> {
         let context = "template clause";
         let tok = self.next_non_space();
+        let pos = tok.pos;
         let name = self.template_name(&tok, context)?;
         let pipe = if self.peek_non_space().kind != Kind::RightDelim {
             Some(self.pipeline(context, Kind::RightDelim)?)
@@ -1091,18 +1099,23 @@ impl Parser {
             fields.push(self.next().val[1..].to_string());
         }
         Ok(Some(match node {
-            Operand::Field { pos, mut idents } => {
+            // Go rebuilds these from the chain, so they take its position: that of the
+            // second field.
+            Operand::Field { mut idents, .. } => {
                 idents.extend(fields);
-                Operand::Field { pos, idents }
+                Operand::Field {
+                    pos: chain_pos,
+                    idents,
+                }
             }
             Operand::Variable {
-                pos,
                 name,
                 fields: mut f,
+                ..
             } => {
                 f.extend(fields);
                 Operand::Variable {
-                    pos,
+                    pos: chain_pos,
                     name,
                     fields: f,
                 }

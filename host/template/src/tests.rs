@@ -82,15 +82,15 @@ fn fields_maps_and_structs() {
     assert_eq!(ok("{{ .Missing.Deeper }}", data.clone()), "<no value>");
     assert_eq!(
         err("{{ .S.Nope }}", data.clone()),
-        r#"template: t:1:3: executing "t" at <.S.Nope>: can't evaluate field Nope in type T"#
+        r#"template: t:1:5: executing "t" at <.S.Nope>: can't evaluate field Nope in type T"#
     );
     assert_eq!(
         err("{{ .A.B }}", data.clone()),
-        r#"template: t:1:3: executing "t" at <.A.B>: can't evaluate field B in type int"#
+        r#"template: t:1:5: executing "t" at <.A.B>: can't evaluate field B in type int"#
     );
     assert_eq!(
         err("{{ .M.k 1 }}", data),
-        r#"template: t:1:3: executing "t" at <.M.k>: k has arguments but cannot be invoked as function"#
+        r#"template: t:1:5: executing "t" at <.M.k>: k has arguments but cannot be invoked as function"#
     );
 }
 
@@ -112,7 +112,7 @@ fn missing_key_options() {
     let t = Template::parse_with("t", "{{ .L.zz }}", strict).unwrap();
     assert_eq!(
         t.execute(&data, &Funcs::new()).unwrap_err().to_string(),
-        r#"template: t:1:3: executing "t" at <.L.zz>: map has no entry for key "zz""#
+        r#"template: t:1:5: executing "t" at <.L.zz>: map has no entry for key "zz""#
     );
     // `index` gives the zero value whatever the option.
     assert_eq!(ok(r#"[{{ index .L "zz" }}]"#, data), "[]");
@@ -326,7 +326,7 @@ fn define_template_block() {
     assert!(set.contains("b") && set.names().count() == 4);
     assert_eq!(
         err(r#"{{ template "nope" }}"#, Value::Nil),
-        r#"template: t:1:3: executing "t" at <{{template "nope"}}>: template "nope" not defined"#
+        r#"template: t:1:12: executing "t" at <{{template "nope"}}>: template "nope" not defined"#
     );
     assert_eq!(
         set.execute("zz", &Value::Nil, &Funcs::new())
@@ -340,7 +340,7 @@ fn define_template_block() {
             r#"{{ define "d" }}{{ .A.B }}{{ end }}{{ template "d" 1 }}"#,
             Value::Nil
         ),
-        r#"template: t:1:19: executing "d" at <.A.B>: can't evaluate field A in type int"#
+        r#"template: t:1:21: executing "d" at <.A.B>: can't evaluate field A in type int"#
     );
 }
 
@@ -382,15 +382,15 @@ fn comparisons_like_go() {
     assert_eq!(ok("{{ gt . 1.0 }}", Value::Float(2.0)), "true");
     assert_eq!(
         err("{{ gt . 1 }}", Value::Float(2.0)),
-        r#"template: t:1:3: executing "t" at <gt>: error calling gt: incompatible types for comparison"#
+        r#"template: t:1:3: executing "t" at <gt . 1>: error calling gt: incompatible types for comparison"#
     );
     assert_eq!(
         err("{{ lt true false }}", Value::Nil),
-        r#"template: t:1:3: executing "t" at <lt>: error calling lt: invalid type for comparison"#
+        r#"template: t:1:3: executing "t" at <lt true false>: error calling lt: invalid type for comparison"#
     );
     assert_eq!(
         err("{{ eq 1 }}", Value::Nil),
-        r#"template: t:1:3: executing "t" at <eq>: error calling eq: missing argument for comparison"#
+        r#"template: t:1:3: executing "t" at <eq 1>: error calling eq: missing argument for comparison"#
     );
     assert_eq!(
         err("{{ lt 1 }}", Value::Nil),
@@ -681,7 +681,7 @@ fn prometheus_query_functions() {
         prom(r#"{{ query "bad" }}"#, Value::Nil)
             .unwrap_err()
             .to_string(),
-        r#"template: test:1:3: executing "test" at <query>: error calling query: parse error: bad query"#
+        r#"template: test:1:3: executing "test" at <query "bad">: error calling query: parse error: bad query"#
     );
     assert_eq!(
         p_ok(
@@ -959,5 +959,47 @@ fn expand_alert_text_like_prometheus() {
         e.to_string()
             .ends_with("error calling gt: incompatible types for comparison"),
         "{e}"
+    );
+}
+
+/// Annotations rendered by Debian's promtool 2.42 (`promtool test rules`) for the series
+/// `up{job="node", instance="h:9100"} 1`, compared byte for byte.
+#[test]
+fn matches_promtool_rendering() {
+    let labels = Labels::from_pairs([("__name__", "up"), ("instance", "h:9100"), ("job", "node")]);
+    let sample_labels = labels.clone();
+    let ctx = PrometheusContext {
+        query: Some(Arc::new(move |_q: &str| {
+            Ok(vec![QuerySample {
+                labels: sample_labels.clone(),
+                value: 1.0,
+            }])
+        })),
+        ..PrometheusContext::default()
+    };
+    let funcs = prometheus_functions(&ctx);
+    let expand = |text: &str| {
+        expand_alert_text("B", text, &labels, &Labels::default(), 1.0, "", &funcs)
+            .unwrap_or_else(|e| alert_error_text(&e))
+    };
+    assert_eq!(
+        expand(
+            r#"{{ $labels }}|{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}|{{ index $labels "job" }}[{{ index $labels "zz" }}]|{{ printf "%v %s %d" $labels 5 "x" }}|{{ with query "up" }}{{ range . }}{{ .Labels.instance }}:{{ .Value }} {{ . }}{{ end }}{{ end }}|{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}|{{ len $labels }}{{ slice "hello" 1 3 }}"#
+        ),
+        "map[__name__:up instance:h:9100 job:node]|__name__=up;instance=h:9100;job=node;|node[]|map[__name__:up instance:h:9100 job:node] %!s(int=5) %!d(string=x)|h:9100:1 {map[__name__:up instance:h:9100 job:node] 1}|2|3el"
+    );
+    assert_eq!(
+        expand(
+            r#"{{ query "up" | first | value | printf "%08.3f" }}|{{ html "<a&b>" }}|{{ js "x'y<" }}|{{ urlquery "a b/c" }}|{{ eq .Value 1.0 }}|{{ printf "%x %X %o %c %U %+d %5.1f%%" 255 255 8 65 128512 3 99.44 }}|{{ printf "%d" 1.5 }}{{ printf "%s" }}{{ printf "%d" 1 2 }}"#
+        ),
+        r"0001.000|&lt;a&amp;b&gt;|x\'y\u003C|a+b%2Fc|true|ff FF 10 A U+1F600 +3  99.4%|%!d(float64=1.5)%!s(MISSING)1%!(EXTRA int=2)"
+    );
+    assert_eq!(
+        expand(r#"{{ template "nope" }}"#),
+        r#"<error expanding template: error executing template __alert_B: template: __alert_B:1:124: executing "__alert_B" at <{{template "nope"}}>: template "nope" not defined>"#
+    );
+    assert_eq!(
+        expand("{{ .Labels.job.x }}"),
+        r#"<error expanding template: error executing template __alert_B: template: __alert_B:1:122: executing "__alert_B" at <.Labels.job.x>: can't evaluate field x in type string>"#
     );
 }
