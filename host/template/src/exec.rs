@@ -24,8 +24,13 @@ pub(crate) struct State<'a> {
     vars: Vec<(String, Value)>,
     out: String,
     depth: usize,
+    nest: usize,
     steps: u64,
 }
+
+/// Bound on nested bodies being executed at once (control structures and template calls
+/// together): deep enough for any real template, shallow enough for a 2 MiB stack.
+const MAX_NEST: usize = 300;
 
 /// Runs template `tree` of `set` on `data`.
 pub(crate) fn execute(set: &Templates, tree: &Tree, data: &Value, funcs: &Funcs) -> R<String> {
@@ -36,6 +41,7 @@ pub(crate) fn execute(set: &Templates, tree: &Tree, data: &Value, funcs: &Funcs)
         vars: vec![("$".into(), data.clone())],
         out: String::new(),
         depth: 0,
+        nest: 0,
         steps: 0,
     };
     s.walk(data, &tree.root)?;
@@ -91,14 +97,31 @@ impl<'a> State<'a> {
         Ok(())
     }
 
+    /// Walks a body. Nested bodies (control structures inside template calls inside
+    /// control structures...) are counted together, so that the recursion stays within a
+    /// thread's stack whatever the mix.
     fn walk(&mut self, dot: &Value, list: &'a [Node]) -> R<Flow> {
+        self.nest += 1;
+        if self.nest > MAX_NEST {
+            self.nest -= 1;
+            return Err(self.error(
+                0,
+                &"nesting",
+                format!("exceeded maximum nesting of {MAX_NEST} blocks and template calls"),
+            ));
+        }
+        let mut flow = Ok(Flow::Normal);
         for n in list {
-            match self.walk_node(dot, n)? {
-                Flow::Normal => {}
-                f => return Ok(f),
+            match self.walk_node(dot, n) {
+                Ok(Flow::Normal) => {}
+                f => {
+                    flow = f;
+                    break;
+                }
             }
         }
-        Ok(Flow::Normal)
+        self.nest -= 1;
+        flow
     }
 
     fn walk_node(&mut self, dot: &Value, node: &'a Node) -> R<Flow> {

@@ -353,6 +353,21 @@ fn recursion_is_bounded() {
     assert!(e.contains("exceeded maximum template depth (200)"), "{e}");
 }
 
+/// Nested blocks inside recursive template calls would multiply into tens of thousands of
+/// stack frames; the total is bounded and the test thread's default stack suffices.
+#[test]
+fn nesting_across_template_calls_is_bounded() {
+    let text = format!(
+        r#"{{{{ define "r" }}}}{}{{{{ {}1{} }}}}{{{{ template "r" . }}}}{}{{{{ end }}}}{{{{ template "r" . }}}}"#,
+        "{{ if 1 }}{{ with 1 }}{{ range 1 }}".repeat(3),
+        "(".repeat(190),
+        ")".repeat(190),
+        "{{ end }}{{ end }}{{ end }}".repeat(3)
+    );
+    let e = err(&text, Value::Nil);
+    assert!(e.contains("exceeded maximum nesting of 300"), "{e}");
+}
+
 #[test]
 fn output_and_steps_are_bounded() {
     let opts = Options {
