@@ -226,6 +226,26 @@ impl FloatHistogram {
         }
     }
 
+    /// The same histogram at `schema`, if that is coarser than its own (otherwise
+    /// unchanged): each bucket merged into the coarser bucket holding it.
+    pub fn reduced(&self, schema: i32) -> FloatHistogram {
+        if schema >= self.schema || self.uses_custom_buckets() {
+            return self.clone();
+        }
+        let (zero_count, positive, negative) = self.at_layout(self.zero_threshold, schema);
+        let (positive_spans, positive_buckets) = to_spans(&positive);
+        let (negative_spans, negative_buckets) = to_spans(&negative);
+        FloatHistogram {
+            schema,
+            zero_count,
+            positive_spans,
+            positive_buckets,
+            negative_spans,
+            negative_buckets,
+            ..self.clone()
+        }
+    }
+
     fn combine(
         &self,
         other: &FloatHistogram,
@@ -328,7 +348,7 @@ impl FloatHistogram {
     /// The zero count and the positive and negative buckets as `(index, count)` once
     /// the zero bucket is widened to `threshold` (at least the histogram's own) and
     /// the buckets are reduced to `schema` (at most its own).
-    fn at_layout(&self, threshold: f64, schema: i32) -> (f64, Vec<(i32, f64)>, Vec<(i32, f64)>) {
+    fn at_layout(&self, threshold: f64, schema: i32) -> (f64, Vec<Indexed>, Vec<Indexed>) {
         let widen = threshold != self.zero_threshold;
         let mut zero = self.zero_count;
         let mut side = |spans: &[Span], counts: &[f64]| {
@@ -566,6 +586,9 @@ fn to_spans(buckets: &[(i32, f64)]) -> (Vec<Span>, Vec<f64>) {
     }
     (spans, counts)
 }
+
+/// A bucket's index and count.
+type Indexed = (i32, f64);
 
 /// `x · 2^exp`, saturating to 0 or infinity outside the float range.
 fn ldexp(x: f64, exp: i64) -> f64 {

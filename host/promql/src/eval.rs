@@ -647,7 +647,12 @@ impl<'a> Evaluator<'a> {
                     step,
                 };
                 let series = match self.eval(&sq.expr, inner)? {
-                    Val::Vector(v) => v,
+                    Val::Vector(mut v) => {
+                        for ser in v.iter_mut() {
+                            forget_counter_reset_hints(&mut ser.hists);
+                        }
+                        v
+                    }
                     Val::Scalar(v) => vec![Ser::floats(
                         Labels::default(),
                         v.into_iter()
@@ -899,6 +904,24 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Clears the counter-reset hints of histograms a subquery returns (gauges stay
+/// gauges): a subquery repeats a sample at every step until the next one, so a
+/// "reset" hint would count once per repeat, and the samples it skips make a "no
+/// reset" hint wrong. Resets are then found by comparing the histograms.
+fn forget_counter_reset_hints(hists: &mut [(i64, Hist)]) {
+    use pharos_model::histogram::CounterResetHint;
+    for (_, h) in hists.iter_mut() {
+        if matches!(
+            h.counter_reset_hint,
+            CounterResetHint::CounterReset | CounterResetHint::NotCounterReset
+        ) {
+            let mut plain = (**h).clone();
+            plain.counter_reset_hint = CounterResetHint::Unknown;
+            *h = Arc::new(plain);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod aggr;
 mod binop;
 mod eval;
 mod funcs;
+mod hist;
 
 use eval::{Evaluator, Steps, Val};
 use pharos_model::{FloatHistogram, Labels};
