@@ -51,6 +51,12 @@ pub(crate) enum SampleValue {
     Histogram(Hist),
 }
 
+impl From<f64> for SampleValue {
+    fn from(v: f64) -> SampleValue {
+        SampleValue::Float(v)
+    }
+}
+
 /// One series of an instant vector over the query's steps (a point per step where the
 /// series has a value) or of a range vector (its raw samples).
 #[derive(Debug, Clone)]

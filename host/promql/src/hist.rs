@@ -43,6 +43,16 @@ pub(crate) mod note {
     pub fn ignored_in_aggregation(op: &str, pos: &str) -> String {
         format!("PromQL info: ignored histogram in {op} aggregation {pos}")
     }
+    pub fn incompatible_types(lhs: &str, op: &str, rhs: &str, pos: &str) -> String {
+        format!(
+            "PromQL info: incompatible sample types encountered for binary operator {op:?}: {lhs} {op} {rhs} {pos}"
+        )
+    }
+    pub fn incompatible_layout(op: &str, pos: &str) -> String {
+        format!(
+            "PromQL warning: incompatible bucket layout encountered for binary operator {op} {pos}"
+        )
+    }
     pub fn counter_reset_collision(during: &str, pos: &str) -> String {
         format!("PromQL warning: conflicting counter resets during histogram {during} {pos}")
     }

@@ -23,7 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Files whose evals over native histograms are in the engine's scope, so run.
-const HISTOGRAM_FILES: &[&str] = &["aggregators", "limit", "range_queries", "subquery"];
+const HISTOGRAM_FILES: &[&str] = &[
+    "aggregators",
+    "limit",
+    "operators",
+    "range_queries",
+    "subquery",
+];
 
 /// Files whose every eval must pass. A file joins this list only once it passes fully.
 const MUST_PASS: &[&str] = &[
