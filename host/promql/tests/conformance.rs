@@ -2,15 +2,12 @@
 //! `shared/conformance/promql` beside the repository against the engine, over a real
 //! `pharos_tsdb::Db` in a temporary directory.
 //!
-//! Native histograms: series written in `{{...}}` notation are loaded and reach the
+//! Native histograms: series written in `{{...}}` notation, and the custom-bucket
+//! twins `load_with_nhcb` builds from classic histograms, are loaded and reach the
 //! engine through [`Querier::select_histograms`] (the TSDB does not store them yet, so
-//! the harness serves them from memory beside the database). The engine evaluates
-//! them in selectors, `count`, `group`, `limitk`, `limit_ratio` and the set
-//! operators; other native-histogram arithmetic (rates, sums, `histogram_*` over
-//! native buckets) is out of scope. So an eval whose query selects histogram series is
-//! run only in the files of [`HISTOGRAM_FILES`] and skipped (counted as skipped)
-//! elsewhere, as are evals over the native-histogram-with-custom-buckets twins that
-//! `load_with_nhcb` creates, which are not built.
+//! the harness serves them from memory beside the database). An eval whose query
+//! selects histogram series runs only in the files of [`HISTOGRAM_FILES`], whose
+//! histogram evals the engine passes, and is skipped (counted as skipped) elsewhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pharos_model::histogram::{CounterResetHint, Span};
@@ -372,6 +369,78 @@ fn expand_histogram(tok: &str, out: &mut Vec<Point>) -> Result<(), String> {
     Ok(())
 }
 
+/// The native histograms with custom buckets `load_with_nhcb` loads beside classic
+/// ones: for each `<name>_bucket` histogram (by its labels less `le`), at each time
+/// its buckets have samples, a histogram named `<name>` whose bounds are the finite
+/// `le` values and whose buckets hold the differences of the cumulative counts. The
+/// count is `<name>_count`'s value where there is one, else the highest bucket's; the
+/// sum `<name>_sum`'s, else 0.
+fn nhcb_twins(
+    samples: &BTreeMap<Labels, BTreeMap<i64, f64>>,
+) -> Vec<(Labels, Vec<(i64, FloatHistogram)>)> {
+    // Base labels → time → (le → cumulative count).
+    let mut groups: BTreeMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = BTreeMap::new();
+    for (labels, pts) in samples {
+        let Some(base) = labels.metric_name().and_then(|n| n.strip_suffix("_bucket")) else {
+            continue;
+        };
+        let Some(le) = labels.get("le").and_then(|v| parse_float(v.trim())) else {
+            continue;
+        };
+        let mut b = pharos_model::LabelsBuilder::from(labels.clone());
+        b.set("__name__", base);
+        b.remove("le");
+        let group = groups.entry(b.into_labels()).or_default();
+        for (&t, &v) in pts {
+            if v.to_bits() == STALE_NAN_BITS {
+                continue;
+            }
+            let at = group.entry(t).or_default();
+            // The same bound written differently (`0.2`, `2e-1`) is one bucket.
+            at.retain(|(b, _)| *b != le);
+            at.push((le, v));
+        }
+    }
+    let companion = |base: &Labels, suffix: &str, t: i64| -> Option<f64> {
+        let name = format!("{}{suffix}", base.metric_name().unwrap_or(""));
+        let mut b = pharos_model::LabelsBuilder::from(base.clone());
+        b.set("__name__", &name);
+        samples.get(&b.into_labels())?.get(&t).copied()
+    };
+    let mut out = Vec::new();
+    for (base, times) in groups {
+        let mut hists = Vec::new();
+        for (t, mut buckets) in times {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut custom_values = Vec::new();
+            let mut counts = Vec::new();
+            let mut below = 0.0;
+            for &(le, cumulative) in &buckets {
+                if le.is_finite() {
+                    custom_values.push(le);
+                }
+                counts.push(cumulative - below);
+                below = cumulative;
+            }
+            let h = FloatHistogram {
+                schema: pharos_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+                count: companion(&base, "_count", t).unwrap_or(below),
+                sum: companion(&base, "_sum", t).unwrap_or(0.0),
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: counts.len() as u32,
+                }],
+                positive_buckets: counts,
+                custom_values,
+                ..FloatHistogram::default()
+            };
+            hists.push((t, h.compact()));
+        }
+        out.push((base, hists));
+    }
+    out
+}
+
 /// A loaded histogram with the counter-reset hint upstream's TSDB reads back for it:
 /// gauges and explicit resets keep theirs; the first of a run of counter histograms
 /// (after floats, or after gauges) is unknown; later ones say whether they reset.
@@ -680,9 +749,6 @@ struct Env {
     db: Arc<Db>,
     /// Native-histogram samples by series, in label order.
     histograms: BTreeMap<Labels, BTreeMap<i64, Arc<FloatHistogram>>>,
-    /// The custom-bucket twins `load_with_nhcb` would create, which are not built:
-    /// evals selecting them are skipped.
-    nhcb: Vec<Labels>,
 }
 
 /// The database's querier with the harness's native histograms beside it.
@@ -768,7 +834,6 @@ fn new_env() -> Env {
         _dir: dir,
         db: Arc::new(db),
         histograms: BTreeMap::new(),
-        nhcb: Vec::new(),
     }
 }
 
@@ -842,15 +907,6 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                             continue;
                         }
                     };
-                    let name = s.labels.metric_name().unwrap_or("").to_string();
-                    if cmd == "load_with_nhcb"
-                        && let Some(base) = name.strip_suffix("_bucket")
-                    {
-                        let mut b = pharos_model::LabelsBuilder::from(s.labels.clone());
-                        b.set("__name__", base);
-                        b.remove("le");
-                        env.nhcb.push(b.into_labels());
-                    }
                     let mut prev: Option<Arc<FloatHistogram>> = None;
                     for (k, p) in s.points.iter().enumerate() {
                         let t = k as i64 * interval;
@@ -881,6 +937,17 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                     }
                 }
                 app.commit().unwrap();
+                if cmd == "load_with_nhcb" {
+                    for (labels, hists) in nhcb_twins(&samples) {
+                        let mut prev: Option<Arc<FloatHistogram>> = None;
+                        let series = env.histograms.entry(labels).or_default();
+                        for (t, h) in hists {
+                            let h = stored_hint(&Arc::new(h), prev.as_deref());
+                            prev = Some(h.clone());
+                            series.insert(t, h);
+                        }
+                    }
+                }
                 if let Some(e) = err {
                     fail(format!("load failed: {e}"), &mut tally);
                 }
@@ -1025,9 +1092,7 @@ fn run_eval(
         }
     }
     let histogram_series: Vec<Labels> = env.histograms.keys().cloned().collect();
-    if selects_any(query, &env.nhcb)
-        || (!histograms_in_scope && selects_any(query, &histogram_series))
-    {
+    if !histograms_in_scope && selects_any(query, &histogram_series) {
         return EvalResult::Skip;
     }
     let querier = EnvQuerier {
