@@ -884,6 +884,13 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
             let mut v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
+            if matches!(name, "sort" | "sort_desc") && v.iter().any(|x| !x.hists.is_empty()) {
+                // Sorting by value leaves out what has no float value, as upstream.
+                for x in v.iter_mut() {
+                    x.hists.clear();
+                }
+                v.retain(|x| !x.is_empty());
+            }
             if n != 1 {
                 let pos = ev.pos_of(name);
                 ev.warn(format!(
@@ -949,7 +956,13 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         "absent_over_time" => {
             let a = arg(c, 0)?;
             let mut m = want_matrix(ev.eval(a, s)?, name)?;
-            let v = over_windows(ev, &mut m, s, true, |_, _, _| Ok(Some(1.0)))?;
+            let hm = hist::take_histogram_series(&mut m);
+            let mut v = over_windows(ev, &mut m, s, true, |_, _, _| Ok(Some(1.0)))?;
+            if let Some(mut hm) = hm {
+                v.extend(hist::mixed_windows(ev, &mut hm, s, true, |_, _, _| {
+                    Ok(Some(SampleValue::Float(1.0)))
+                })?);
+            }
             let mut present = vec![false; n];
             for ser in &v {
                 for &(t, _) in &ser.points {
@@ -1482,7 +1495,7 @@ fn histogram_range(
         "last_over_time" | "first_over_time" | "ts_of_last_over_time" | "ts_of_first_over_time" => {
             let last = name.contains("last");
             let ts = name.starts_with("ts_of");
-            hist::mixed_windows(ev, m, s, !ts, |_, _, w| {
+            hist::mixed_windows(ev, m, s, ts, |_, _, w| {
                 let f = if last {
                     w.floats.last()
                 } else {
