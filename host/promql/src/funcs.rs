@@ -6,7 +6,7 @@
 use crate::Error;
 use crate::aggr::{Acc, avg_add, avg_result};
 use crate::eval::{
-    Cursors, Evaluator, METRIC_NAME, Mat, Out, Result, SampleValue, Ser, Steps, Val,
+    Cursors, Evaluator, Hist, METRIC_NAME, Mat, Out, Result, SampleValue, Ser, Steps, Val,
     duplicate_labelset,
 };
 use crate::hist::{self, Window, note};
@@ -982,9 +982,24 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
-            // Native histograms only: float series have no histogram to read.
-            let _ = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
-            Ok(Val::Vector(Vec::new()))
+            // Native histograms only: float samples have no histogram to read.
+            let v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
+            let f: fn(&FloatHistogram) -> f64 = match name {
+                "histogram_count" => |h| h.count,
+                "histogram_sum" => |h| h.sum,
+                "histogram_avg" => |h| h.sum / h.count,
+                "histogram_stddev" => |h| hist::variance(h).sqrt(),
+                _ => hist::variance,
+            };
+            Ok(Val::Vector(
+                v.into_iter()
+                    .filter(|x| !x.hists.is_empty())
+                    .map(|x| {
+                        let points = x.hists.iter().map(|(t, h)| (*t, f(h))).collect();
+                        Ser::floats(x.labels, points, true)
+                    })
+                    .collect(),
+            ))
         }
         "info" => ev.eval(arg(c, 0)?, s),
         _ => range_function(ev, c, s),
@@ -1083,6 +1098,11 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     let mut groups: Vec<Labels> = Vec::new();
     let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
     for ser in &v {
+        if ser.points.is_empty() {
+            // A native histogram: handled below, step by step.
+            member.push(None);
+            continue;
+        }
         let le = ser
             .labels
             .get("le")
@@ -1110,10 +1130,19 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         };
         member.push(Some((gi, le)));
     }
+    // Series with native histograms, with the classic histogram of the same labels
+    // (if any), which conflicts with them.
+    let natives: Vec<(usize, Option<usize>)> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !x.hists.is_empty())
+        .map(|(j, x)| (j, group_ids.get(&x.labels).copied()))
+        .collect();
     let mut out = Out::default();
     let mut cur = Cursors::new(v.len());
     let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
     let mut warned_q = false;
+    let mut native_now: Vec<(usize, Hist)> = Vec::new();
     for step in 0..n {
         ev.check_deadline()?;
         let t = s.ts(step);
@@ -1127,6 +1156,28 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             {
                 b.push((*le, x));
             }
+        }
+        native_now.clear();
+        for &(j, classic) in &natives {
+            let Some(SampleValue::Histogram(h)) = cur.sample_at(&v, j, t) else {
+                continue;
+            };
+            if let Some(g) = classic
+                && buckets.get(g).is_some_and(|b| !b.is_empty())
+            {
+                // Classic buckets and a native histogram of one name and labels:
+                // neither is evaluated.
+                let pos = ev.pos_of_expr(vec_arg);
+                let metric = v[j].labels.metric_name().unwrap_or("").to_string();
+                ev.warn(format!(
+                    "PromQL warning: vector contains a mix of classic and native histograms for metric name {metric:?} {pos}"
+                ));
+                if let Some(b) = buckets.get_mut(g) {
+                    b.clear();
+                }
+                continue;
+            }
+            native_now.push((j, h));
         }
         for (label, a, b2) in &params {
             let a = a.get(step).copied().unwrap_or(f64::NAN);
@@ -1163,6 +1214,25 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                         lb.into_labels()
                     }
                     None => groups[g].clone(),
+                };
+                out.push(labels, t, val, true)?;
+            }
+            for (j, h) in &native_now {
+                let val = if !fraction {
+                    hist::quantile(a, h)
+                } else if h.uses_custom_buckets() {
+                    let b = hist::cumulative_buckets(h);
+                    bucket_fraction(a, b2.get(step).copied().unwrap_or(f64::NAN), b)
+                } else {
+                    hist::fraction(a, b2.get(step).copied().unwrap_or(f64::NAN), h)
+                };
+                let labels = match label {
+                    Some(l) => {
+                        let mut lb = LabelsBuilder::from(v[*j].labels.clone());
+                        lb.set(l, &format_quantile(a));
+                        lb.into_labels()
+                    }
+                    None => v[*j].labels.clone(),
                 };
                 out.push(labels, t, val, true)?;
             }

@@ -350,3 +350,196 @@ pub(crate) fn sum_histograms(
     }
     Some(sum.compact())
 }
+
+/// `histogram_quantile` of a native histogram: the bucket holding the `q`-quantile
+/// is found from the lower end for `q` < 0.5 and from the upper end otherwise (or
+/// always from the lower end when NaN observations make the sum NaN, since those
+/// count in no bucket); inside it the quantile is interpolated linearly for custom
+/// and zero buckets and on a logarithmic scale for exponential ones.
+pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> f64 {
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if h.count == 0.0 || q.is_nan() {
+        return f64::NAN;
+    }
+    let forward = h.sum.is_nan() || q < 0.5;
+    let mut buckets = h.buckets();
+    if !forward {
+        buckets.reverse();
+    }
+    let mut rank = if forward {
+        q * h.count
+    } else {
+        (1.0 - q) * h.count
+    };
+    let mut count = 0.0;
+    let mut bucket = None;
+    for b in buckets {
+        bucket = Some(b);
+        if b.count == 0.0 {
+            continue;
+        }
+        count += b.count;
+        if count >= rank {
+            break;
+        }
+    }
+    let Some(mut b) = bucket else {
+        return f64::NAN;
+    };
+    let custom = h.uses_custom_buckets();
+    if !custom && b.lower < 0.0 && b.upper > 0.0 {
+        // The zero bucket of a histogram with observations on one side only ends at 0.
+        if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+            b.lower = 0.0;
+        } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+            b.upper = 0.0;
+        }
+    } else if custom {
+        if b.lower == f64::NEG_INFINITY {
+            if b.upper <= 0.0 {
+                return b.upper;
+            }
+            b.lower = 0.0;
+        } else if b.upper == f64::INFINITY {
+            return b.lower;
+        }
+    }
+    let count = count.min(h.count);
+    if count < rank {
+        // The buckets end before the rank (NaN observations): the highest bound.
+        return b.upper;
+    }
+    if forward {
+        rank -= count - b.count;
+    } else {
+        rank = count - rank;
+    }
+    let fraction = rank / b.count;
+    if custom || (b.lower <= 0.0 && b.upper >= 0.0) {
+        return b.lower + (b.upper - b.lower) * fraction;
+    }
+    let (log_lower, log_upper) = (b.lower.abs().log2(), b.upper.abs().log2());
+    if b.lower > 0.0 {
+        (log_lower + (log_upper - log_lower) * fraction).exp2()
+    } else {
+        -(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2()
+    }
+}
+
+/// `histogram_fraction` of a native histogram with exponential buckets: the share of
+/// observations between `lower` and `upper`, interpolating on a logarithmic scale
+/// inside buckets (linearly inside the zero bucket). Custom buckets go through the
+/// classic algorithm, which treats them alike.
+pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for mut b in h.buckets() {
+        let zero_bucket = b.lower <= 0.0 && b.upper >= 0.0;
+        if zero_bucket {
+            if h.negative_buckets.is_empty() && !h.positive_buckets.is_empty() {
+                b.lower = 0.0;
+            } else if h.positive_buckets.is_empty() && !h.negative_buckets.is_empty() {
+                b.upper = 0.0;
+            }
+        }
+        let at = |v: f64| -> f64 {
+            if zero_bucket {
+                return rank + b.count * (v - b.lower) / (b.upper - b.lower);
+            }
+            let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
+            let f = if v > 0.0 {
+                (lv - ll) / (lu - ll)
+            } else {
+                1.0 - (lv - lu) / (ll - lu)
+            };
+            rank + b.count * f
+        };
+        if !lower_set && b.lower >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && b.lower >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && b.lower < lower && b.upper > lower {
+            lower_rank = at(lower);
+            lower_set = true;
+        }
+        if !upper_set && b.lower < upper && b.upper > upper {
+            upper_rank = at(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += b.count;
+    }
+    if !lower_set || lower_rank > h.count {
+        lower_rank = h.count;
+    }
+    if !upper_set || upper_rank > h.count {
+        upper_rank = h.count;
+    }
+    (upper_rank - lower_rank) / h.count
+}
+
+/// The classic form of a custom-bucket histogram: `(upper bound, cumulative count)`
+/// per bucket, ending with `+Inf`.
+pub(crate) fn cumulative_buckets(h: &FloatHistogram) -> Vec<(f64, f64)> {
+    let mut total = 0.0;
+    let mut out: Vec<(f64, f64)> = h
+        .custom_values
+        .iter()
+        .map(|&upper| (upper, 0.0))
+        .chain(std::iter::once((f64::INFINITY, 0.0)))
+        .collect();
+    let counts = h.buckets();
+    for slot in out.iter_mut() {
+        total += counts
+            .iter()
+            .filter(|b| b.upper == slot.0 && !(b.lower_inclusive && b.upper_inclusive))
+            .map(|b| b.count)
+            .sum::<f64>();
+        slot.1 = total;
+    }
+    out
+}
+
+/// `histogram_stddev`'s variance: observations are taken at each bucket's middle
+/// (arithmetic for custom buckets, geometric for exponential ones, 0 in the zero
+/// bucket).
+pub(crate) fn variance(h: &FloatHistogram) -> f64 {
+    let mean = h.sum / h.count;
+    let (mut var, mut comp) = (0.0, 0.0);
+    for b in h.buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        let v = if h.uses_custom_buckets() {
+            (b.upper + b.lower) / 2.0
+        } else if b.lower <= 0.0 && b.upper >= 0.0 {
+            0.0
+        } else {
+            let g = (b.upper * b.lower).sqrt();
+            if b.upper < 0.0 { -g } else { g }
+        };
+        let d = v - mean;
+        (var, comp) = crate::funcs::kahan_inc(b.count * d * d, var, comp);
+    }
+    (var + comp) / h.count
+}

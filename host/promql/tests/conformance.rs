@@ -23,6 +23,7 @@ use std::sync::Arc;
 const HISTOGRAM_FILES: &[&str] = &[
     "aggregators",
     "functions",
+    "histograms",
     "limit",
     "operators",
     "range_queries",
@@ -36,6 +37,7 @@ const MUST_PASS: &[&str] = &[
     "collision",
     "fill-modifier",
     "functions",
+    "histograms",
     "limit",
     "literals",
     "name_label_dropping",
