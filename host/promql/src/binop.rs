@@ -76,38 +76,7 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, s: Steps) -> Resul
                 T_LAND | T_LOR | T_LUNLESS => {
                     set_op(ev, op, &l, &r, matching.as_ref(), s).map(Val::Vector)
                 }
-                _ => {
-                    let card = b
-                        .modifier
-                        .as_ref()
-                        .map(|m| m.card.clone())
-                        .unwrap_or(VectorMatchCardinality::OneToOne);
-                    let fill = b
-                        .modifier
-                        .as_ref()
-                        .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
-                        .unwrap_or((None, None));
-                    let with_histograms = l.iter().chain(r.iter()).any(|x| !x.hists.is_empty());
-                    let (text, pos) = if with_histograms {
-                        (b.op.to_string(), ev.pos_of_expr(&Expr::Binary(b.clone())))
-                    } else {
-                        (String::new(), String::new())
-                    };
-                    let vo = VecOp {
-                        op,
-                        ret_bool,
-                        matching: matching.as_ref(),
-                        card: &card,
-                        fill,
-                        text: &text,
-                        pos: &pos,
-                    };
-                    if with_histograms {
-                        vector_vector::<SampleValue>(ev, vo, l, r, s).map(Val::Vector)
-                    } else {
-                        vector_vector::<f64>(ev, vo, l, r, s).map(Val::Vector)
-                    }
-                }
+                _ => matched_op(ev, b, l, r, matching.as_ref(), s).map(Val::Vector),
             }
         }
         (l, r) => Err(Error::BadData(format!(
@@ -115,6 +84,49 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, s: Steps) -> Resul
             l.type_name(),
             r.type_name()
         ))),
+    }
+}
+
+/// An arithmetic or comparison operator between two vectors. Kept out of
+/// [`eval_binary`], whose frame every nested operator adds to the stack.
+#[inline(never)]
+fn matched_op(
+    ev: &mut Evaluator,
+    b: &BinaryExpr,
+    l: Vec<Ser>,
+    r: Vec<Ser>,
+    matching: Option<&LabelModifier>,
+    s: Steps,
+) -> Result<Vec<Ser>> {
+    let card = b
+        .modifier
+        .as_ref()
+        .map(|m| m.card.clone())
+        .unwrap_or(VectorMatchCardinality::OneToOne);
+    let fill = b
+        .modifier
+        .as_ref()
+        .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
+        .unwrap_or((None, None));
+    let with_histograms = l.iter().chain(r.iter()).any(|x| !x.hists.is_empty());
+    let (text, pos) = if with_histograms {
+        (b.op.to_string(), ev.pos_of_expr(&Expr::Binary(b.clone())))
+    } else {
+        (String::new(), String::new())
+    };
+    let vo = VecOp {
+        op: b.op.id(),
+        ret_bool: b.return_bool(),
+        matching,
+        card: &card,
+        fill,
+        text: &text,
+        pos: &pos,
+    };
+    if with_histograms {
+        vector_vector::<SampleValue>(ev, vo, l, r, s)
+    } else {
+        vector_vector::<f64>(ev, vo, l, r, s)
     }
 }
 
@@ -155,6 +167,7 @@ fn vector_scalar(
 /// `scalar_left`), before [`vector_scalar`] computes the floats: histograms scale by
 /// a scalar (`h * s`, `s * h`, `h / s`); other operators have no result for them,
 /// with upstream's info annotation.
+#[inline(never)]
 fn scalar_histograms(
     ev: &mut Evaluator,
     b: &BinaryExpr,
