@@ -64,9 +64,9 @@ pub(crate) struct Ser {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
     /// Native-histogram points, at times `points` does not hold. Operations that
-    /// know histograms (selectors, `count`, `group`, `limitk`, `limit_ratio`, `and`,
-    /// `or`, `unless`, label functions) carry them; float operations leave them out,
-    /// as upstream leaves out what it cannot compute on histograms.
+    /// have a meaning for histograms carry or compute them (see `hist`); float
+    /// operations leave them out, as upstream leaves out what it cannot compute on
+    /// histograms. Empty for float series, which then pay nothing for them.
     pub hists: Vec<(i64, Hist)>,
     /// The metric name is removed only when the result leaves the engine (Prometheus's
     /// delayed name removal), so `label_replace` and `by (__name__)` still see it.

@@ -1257,7 +1257,12 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         scalars.push(want_scalar(ev.eval(arg(c, i)?, s)?, name, n)?);
     }
     let mut m = want_matrix(ev.eval(arg(c, mat_arg)?, s)?, name)?;
-    let mat_pos = ev.pos_of_expr(arg(c, mat_arg)?);
+    // Only annotations about histograms cite it.
+    let mat_pos = if m.series.iter().any(|x| !x.hists.is_empty()) {
+        ev.pos_of_expr(arg(c, mat_arg)?)
+    } else {
+        String::new()
+    };
     // Series with histogram samples take their own path (see `histogram_range`),
     // or drop those samples where the function reads floats only.
     let hist_series = match name {

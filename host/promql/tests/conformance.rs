@@ -365,7 +365,15 @@ fn expand_histogram(tok: &str, out: &mut Vec<Point>) -> Result<(), String> {
     for _ in 0..=n {
         out.push(Point::Histogram(Arc::new(cur.clone())));
         if let Some(inc) = &inc {
-            cur = add_histograms(&cur, inc, sign)?;
+            // As upstream expands them: by adding (or subtracting) histograms.
+            let next = if sign > 0.0 {
+                cur.add(inc)
+            } else {
+                cur.sub(inc)
+            };
+            cur = next
+                .map_err(|e| format!("histogram expansion {tok:?}: {e:?}"))?
+                .0;
         }
     }
     Ok(())
@@ -525,83 +533,6 @@ fn parse_histogram(s: &str) -> Result<FloatHistogram, String> {
     h.positive_spans = span(offset, h.positive_buckets.len());
     h.negative_spans = span(n_offset, h.negative_buckets.len());
     Ok(h)
-}
-
-/// `a + sign · b`, bucket by bucket. Exponential histograms of different schemas add
-/// at the coarser one, each finer bucket merged into the coarser bucket holding it.
-fn add_histograms(
-    a: &FloatHistogram,
-    b: &FloatHistogram,
-    sign: f64,
-) -> Result<FloatHistogram, String> {
-    let custom = a.uses_custom_buckets() || b.uses_custom_buckets();
-    if custom && (a.schema != b.schema || a.custom_values != b.custom_values) {
-        return Err("histogram expansion across different custom buckets".into());
-    }
-    let schema = a.schema.min(b.schema);
-    let side = |sa: &[Span], ca: &[f64], sb: &[Span], cb: &[f64]| -> (Vec<Span>, Vec<f64>) {
-        let mut by_index: BTreeMap<i32, f64> = BTreeMap::new();
-        for (spans, counts, k, from) in [(sa, ca, 1.0, a.schema), (sb, cb, sign, b.schema)] {
-            // Bucket i of schema s lies in bucket ((i - 1) >> (s - t)) + 1 of schema t.
-            let shift = (from - schema).clamp(0, 31) as u32;
-            let mut idx = 0i32;
-            let mut counts = counts.iter();
-            for (n, sp) in spans.iter().enumerate() {
-                idx = if n == 0 { sp.offset } else { idx + sp.offset };
-                for _ in 0..sp.length {
-                    if let Some(c) = counts.next() {
-                        *by_index.entry(((idx - 1) >> shift) + 1).or_default() += k * c;
-                    }
-                    idx += 1;
-                }
-            }
-        }
-        // One span per run of consecutive indexes (zero counts kept, as written).
-        let mut spans: Vec<Span> = Vec::new();
-        let mut counts = Vec::new();
-        let mut next: Option<i32> = None;
-        for (idx, c) in by_index {
-            match (next, spans.last_mut()) {
-                (Some(n), Some(last)) if n == idx => last.length += 1,
-                (Some(n), _) => spans.push(Span {
-                    offset: idx - n,
-                    length: 1,
-                }),
-                (None, _) => spans.push(Span {
-                    offset: idx,
-                    length: 1,
-                }),
-            }
-            counts.push(c);
-            next = Some(idx + 1);
-        }
-        (spans, counts)
-    };
-    let (positive_spans, positive_buckets) = side(
-        &a.positive_spans,
-        &a.positive_buckets,
-        &b.positive_spans,
-        &b.positive_buckets,
-    );
-    let (negative_spans, negative_buckets) = side(
-        &a.negative_spans,
-        &a.negative_buckets,
-        &b.negative_spans,
-        &b.negative_buckets,
-    );
-    Ok(FloatHistogram {
-        counter_reset_hint: a.counter_reset_hint,
-        schema,
-        zero_threshold: a.zero_threshold.max(b.zero_threshold),
-        zero_count: a.zero_count + sign * b.zero_count,
-        count: a.count + sign * b.count,
-        sum: a.sum + sign * b.sum,
-        positive_spans,
-        positive_buckets,
-        negative_spans,
-        negative_buckets,
-        custom_values: a.custom_values.clone(),
-    })
 }
 
 /// Whether a result histogram is the expected one: the same counts in the same
