@@ -451,9 +451,11 @@ fn nhcb_twins(
     out
 }
 
-/// A loaded histogram with the counter-reset hint upstream's TSDB reads back for it:
+/// A loaded histogram with the counter-reset hint upstream's engine sees for it:
 /// gauges and explicit resets keep theirs; the first of a run of counter histograms
-/// (after floats, or after gauges) is unknown; later ones say whether they reset.
+/// (after floats, or after gauges) is unknown; later ones are "not a reset", unless
+/// they reset, which upstream's engine also sees as unknown (its selectors do not
+/// pass on the "reset" hint the TSDB stores, see prometheus/prometheus#15346).
 fn stored_hint(h: &Arc<FloatHistogram>, prev: Option<&FloatHistogram>) -> Arc<FloatHistogram> {
     let hint = match (h.counter_reset_hint, prev) {
         (CounterResetHint::Gauge | CounterResetHint::CounterReset, _) => return h.clone(),
@@ -463,7 +465,7 @@ fn stored_hint(h: &Arc<FloatHistogram>, prev: Option<&FloatHistogram>) -> Arc<Fl
             let mut plain = (**h).clone();
             plain.counter_reset_hint = CounterResetHint::Unknown;
             if plain.detect_reset(p) {
-                CounterResetHint::CounterReset
+                CounterResetHint::Unknown
             } else {
                 CounterResetHint::NotCounterReset
             }
