@@ -2,8 +2,13 @@
 //! evaluated per step over groups computed once per input series.
 
 use crate::Error;
-use crate::eval::{Cursors, Evaluator, METRIC_NAME, Out, Result, SampleValue, Ser, Steps, Val};
+use crate::eval::{
+    Cursors, Evaluator, Hist, METRIC_NAME, Out, Result, SampleValue, Ser, Steps, Val,
+};
 use crate::funcs::{kahan_inc, quantile};
+use crate::hist::{self, note};
+use pharos_model::FloatHistogram;
+use pharos_model::histogram::HistogramError;
 use pharos_model::{Labels, LabelsBuilder};
 use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
@@ -11,6 +16,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The labels of the group a series falls in. A name still due for removal counts
 /// (upstream partitions by the not-yet-removed name, too).
@@ -233,29 +239,65 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
             let mut cur = Cursors::new(input.len());
             let mut counts: HashMap<(usize, u64), (f64, f64)> = HashMap::new();
             let mut order: Vec<(usize, u64)> = Vec::new();
+            // Histograms count by their text form, which is also the label value.
+            let any_hists = input.iter().any(|x| !x.hists.is_empty());
+            let mut hist_counts: Vec<(usize, String, f64)> = Vec::new();
             for step in 0..s.len() {
                 ev.check_deadline()?;
                 let t = s.ts(step);
                 counts.clear();
                 order.clear();
+                hist_counts.clear();
                 for (i, &g) in series_group.iter().enumerate() {
-                    if let Some(v) = cur.at(&input, i, t) {
-                        let key = (g, v.to_bits());
-                        let e = counts.entry(key).or_insert_with(|| {
-                            order.push(key);
-                            (v, 0.0)
-                        });
-                        e.1 += 1.0;
+                    let v = if any_hists {
+                        cur.sample_at(&input, i, t)
+                    } else {
+                        cur.at(&input, i, t).map(SampleValue::Float)
+                    };
+                    match v {
+                        Some(SampleValue::Float(v)) => {
+                            let key = (g, v.to_bits());
+                            let e = counts.entry(key).or_insert_with(|| {
+                                order.push(key);
+                                (v, 0.0)
+                            });
+                            e.1 += 1.0;
+                        }
+                        Some(SampleValue::Histogram(h)) => {
+                            let text = h.to_string();
+                            match hist_counts.iter_mut().find(|c| c.0 == g && c.1 == text) {
+                                Some(c) => c.2 += 1.0,
+                                None => hist_counts.push((g, text, 1.0)),
+                            }
+                        }
+                        None => {}
                     }
                 }
-                for key in &order {
-                    let Some(&(v, n)) = counts.get(key) else {
-                        continue;
-                    };
-                    let mut b = LabelsBuilder::from(groups[key.0].clone());
-                    b.set(&label, &format_value(v));
-                    let drop = group_drop.get(key.0).copied().unwrap_or(false);
-                    out.push(b.into_labels(), t, n, drop)?;
+                let floats = order
+                    .iter()
+                    .filter_map(|key| counts.get(key).map(|&(v, n)| (key.0, format_value(v), n)));
+                // Groups whose labels the new label overwrites end up alike: their
+                // counts add up, as upstream counts by the output's labels.
+                let mut merged: Vec<(Labels, f64, bool)> = Vec::new();
+                let mut at: HashMap<Labels, usize> = HashMap::new();
+                for (g, value, n) in floats.chain(hist_counts.drain(..)) {
+                    let mut b = LabelsBuilder::from(groups[g].clone());
+                    b.set(&label, &value);
+                    let labels = b.into_labels();
+                    let drop = group_drop.get(g).copied().unwrap_or(false);
+                    match at.get(&labels).and_then(|&k| merged.get_mut(k)) {
+                        Some(m) => {
+                            m.1 += n;
+                            m.2 |= drop;
+                        }
+                        None => {
+                            at.insert(labels.clone(), merged.len());
+                            merged.push((labels, n, drop));
+                        }
+                    }
+                }
+                for (labels, n, drop) in merged {
+                    out.push(labels, t, n, drop)?;
                 }
             }
             Ok(Val::Vector(out.finish()))
@@ -289,6 +331,10 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
             // series order, so results are the same either way.
             let n = s.len();
             let cells = groups.len().saturating_mul(n);
+            if input.iter().any(|x| !x.hists.is_empty()) && !matches!(op, T_COUNT | T_GROUP) {
+                let pos = ev.pos_of(&a.op.to_string());
+                return with_histograms(ev, op, &input, &series_group, &gout, out, &q, s, &pos);
+            }
             if cells > MAX_ACCUMULATORS {
                 return step_major(ev, op, &input, &series_group, &groups, &gout, out, &q, s);
             }
@@ -459,6 +505,106 @@ fn step_major(
     Ok(Val::Vector(out.finish()))
 }
 
+/// The aggregation, step by step, of an input holding histogram samples: `sum` and
+/// `avg` add histograms (a group mixing them with floats has no result, with
+/// upstream's warning); the other aggregations ignore them, with upstream's info.
+#[allow(clippy::too_many_arguments)]
+fn with_histograms(
+    ev: &mut Evaluator,
+    op: TokenId,
+    input: &[Ser],
+    series_group: &[usize],
+    gout: &[usize],
+    mut out: Out,
+    q: &[f64],
+    s: Steps,
+    pos: &str,
+) -> Result<Val> {
+    let sums = matches!(op, T_SUM | T_AVG);
+    if !sums {
+        let name = match op {
+            T_MIN => "min",
+            T_MAX => "max",
+            T_STDDEV => "stddev",
+            T_STDVAR => "stdvar",
+            _ => "quantile",
+        };
+        ev.info(note::ignored_in_aggregation(name, pos));
+    }
+    let mut cur = Cursors::new(input.len());
+    let mut accs: Vec<Acc> = vec![Acc::default(); gout.len()];
+    // Per group: the histograms seen at this step, and whether adding them failed.
+    let mut hists: Vec<(Vec<Hist>, bool)> = vec![(Vec::new(), false); gout.len()];
+    for step in 0..s.len() {
+        ev.check_deadline()?;
+        let t = s.ts(step);
+        for a in accs.iter_mut() {
+            *a = Acc::default();
+        }
+        for h in hists.iter_mut() {
+            h.0.clear();
+        }
+        for (i, &g) in series_group.iter().enumerate() {
+            match cur.sample_at(input, i, t) {
+                Some(SampleValue::Float(v)) => {
+                    if let Some(acc) = accs.get_mut(g) {
+                        accumulate(op, acc, v);
+                    }
+                }
+                Some(SampleValue::Histogram(h)) if sums => {
+                    if let Some(hs) = hists.get_mut(g) {
+                        hs.0.push(h);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let qv = q.get(step).copied().unwrap_or(f64::NAN);
+        for (g, acc) in accs.iter_mut().enumerate() {
+            let Some((hs, _)) = hists.get(g) else {
+                continue;
+            };
+            let o = gout.get(g).copied().unwrap_or(usize::MAX);
+            match (acc.seen, hs.is_empty()) {
+                (true, true) => out.push_at(o, t, result(op, acc, qv))?,
+                (true, false) => ev.warn(note::mixed_floats_aggregation(pos)),
+                (false, false) => {
+                    if let Some(h) = sum_group(ev, hs, op == T_AVG, pos) {
+                        out.push_sample_at(o, t, SampleValue::Histogram(Arc::new(h)))?;
+                    }
+                }
+                (false, true) => {}
+            }
+        }
+    }
+    if op == T_QUANTILE {
+        quantile_warning(ev, q);
+    }
+    Ok(Val::Vector(out.finish()))
+}
+
+/// The sum (or, with `avg`, the mean) of one group's histograms at one step.
+fn sum_group(ev: &mut Evaluator, hs: &[Hist], avg: bool, pos: &str) -> Option<FloatHistogram> {
+    let (first, rest) = hs.split_first()?;
+    let mut sum = (**first).clone();
+    for h in rest {
+        match sum.add(h) {
+            Ok((r, notes)) => {
+                sum = r;
+                hist::report(ev, notes, "aggregation", pos);
+            }
+            Err(HistogramError::MixedSchemas) => {
+                ev.warn(note::mixed_schemas("", pos));
+                return None;
+            }
+        }
+    }
+    if avg {
+        sum = sum.divided(hs.len() as f64);
+    }
+    Some(sum.compact())
+}
+
 /// `topk`, `bottomk`, `limitk` and `limit_ratio`: keep some of each group's samples,
 /// with their own labels.
 fn select_series(
@@ -492,8 +638,13 @@ fn select_series(
     };
     let mut cur = Cursors::new(input.len());
     // `limitk` and `limit_ratio` pick among histograms too; `topk` and `bottomk`
-    // rank floats only, as upstream.
+    // rank floats only, as upstream, which notes that it left histograms out.
     let with_histograms = matches!(op, T_LIMITK | T_LIMIT_RATIO);
+    if !with_histograms && input.iter().any(|x| !x.hists.is_empty()) {
+        let name = if op == T_TOPK { "topk" } else { "bottomk" };
+        let pos = ev.pos_of(name);
+        ev.info(note::ignored_in_aggregation(name, &pos));
+    }
     let mut members: Vec<Vec<(usize, SampleValue)>> = vec![Vec::new(); ngroups];
     let ratio_offset: Vec<f64> = if op == T_LIMIT_RATIO {
         input

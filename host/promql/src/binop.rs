@@ -2,14 +2,21 @@
 //! vectors, with `on`/`ignoring` matching and `group_left`/`group_right`.
 
 use crate::Error;
-use crate::eval::{Cursors, Evaluator, METRIC_NAME, Out, Result, Ser, Steps, Val, fmt_labels};
+use crate::eval::{
+    Cursors, Evaluator, METRIC_NAME, Out, Result, SampleValue, Ser, Steps, Val, fmt_labels,
+};
+use crate::hist::{self, note};
+use pharos_model::FloatHistogram;
+use pharos_model::histogram::HistogramError;
 use pharos_model::{Labels, LabelsBuilder};
+use promql_parser::parser::Expr;
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
     T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
 };
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 fn is_comparison(op: TokenId) -> bool {
     matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
@@ -55,10 +62,12 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, s: Steps) -> Resul
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(sc)) => {
+        (Val::Vector(mut v), Val::Scalar(sc)) => {
+            scalar_histograms(ev, b, &mut v, &sc, false, s);
             Ok(Val::Vector(vector_scalar(op, v, &sc, false, ret_bool, s)))
         }
-        (Val::Scalar(sc), Val::Vector(v)) => {
+        (Val::Scalar(sc), Val::Vector(mut v)) => {
+            scalar_histograms(ev, b, &mut v, &sc, true, s);
             Ok(Val::Vector(vector_scalar(op, v, &sc, true, ret_bool, s)))
         }
         (Val::Vector(l), Val::Vector(r)) => {
@@ -67,32 +76,7 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, s: Steps) -> Resul
                 T_LAND | T_LOR | T_LUNLESS => {
                     set_op(ev, op, &l, &r, matching.as_ref(), s).map(Val::Vector)
                 }
-                _ => {
-                    let card = b
-                        .modifier
-                        .as_ref()
-                        .map(|m| m.card.clone())
-                        .unwrap_or(VectorMatchCardinality::OneToOne);
-                    let fill = b
-                        .modifier
-                        .as_ref()
-                        .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
-                        .unwrap_or((None, None));
-                    vector_vector(
-                        ev,
-                        VecOp {
-                            op,
-                            ret_bool,
-                            matching: matching.as_ref(),
-                            card: &card,
-                            fill,
-                        },
-                        l,
-                        r,
-                        s,
-                    )
-                    .map(Val::Vector)
-                }
+                _ => matched_op(ev, b, l, r, matching.as_ref(), s).map(Val::Vector),
             }
         }
         (l, r) => Err(Error::BadData(format!(
@@ -100,6 +84,49 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr, s: Steps) -> Resul
             l.type_name(),
             r.type_name()
         ))),
+    }
+}
+
+/// An arithmetic or comparison operator between two vectors. Kept out of
+/// [`eval_binary`], whose frame every nested operator adds to the stack.
+#[inline(never)]
+fn matched_op(
+    ev: &mut Evaluator,
+    b: &BinaryExpr,
+    l: Vec<Ser>,
+    r: Vec<Ser>,
+    matching: Option<&LabelModifier>,
+    s: Steps,
+) -> Result<Vec<Ser>> {
+    let card = b
+        .modifier
+        .as_ref()
+        .map(|m| m.card.clone())
+        .unwrap_or(VectorMatchCardinality::OneToOne);
+    let fill = b
+        .modifier
+        .as_ref()
+        .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
+        .unwrap_or((None, None));
+    let with_histograms = l.iter().chain(r.iter()).any(|x| !x.hists.is_empty());
+    let (text, pos) = if with_histograms {
+        (b.op.to_string(), ev.pos_of_expr(&Expr::Binary(b.clone())))
+    } else {
+        (String::new(), String::new())
+    };
+    let vo = VecOp {
+        op: b.op.id(),
+        ret_bool: b.return_bool(),
+        matching,
+        card: &card,
+        fill,
+        text: &text,
+        pos: &pos,
+    };
+    if with_histograms {
+        vector_vector::<SampleValue>(ev, vo, l, r, s)
+    } else {
+        vector_vector::<f64>(ev, vo, l, r, s)
     }
 }
 
@@ -131,11 +158,54 @@ fn vector_scalar(
         if !cmp || ret_bool {
             ser.drop_name = true;
         }
-        // Arithmetic and comparisons with a scalar are computed on floats only.
-        ser.hists.clear();
     }
-    v.retain(|s| !s.points.is_empty());
+    v.retain(|s| !s.is_empty());
     v
+}
+
+/// The histogram samples of `v` combined with scalars `sc` (on the left with
+/// `scalar_left`), before [`vector_scalar`] computes the floats: histograms scale by
+/// a scalar (`h * s`, `s * h`, `h / s`); other operators have no result for them,
+/// with upstream's info annotation.
+#[inline(never)]
+fn scalar_histograms(
+    ev: &mut Evaluator,
+    b: &BinaryExpr,
+    v: &mut [Ser],
+    sc: &[f64],
+    scalar_left: bool,
+    s: Steps,
+) {
+    if v.iter().all(|x| x.hists.is_empty()) {
+        return;
+    }
+    let op = b.op.id();
+    let scales = !b.return_bool() && (op == T_MUL || (op == T_DIV && !scalar_left));
+    if !scales {
+        let text = b.op.to_string();
+        let pos = ev.pos_of_expr(&Expr::Binary(b.clone()));
+        let (l, r) = if scalar_left {
+            ("float", "histogram")
+        } else {
+            ("histogram", "float")
+        };
+        ev.info(note::incompatible_types(l, &text, r, &pos));
+    }
+    for ser in v.iter_mut().filter(|x| !x.hists.is_empty()) {
+        if !scales {
+            ser.hists.clear();
+            continue;
+        }
+        ser.drop_name = true;
+        for (t, h) in ser.hists.iter_mut() {
+            let x = sc.get(s.index(*t)).copied().unwrap_or(f64::NAN);
+            *h = Arc::new(if op == T_MUL {
+                h.scaled(x)
+            } else {
+                h.divided(x)
+            });
+        }
+    }
 }
 
 /// The labels two samples are matched on.
@@ -254,6 +324,125 @@ struct VecOp<'a> {
     card: &'a VectorMatchCardinality,
     /// `fill_left`/`fill_right`: values standing in for a missing match on that side.
     fill: (Option<f64>, Option<f64>),
+    /// The operator as written and where its expression starts, for annotations
+    /// (empty when there are no histograms to annotate).
+    text: &'a str,
+    pos: &'a str,
+}
+
+/// A sample value a vector-vector operator works on: floats alone (the common case,
+/// compiled without any histogram check) or floats and histograms.
+trait Operand: Clone + From<f64> {
+    /// The value of series `i` at step `t`.
+    fn at(c: &mut Cursors, series: &[Ser], i: usize, t: i64) -> Option<Self>;
+    /// The result of the operator, `None` when there is none (a comparison that
+    /// fails, or operands it cannot combine).
+    fn apply(ev: &mut Evaluator, vo: &VecOp, l: Self, r: Self) -> Option<Self>;
+    fn push(out: &mut Out, o: usize, t: i64, v: Self) -> Result<()>;
+}
+
+impl Operand for f64 {
+    #[inline]
+    fn at(c: &mut Cursors, series: &[Ser], i: usize, t: i64) -> Option<f64> {
+        c.at(series, i, t)
+    }
+
+    #[inline]
+    fn apply(_: &mut Evaluator, vo: &VecOp, l: f64, r: f64) -> Option<f64> {
+        float_result(vo.op, vo.ret_bool, l, r)
+    }
+
+    #[inline]
+    fn push(out: &mut Out, o: usize, t: i64, v: f64) -> Result<()> {
+        out.push_at(o, t, v)
+    }
+}
+
+impl Operand for SampleValue {
+    fn at(c: &mut Cursors, series: &[Ser], i: usize, t: i64) -> Option<SampleValue> {
+        c.sample_at(series, i, t)
+    }
+
+    fn apply(
+        ev: &mut Evaluator,
+        vo: &VecOp,
+        l: SampleValue,
+        r: SampleValue,
+    ) -> Option<SampleValue> {
+        sample_result(ev, (vo.op, vo.text), vo.ret_bool, l, r, vo.pos)
+    }
+
+    fn push(out: &mut Out, o: usize, t: i64, v: SampleValue) -> Result<()> {
+        out.push_sample_at(o, t, v)
+    }
+}
+
+/// `l op r` on floats: `None` when a comparison (without `bool`) fails.
+#[inline]
+fn float_result(op: TokenId, ret_bool: bool, l: f64, r: f64) -> Option<f64> {
+    let (v, keep) = elem(op, l, r);
+    if ret_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else if keep {
+        Some(v)
+    } else {
+        None
+    }
+}
+
+/// `l op r` where either may be a histogram, as upstream defines it: histograms add
+/// and subtract, scale by floats (`h * f`, `f * h`, `h / f`) and compare for
+/// (in)equality; any other combination has no result and an info annotation.
+fn sample_result(
+    ev: &mut Evaluator,
+    (op, text): (TokenId, &str),
+    ret_bool: bool,
+    l: SampleValue,
+    r: SampleValue,
+    pos: &str,
+) -> Option<SampleValue> {
+    use SampleValue::{Float, Histogram};
+    let hist = |h: FloatHistogram| Some(Histogram(Arc::new(h)));
+    match (l, r) {
+        (Float(l), Float(r)) => float_result(op, ret_bool, l, r).map(Float),
+        (Histogram(l), Histogram(r)) if matches!(op, T_ADD | T_SUB) && !ret_bool => {
+            let (during, res) = if op == T_ADD {
+                ("addition", l.add(&r))
+            } else {
+                ("subtraction", l.sub(&r))
+            };
+            match res {
+                Ok((h, notes)) => {
+                    hist::report(ev, notes, during, pos);
+                    hist(h.compact())
+                }
+                Err(HistogramError::MixedSchemas) => {
+                    ev.warn(note::incompatible_layout(text, pos));
+                    None
+                }
+            }
+        }
+        (Histogram(l), Histogram(r)) if matches!(op, T_EQLC | T_NEQ) => {
+            let holds = l.equals(&r) == (op == T_EQLC);
+            if ret_bool {
+                Some(Float(if holds { 1.0 } else { 0.0 }))
+            } else {
+                holds.then_some(Histogram(l))
+            }
+        }
+        (Histogram(h), Float(f)) | (Float(f), Histogram(h)) if op == T_MUL && !ret_bool => {
+            hist(h.scaled(f))
+        }
+        (Histogram(h), Float(f)) if op == T_DIV && !ret_bool => hist(h.divided(f)),
+        (l, r) => {
+            let kind = |v: &SampleValue| match v {
+                Float(_) => "float",
+                Histogram(_) => "histogram",
+            };
+            ev.info(note::incompatible_types(kind(&l), text, kind(&r), pos));
+            None
+        }
+    }
 }
 
 /// The labels of a result sample: the "many" side's labels, reduced to the `on` labels
@@ -293,7 +482,7 @@ fn result_labels(
 
 // Indices address parallel arrays (series, their signatures, output slots).
 #[allow(clippy::needless_range_loop)]
-fn vector_vector(
+fn vector_vector<V: Operand>(
     ev: &mut Evaluator,
     vo: VecOp,
     l: Vec<Ser>,
@@ -322,7 +511,7 @@ fn vector_vector(
     let mut one_at: HashMap<usize, usize> = HashMap::new();
     let mut matched: HashSet<usize> = HashSet::new();
     let mut inserted: HashSet<(usize, usize)> = HashSet::new();
-    let mut one_vals: Vec<Option<f64>> = vec![None; one.len()];
+    let mut one_vals: Vec<Option<V>> = vec![None; one.len()];
     for step in 0..s.len() {
         ev.check_deadline()?;
         let t = s.ts(step);
@@ -330,7 +519,7 @@ fn vector_vector(
         matched.clear();
         inserted.clear();
         for j in 0..one.len() {
-            one_vals[j] = oc.at(&one, j, t);
+            one_vals[j] = V::at(&mut oc, &one, j, t);
             if one_vals[j].is_none() {
                 continue;
             }
@@ -348,13 +537,16 @@ fn vector_vector(
         }
         let mut used_one: HashSet<usize> = HashSet::new();
         for i in 0..many.len() {
-            let Some(mv) = mc.at(&many, i, t) else {
+            let Some(mv) = V::at(&mut mc, &many, i, t) else {
                 continue;
             };
             let (j, ov) = match one_at.get(&msig[i]) {
-                Some(&j) => (j, one_vals[j].unwrap_or(f64::NAN)),
+                Some(&j) => match one_vals[j].clone() {
+                    Some(ov) => (j, ov),
+                    None => continue,
+                },
                 None => match one_fill {
-                    Some(f) => (usize::MAX, f),
+                    Some(f) => (usize::MAX, V::from(f)),
                     None => continue,
                 },
             };
@@ -368,12 +560,9 @@ fn vector_vector(
                 ));
             }
             let (lv, rv) = if swap { (ov, mv) } else { (mv, ov) };
-            let (mut v, keep) = elem(vo.op, lv, rv);
-            if vo.ret_bool {
-                v = if keep { 1.0 } else { 0.0 };
-            } else if !keep {
+            let Some(v) = V::apply(ev, &vo, lv, rv) else {
                 continue;
-            }
+            };
             let oi = match pair_out.get(&(i, j)) {
                 Some(&o) => o,
                 None => {
@@ -394,22 +583,25 @@ fn vector_vector(
                         .into(),
                 ));
             }
-            out.push_at(oi, t, v)?;
+            V::push(&mut out, oi, t, v)?;
         }
         // `fill` on the many side: "one" samples nothing matched still produce a result.
         if let Some(f) = many_fill {
             for j in 0..one.len() {
-                let Some(ov) = one_vals[j] else { continue };
+                let Some(ov) = one_vals[j].clone() else {
+                    continue;
+                };
                 if used_one.contains(&j) {
                     continue;
                 }
-                let (lv, rv) = if swap { (ov, f) } else { (f, ov) };
-                let (mut v, keep) = elem(vo.op, lv, rv);
-                if vo.ret_bool {
-                    v = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
+                let (lv, rv) = if swap {
+                    (ov, V::from(f))
+                } else {
+                    (V::from(f), ov)
+                };
+                let Some(v) = V::apply(ev, &vo, lv, rv) else {
                     continue;
-                }
+                };
                 let oi = match pair_out.get(&(usize::MAX, j)) {
                     Some(&o) => o,
                     None => {
@@ -420,7 +612,7 @@ fn vector_vector(
                         o
                     }
                 };
-                out.push_at(oi, t, v)?;
+                V::push(&mut out, oi, t, v)?;
             }
         }
     }

@@ -51,6 +51,12 @@ pub(crate) enum SampleValue {
     Histogram(Hist),
 }
 
+impl From<f64> for SampleValue {
+    fn from(v: f64) -> SampleValue {
+        SampleValue::Float(v)
+    }
+}
+
 /// One series of an instant vector over the query's steps (a point per step where the
 /// series has a value) or of a range vector (its raw samples).
 #[derive(Debug, Clone)]
@@ -58,9 +64,9 @@ pub(crate) struct Ser {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
     /// Native-histogram points, at times `points` does not hold. Operations that
-    /// know histograms (selectors, `count`, `group`, `limitk`, `limit_ratio`, `and`,
-    /// `or`, `unless`, label functions) carry them; float operations leave them out,
-    /// as upstream leaves out what it cannot compute on histograms.
+    /// have a meaning for histograms carry or compute them (see `hist`); float
+    /// operations leave them out, as upstream leaves out what it cannot compute on
+    /// histograms. Empty for float series, which then pay nothing for them.
     pub hists: Vec<(i64, Hist)>,
     /// The metric name is removed only when the result leaves the engine (Prometheus's
     /// delayed name removal), so `label_replace` and `by (__name__)` still see it.
@@ -647,7 +653,12 @@ impl<'a> Evaluator<'a> {
                     step,
                 };
                 let series = match self.eval(&sq.expr, inner)? {
-                    Val::Vector(v) => v,
+                    Val::Vector(mut v) => {
+                        for ser in v.iter_mut() {
+                            forget_counter_reset_hints(&mut ser.hists);
+                        }
+                        v
+                    }
                     Val::Scalar(v) => vec![Ser::floats(
                         Labels::default(),
                         v.into_iter()
@@ -899,6 +910,24 @@ impl<'a> Evaluator<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Clears the counter-reset hints of histograms a subquery returns (gauges stay
+/// gauges): a subquery repeats a sample at every step until the next one, so a
+/// "reset" hint would count once per repeat, and the samples it skips make a "no
+/// reset" hint wrong. Resets are then found by comparing the histograms.
+fn forget_counter_reset_hints(hists: &mut [(i64, Hist)]) {
+    use pharos_model::histogram::CounterResetHint;
+    for (_, h) in hists.iter_mut() {
+        if matches!(
+            h.counter_reset_hint,
+            CounterResetHint::CounterReset | CounterResetHint::NotCounterReset
+        ) {
+            let mut plain = (**h).clone();
+            plain.counter_reset_hint = CounterResetHint::Unknown;
+            *h = Arc::new(plain);
+        }
     }
 }
 

@@ -6,13 +6,16 @@
 use crate::Error;
 use crate::aggr::{Acc, avg_add, avg_result};
 use crate::eval::{
-    Cursors, Evaluator, METRIC_NAME, Mat, Out, Result, Ser, Steps, Val, duplicate_labelset,
+    Cursors, Evaluator, Hist, METRIC_NAME, Mat, Out, Result, SampleValue, Ser, Steps, Val,
+    duplicate_labelset,
 };
-use pharos_model::{Labels, LabelsBuilder};
+use crate::hist::{self, Window, note};
+use pharos_model::{FloatHistogram, Labels, LabelsBuilder};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Adds `inc` to a Kahan–Neumaier compensated sum `(sum, c)`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -288,16 +291,36 @@ fn extrapolated_rate(
             prev = v;
         }
     }
+    let zero_fraction = (counter && result > 0.0 && fv >= 0.0).then(|| fv / result);
+    Some(result * extrapolation(ft, lt, w.len(), (ws, we), range, rate, zero_fraction))
+}
+
+/// The factor by which `rate`, `increase` and `delta` scale the change seen between
+/// the first sample (at `ft`) and the last (at `lt`) of `samples`: it extrapolates to
+/// the window's edges when the samples come close to them (within 1.1 average
+/// intervals), else by half an interval, and not before the time a counter would
+/// have been zero (`zero_fraction`: the first value over the change). `rate` also
+/// divides by the range in seconds.
+#[inline]
+pub(crate) fn extrapolation(
+    ft: i64,
+    lt: i64,
+    samples: usize,
+    (ws, we): (i64, i64),
+    range: i64,
+    rate: bool,
+    zero_fraction: Option<f64>,
+) -> f64 {
     let mut to_start = (ft - ws) as f64 / 1000.0;
     let mut to_end = (we - lt) as f64 / 1000.0;
     let sampled = (lt - ft) as f64 / 1000.0;
-    let avg = sampled / (w.len() - 1) as f64;
+    let avg = sampled / samples.saturating_sub(1) as f64;
     let threshold = avg * 1.1;
     if to_start >= threshold {
         to_start = avg / 2.0;
     }
-    if counter && result > 0.0 && fv >= 0.0 {
-        let to_zero = sampled * (fv / result);
+    if let Some(z) = zero_fraction {
+        let to_zero = sampled * z;
         if to_zero < to_start {
             to_start = to_zero;
         }
@@ -309,7 +332,7 @@ fn extrapolated_rate(
     if rate {
         factor /= range as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
 }
 
 /// Least-squares fit of the samples against time (seconds from `intercept_t`):
@@ -861,6 +884,13 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
             let mut v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
+            if matches!(name, "sort" | "sort_desc") && v.iter().any(|x| !x.hists.is_empty()) {
+                // Sorting by value leaves out what has no float value, as upstream.
+                for x in v.iter_mut() {
+                    x.hists.clear();
+                }
+                v.retain(|x| !x.is_empty());
+            }
             if n != 1 {
                 let pos = ev.pos_of(name);
                 ev.warn(format!(
@@ -926,7 +956,13 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         "absent_over_time" => {
             let a = arg(c, 0)?;
             let mut m = want_matrix(ev.eval(a, s)?, name)?;
-            let v = over_windows(ev, &mut m, s, true, |_, _, _| Ok(Some(1.0)))?;
+            let hm = hist::take_histogram_series(&mut m);
+            let mut v = over_windows(ev, &mut m, s, true, |_, _, _| Ok(Some(1.0)))?;
+            if let Some(mut hm) = hm {
+                v.extend(hist::mixed_windows(ev, &mut hm, s, true, |_, _, _| {
+                    Ok(Some(SampleValue::Float(1.0)))
+                })?);
+            }
             let mut present = vec![false; n];
             for ser in &v {
                 for &(t, _) in &ser.points {
@@ -946,9 +982,24 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
-            // Native histograms only: float series have no histogram to read.
-            let _ = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
-            Ok(Val::Vector(Vec::new()))
+            // Native histograms only: float samples have no histogram to read.
+            let v = want_vector(ev.eval(arg(c, 0)?, s)?, name)?;
+            let f: fn(&FloatHistogram) -> f64 = match name {
+                "histogram_count" => |h| h.count,
+                "histogram_sum" => |h| h.sum,
+                "histogram_avg" => |h| h.sum / h.count,
+                "histogram_stddev" => |h| hist::variance(h).sqrt(),
+                _ => hist::variance,
+            };
+            Ok(Val::Vector(
+                v.into_iter()
+                    .filter(|x| !x.hists.is_empty())
+                    .map(|x| {
+                        let points = x.hists.iter().map(|(t, h)| (*t, f(h))).collect();
+                        Ser::floats(x.labels, points, true)
+                    })
+                    .collect(),
+            ))
         }
         "info" => ev.eval(arg(c, 0)?, s),
         _ => range_function(ev, c, s),
@@ -1047,6 +1098,11 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
     let mut groups: Vec<Labels> = Vec::new();
     let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
     for ser in &v {
+        if ser.points.is_empty() {
+            // A native histogram: handled below, step by step.
+            member.push(None);
+            continue;
+        }
         let le = ser
             .labels
             .get("le")
@@ -1074,10 +1130,19 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         };
         member.push(Some((gi, le)));
     }
+    // Series with native histograms, with the classic histogram of the same labels
+    // (if any), which conflicts with them.
+    let natives: Vec<(usize, Option<usize>)> = v
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !x.hists.is_empty())
+        .map(|(j, x)| (j, group_ids.get(&x.labels).copied()))
+        .collect();
     let mut out = Out::default();
     let mut cur = Cursors::new(v.len());
     let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
     let mut warned_q = false;
+    let mut native_now: Vec<(usize, Hist)> = Vec::new();
     for step in 0..n {
         ev.check_deadline()?;
         let t = s.ts(step);
@@ -1091,6 +1156,28 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             {
                 b.push((*le, x));
             }
+        }
+        native_now.clear();
+        for &(j, classic) in &natives {
+            let Some(SampleValue::Histogram(h)) = cur.sample_at(&v, j, t) else {
+                continue;
+            };
+            if let Some(g) = classic
+                && buckets.get(g).is_some_and(|b| !b.is_empty())
+            {
+                // Classic buckets and a native histogram of one name and labels:
+                // neither is evaluated.
+                let pos = ev.pos_of_expr(vec_arg);
+                let metric = v[j].labels.metric_name().unwrap_or("").to_string();
+                ev.warn(format!(
+                    "PromQL warning: vector contains a mix of classic and native histograms for metric name {metric:?} {pos}"
+                ));
+                if let Some(b) = buckets.get_mut(g) {
+                    b.clear();
+                }
+                continue;
+            }
+            native_now.push((j, h));
         }
         for (label, a, b2) in &params {
             let a = a.get(step).copied().unwrap_or(f64::NAN);
@@ -1130,6 +1217,25 @@ fn classic_histogram(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                 };
                 out.push(labels, t, val, true)?;
             }
+            for (j, h) in &native_now {
+                let val = if !fraction {
+                    hist::quantile(a, h)
+                } else if h.uses_custom_buckets() {
+                    let b = hist::cumulative_buckets(h);
+                    bucket_fraction(a, b2.get(step).copied().unwrap_or(f64::NAN), b)
+                } else {
+                    hist::fraction(a, b2.get(step).copied().unwrap_or(f64::NAN), h)
+                };
+                let labels = match label {
+                    Some(l) => {
+                        let mut lb = LabelsBuilder::from(v[*j].labels.clone());
+                        lb.set(l, &format_quantile(a));
+                        lb.into_labels()
+                    }
+                    None => v[*j].labels.clone(),
+                };
+                out.push(labels, t, val, true)?;
+            }
         }
     }
     Ok(Val::Vector(out.finish()))
@@ -1151,6 +1257,32 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         scalars.push(want_scalar(ev.eval(arg(c, i)?, s)?, name, n)?);
     }
     let mut m = want_matrix(ev.eval(arg(c, mat_arg)?, s)?, name)?;
+    // Only annotations about histograms cite it.
+    let mat_pos = if m.series.iter().any(|x| !x.hists.is_empty()) {
+        ev.pos_of_expr(arg(c, mat_arg)?)
+    } else {
+        String::new()
+    };
+    // Series with histogram samples take their own path (see `histogram_range`),
+    // or drop those samples where the function reads floats only.
+    let hist_series = match name {
+        "deriv"
+        | "predict_linear"
+        | "double_exponential_smoothing"
+        | "holt_winters"
+        | "max_over_time"
+        | "min_over_time"
+        | "ts_of_max_over_time"
+        | "ts_of_min_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "quantile_over_time"
+        | "mad_over_time" => {
+            ignore_histograms(ev, &mut m, s, &mat_pos);
+            None
+        }
+        _ => hist::take_histogram_series(&mut m),
+    };
     if matches!(name, "rate" | "increase") {
         // Counters are named so by convention; anything else may be a gauge, whose
         // decreases rate() would misread as counter resets.
@@ -1325,6 +1457,10 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
             )));
         }
     };
+    let mut out = out;
+    if let Some(mut hm) = hist_series {
+        out.extend(histogram_range(ev, name, &mut hm, s, &mat_pos)?);
+    }
     if name == "quantile_over_time" {
         for i in 0..n {
             let q = sc(0, i);
@@ -1339,6 +1475,168 @@ fn range_function(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// For the range functions that read floats only: drops the histogram samples of
+/// `m`, with upstream's info for each series whose window held both kinds.
+fn ignore_histograms(ev: &mut Evaluator, m: &mut Mat, s: Steps, pos: &str) {
+    let (range, at, offset) = (m.range, m.at, m.offset);
+    let window = |ts: i64| {
+        let end = at.unwrap_or(ts).saturating_sub(offset);
+        (end.saturating_sub(range), end)
+    };
+    for ser in m.series.iter_mut().filter(|x| !x.hists.is_empty()) {
+        let mixed = (0..s.len()).any(|i| {
+            let (ws, we) = window(s.ts(i));
+            let inside = |t: i64| t > ws && t <= we;
+            ser.points.iter().any(|p| inside(p.0)) && ser.hists.iter().any(|h| inside(h.0))
+        });
+        if mixed {
+            let name = ser.labels.metric_name().unwrap_or("").to_string();
+            ev.info(note::ignored_in_mixed_range(&name, pos));
+        }
+        ser.hists.clear();
+    }
+}
+
+/// The range functions that use histogram samples, over series holding some.
+fn histogram_range(
+    ev: &mut Evaluator,
+    name: &str,
+    m: &mut Mat,
+    s: Steps,
+    pos: &str,
+) -> Result<Vec<Ser>> {
+    let range = m.range;
+    let float = |v: f64| Ok(Some(SampleValue::Float(v)));
+    let hist = |h: FloatHistogram| Ok(Some(SampleValue::Histogram(Arc::new(h))));
+    match name {
+        "rate" | "increase" | "delta" => {
+            let counter = name != "delta";
+            let rate = name == "rate";
+            hist::mixed_windows(ev, m, s, true, |ev, metric, w| {
+                if !w.floats.is_empty() && !w.hists.is_empty() {
+                    ev.warn(note::mixed_floats(metric, pos));
+                    return Ok(None);
+                }
+                if let [(ft, first), .., (lt, _)] = w.hists {
+                    let Some(h) = hist::histogram_change(ev, w.hists, counter, metric, pos) else {
+                        return Ok(None);
+                    };
+                    let zero_fraction = (counter && h.count > 0.0 && first.count >= 0.0)
+                        .then(|| first.count / h.count);
+                    let f =
+                        extrapolation(*ft, *lt, w.hists.len(), w.range, range, rate, zero_fraction);
+                    return hist(h.scaled(f));
+                }
+                Ok(
+                    extrapolated_rate(w.floats, w.range, range, counter, rate, true)
+                        .map(SampleValue::Float),
+                )
+            })
+        }
+        "irate" | "idelta" => hist::mixed_windows(ev, m, s, true, |ev, metric, w| {
+            Ok(hist::instant_change(ev, w, name == "irate", metric, pos))
+        }),
+        "changes" | "resets" => hist::mixed_windows(ev, m, s, true, |_, _, w| {
+            float(changes_or_resets(w, name == "changes"))
+        }),
+        "avg_over_time" | "sum_over_time" => {
+            let avg = name == "avg_over_time";
+            hist::mixed_windows(ev, m, s, true, |ev, metric, w| {
+                if !w.floats.is_empty() {
+                    if !w.hists.is_empty() {
+                        ev.warn(note::mixed_floats(metric, pos));
+                        return Ok(None);
+                    }
+                    let mut acc = Acc::default();
+                    let (mut sum, mut comp) = (0.0, 0.0);
+                    for &(_, x) in w.floats {
+                        avg_add(&mut acc, x);
+                        (sum, comp) = kahan_inc(x, sum, comp);
+                    }
+                    return float(if avg { avg_result(&acc) } else { sum + comp });
+                }
+                match hist::sum_histograms(ev, w.hists, avg, metric, pos) {
+                    Some(h) => hist(h),
+                    None => Ok(None),
+                }
+            })
+        }
+        "count_over_time" => hist::mixed_windows(ev, m, s, true, |_, _, w| {
+            float((w.floats.len() + w.hists.len()) as f64)
+        }),
+        "present_over_time" => hist::mixed_windows(ev, m, s, true, |_, _, _| float(1.0)),
+        "last_over_time" | "first_over_time" | "ts_of_last_over_time" | "ts_of_first_over_time" => {
+            let last = name.contains("last");
+            let ts = name.starts_with("ts_of");
+            hist::mixed_windows(ev, m, s, ts, |_, _, w| {
+                let f = if last {
+                    w.floats.last()
+                } else {
+                    w.floats.first()
+                };
+                let h = if last {
+                    w.hists.last()
+                } else {
+                    w.hists.first()
+                };
+                let pick_float = match (f, h) {
+                    (Some(f), Some(h)) => (f.0 > h.0) == last,
+                    (f, _) => f.is_some(),
+                };
+                match (pick_float, f, h) {
+                    (true, Some(&(t, v)), _) => float(if ts { t as f64 / 1000.0 } else { v }),
+                    (false, _, Some((t, h))) if ts => float(*t as f64 / 1000.0),
+                    (false, _, Some((_, h))) => Ok(Some(SampleValue::Histogram(h.clone()))),
+                    _ => Ok(None),
+                }
+            })
+        }
+        _ => Err(Error::BadData(format!(
+            "function {name:?} is not supported"
+        ))),
+    }
+}
+
+/// `changes` or `resets` over a window holding histograms: a switch between a float
+/// and a histogram counts as both.
+fn changes_or_resets(w: &Window, changes: bool) -> f64 {
+    let mut samples: Vec<(i64, SampleValue)> = w
+        .floats
+        .iter()
+        .map(|&(t, v)| (t, SampleValue::Float(v)))
+        .chain(
+            w.hists
+                .iter()
+                .map(|(t, h)| (*t, SampleValue::Histogram(h.clone()))),
+        )
+        .collect();
+    samples.sort_by_key(|p| p.0);
+    let mut count = 0.0;
+    for p in samples.windows(2) {
+        let hit = match (&p[0].1, &p[1].1) {
+            (SampleValue::Float(prev), SampleValue::Float(cur)) => {
+                if changes {
+                    !(cur == prev || (cur.is_nan() && prev.is_nan()))
+                } else {
+                    cur < prev
+                }
+            }
+            (SampleValue::Histogram(prev), SampleValue::Histogram(cur)) => {
+                if changes {
+                    !cur.equals(prev)
+                } else {
+                    cur.detect_reset(prev)
+                }
+            }
+            _ => true,
+        };
+        if hit {
+            count += 1.0;
+        }
+    }
+    count
 }
 
 #[cfg(test)]

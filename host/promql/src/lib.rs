@@ -8,6 +8,7 @@ mod aggr;
 mod binop;
 mod eval;
 mod funcs;
+mod hist;
 
 use eval::{Evaluator, Steps, Val};
 use pharos_model::{FloatHistogram, Labels};
@@ -605,10 +606,12 @@ mod tests {
         assert!(o.peak_samples >= 2);
     }
 
-    /// Floats from a Db and one series of native histograms `h{job="c"}` beside them,
-    /// a histogram every 15 s with `count` equal to its index.
+    /// Floats from a Db and one series of native histograms `x{job="c"}` beside them,
+    /// a histogram every 15 s with `count` equal to its index (counted again from 0
+    /// from `reset_at`, a counter reset, if set).
     struct WithHistograms<'a> {
         inner: &'a dyn Querier,
+        reset_at: Option<i64>,
     }
 
     impl Querier for WithHistograms<'_> {
@@ -637,8 +640,9 @@ mod tests {
                 .map(|i| i * 15_000)
                 .filter(|t| (min_t..=max_t).contains(t))
                 .map(|t| {
+                    let from = self.reset_at.filter(|&r| t >= r).unwrap_or(0);
                     let h = FloatHistogram {
-                        count: (t / 15_000) as f64,
+                        count: ((t - from) / 15_000) as f64,
                         ..FloatHistogram::default()
                     };
                     (t, Arc::new(h))
@@ -669,7 +673,10 @@ mod tests {
     fn histograms_pass_through_selection_limits_and_set_operators() {
         let (_d, db) = db();
         let q = db.querier();
-        let q = WithHistograms { inner: &q };
+        let q = WithHistograms {
+            inner: &q,
+            reset_at: None,
+        };
         let e = Engine::default();
         let at = 600_000;
         let vector = |query: &str| match e.instant(&q, query, at).unwrap() {
@@ -684,9 +691,15 @@ mod tests {
         assert_eq!(vector("limitk(5, x) and x").len(), 3);
         assert_eq!(vector(r#"x{job="c"} or x"#).len(), 3);
         assert_eq!(vector(r#"x unless x{job="c"}"#).len(), 2);
-        // Float operations leave histograms out, as upstream does.
+        // Float operations leave histograms out, as upstream does; scaling does not.
         assert_eq!(vector("abs(x)").len(), 2);
-        assert_eq!(vector("x * 2").len(), 2);
+        assert_eq!(vector("x + 2").len(), 2);
+        let doubled = vector("x * 2");
+        let h = doubled.iter().find(|s| s.labels.get("job") == Some("c"));
+        assert_eq!(
+            h.and_then(|h| h.histogram.as_ref()).map(|h| h.count),
+            Some(80.0)
+        );
         assert_eq!(vector("topk(5, x)").len(), 2);
         let neg = vector(r#"-x{job="c"}"#);
         assert_eq!(neg[0].histogram.as_ref().map(|h| h.count), Some(-40.0));
@@ -701,5 +714,47 @@ mod tests {
         assert!(m[0].points.is_empty());
         assert_eq!(m[0].histograms.len(), 11);
         assert_eq!(m[0].histograms[10].1.count, 40.0);
+    }
+
+    #[test]
+    fn histogram_increase_counts_what_a_reset_lost() {
+        let (_d, db) = db();
+        let q = db.querier();
+        let q = WithHistograms {
+            inner: &q,
+            reset_at: Some(450_000),
+        };
+        let e = Engine::default();
+        let v = match e
+            .instant(&q, r#"increase(x{job="c"}[5m])"#, 600_000)
+            .unwrap()
+        {
+            Value::Vector(v) => v,
+            other => panic!("{other:?}"),
+        };
+        // Samples from 315 s (count 21) to 435 s (29), a reset, then 450 s (0) to
+        // 600 s (10): 10 - 21 + 29 = 18, extrapolated over the 15 s before the first
+        // sample.
+        let h = v.first().and_then(|s| s.histogram.clone()).unwrap();
+        let want = 18.0 * 300.0 / 285.0;
+        assert!((h.count - want).abs() < 1e-9, "{}", h.count);
+        assert_eq!(
+            h.counter_reset_hint,
+            pharos_model::histogram::CounterResetHint::Gauge
+        );
+        // Without the reset the same window only grows by 20.
+        let q2 = WithHistograms {
+            inner: q.inner,
+            reset_at: None,
+        };
+        let v = match e
+            .instant(&q2, r#"increase(x{job="c"}[5m])"#, 600_000)
+            .unwrap()
+        {
+            Value::Vector(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let h = v.first().and_then(|s| s.histogram.clone()).unwrap();
+        assert!((h.count - 19.0 * 300.0 / 285.0).abs() < 1e-9, "{}", h.count);
     }
 }

@@ -2,15 +2,12 @@
 //! `shared/conformance/promql` beside the repository against the engine, over a real
 //! `pharos_tsdb::Db` in a temporary directory.
 //!
-//! Native histograms: series written in `{{...}}` notation are loaded and reach the
+//! Native histograms: series written in `{{...}}` notation, and the custom-bucket
+//! twins `load_with_nhcb` builds from classic histograms, are loaded and reach the
 //! engine through [`Querier::select_histograms`] (the TSDB does not store them yet, so
-//! the harness serves them from memory beside the database). The engine evaluates
-//! them in selectors, `count`, `group`, `limitk`, `limit_ratio` and the set
-//! operators; other native-histogram arithmetic (rates, sums, `histogram_*` over
-//! native buckets) is out of scope. So an eval whose query selects histogram series is
-//! run only in the files of [`HISTOGRAM_FILES`] and skipped (counted as skipped)
-//! elsewhere, as are evals over the native-histogram-with-custom-buckets twins that
-//! `load_with_nhcb` creates, which are not built.
+//! the harness serves them from memory beside the database). An eval whose query
+//! selects histogram series runs only in the files of [`HISTOGRAM_FILES`], whose
+//! histogram evals the engine passes, and is skipped (counted as skipped) elsewhere.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pharos_model::histogram::{CounterResetHint, Span};
@@ -23,7 +20,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Files whose evals over native histograms are in the engine's scope, so run.
-const HISTOGRAM_FILES: &[&str] = &["limit"];
+const HISTOGRAM_FILES: &[&str] = &[
+    "aggregators",
+    "functions",
+    "histograms",
+    "limit",
+    "operators",
+    "range_queries",
+    "subquery",
+];
 
 /// Files whose every eval must pass. A file joins this list only once it passes fully.
 const MUST_PASS: &[&str] = &[
@@ -46,10 +51,16 @@ const MUST_PASS: &[&str] = &[
 
 /// Evals (file:line) known to fail for reasons outside the engine, each with why. They
 /// are still run and reported, but do not fail a must-pass file.
-const KNOWN_FAILURES: &[(&str, &str)] = &[(
-    "functions.test:523",
-    "promql-parser decodes the label name \"\\xff\" to the valid character U+00FF, so the invalid UTF-8 upstream rejects never reaches the engine",
-)];
+const KNOWN_FAILURES: &[(&str, &str)] = &[
+    (
+        "functions.test:523",
+        "promql-parser decodes the label name \"\\xff\" to the valid character U+00FF, so the invalid UTF-8 upstream rejects never reaches the engine",
+    ),
+    (
+        "aggregators.test:481",
+        "promql-parser decodes the label name \"a\\xc5z\" to the valid \"aÅz\", so the invalid UTF-8 upstream rejects never reaches the engine",
+    ),
+];
 
 #[derive(Debug, Clone)]
 enum Point {
@@ -354,10 +365,115 @@ fn expand_histogram(tok: &str, out: &mut Vec<Point>) -> Result<(), String> {
     for _ in 0..=n {
         out.push(Point::Histogram(Arc::new(cur.clone())));
         if let Some(inc) = &inc {
-            cur = add_histograms(&cur, inc, sign)?;
+            // As upstream expands them: by adding (or subtracting) histograms.
+            let next = if sign > 0.0 {
+                cur.add(inc)
+            } else {
+                cur.sub(inc)
+            };
+            cur = next
+                .map_err(|e| format!("histogram expansion {tok:?}: {e:?}"))?
+                .0;
         }
     }
     Ok(())
+}
+
+/// The native histograms with custom buckets `load_with_nhcb` loads beside classic
+/// ones: for each `<name>_bucket` histogram (by its labels less `le`), at each time
+/// its buckets have samples, a histogram named `<name>` whose bounds are the finite
+/// `le` values and whose buckets hold the differences of the cumulative counts. The
+/// count is `<name>_count`'s value where there is one, else the highest bucket's; the
+/// sum `<name>_sum`'s, else 0.
+fn nhcb_twins(
+    samples: &BTreeMap<Labels, BTreeMap<i64, f64>>,
+) -> Vec<(Labels, Vec<(i64, FloatHistogram)>)> {
+    // Base labels → time → (le → cumulative count).
+    let mut groups: BTreeMap<Labels, BTreeMap<i64, Vec<(f64, f64)>>> = BTreeMap::new();
+    for (labels, pts) in samples {
+        let Some(base) = labels.metric_name().and_then(|n| n.strip_suffix("_bucket")) else {
+            continue;
+        };
+        let Some(le) = labels.get("le").and_then(|v| parse_float(v.trim())) else {
+            continue;
+        };
+        let mut b = pharos_model::LabelsBuilder::from(labels.clone());
+        b.set("__name__", base);
+        b.remove("le");
+        let group = groups.entry(b.into_labels()).or_default();
+        for (&t, &v) in pts {
+            if v.to_bits() == STALE_NAN_BITS {
+                continue;
+            }
+            let at = group.entry(t).or_default();
+            // The same bound written differently (`0.2`, `2e-1`) is one bucket.
+            at.retain(|(b, _)| *b != le);
+            at.push((le, v));
+        }
+    }
+    let companion = |base: &Labels, suffix: &str, t: i64| -> Option<f64> {
+        let name = format!("{}{suffix}", base.metric_name().unwrap_or(""));
+        let mut b = pharos_model::LabelsBuilder::from(base.clone());
+        b.set("__name__", &name);
+        samples.get(&b.into_labels())?.get(&t).copied()
+    };
+    let mut out = Vec::new();
+    for (base, times) in groups {
+        let mut hists = Vec::new();
+        for (t, mut buckets) in times {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut custom_values = Vec::new();
+            let mut counts = Vec::new();
+            let mut below = 0.0;
+            for &(le, cumulative) in &buckets {
+                if le.is_finite() {
+                    custom_values.push(le);
+                }
+                counts.push(cumulative - below);
+                below = cumulative;
+            }
+            let h = FloatHistogram {
+                schema: pharos_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+                count: companion(&base, "_count", t).unwrap_or(below),
+                sum: companion(&base, "_sum", t).unwrap_or(0.0),
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: counts.len() as u32,
+                }],
+                positive_buckets: counts,
+                custom_values,
+                ..FloatHistogram::default()
+            };
+            hists.push((t, h.compact()));
+        }
+        out.push((base, hists));
+    }
+    out
+}
+
+/// A loaded histogram with the counter-reset hint upstream's engine sees for it:
+/// gauges and explicit resets keep theirs; the first of a run of counter histograms
+/// (after floats, or after gauges) is unknown; later ones are "not a reset", unless
+/// they reset, which upstream's engine also sees as unknown (its selectors do not
+/// pass on the "reset" hint the TSDB stores, see prometheus/prometheus#15346).
+fn stored_hint(h: &Arc<FloatHistogram>, prev: Option<&FloatHistogram>) -> Arc<FloatHistogram> {
+    let hint = match (h.counter_reset_hint, prev) {
+        (CounterResetHint::Gauge | CounterResetHint::CounterReset, _) => return h.clone(),
+        (_, None) => return h.clone(),
+        (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => return h.clone(),
+        (_, Some(p)) => {
+            let mut plain = (**h).clone();
+            plain.counter_reset_hint = CounterResetHint::Unknown;
+            if plain.detect_reset(p) {
+                CounterResetHint::Unknown
+            } else {
+                CounterResetHint::NotCounterReset
+            }
+        }
+    };
+    let mut stored = (**h).clone();
+    stored.counter_reset_hint = hint;
+    Arc::new(stored)
 }
 
 /// Parses promqltest's histogram notation, `{{schema:0 sum:5 count:4 buckets:[1 2 1]}}`.
@@ -419,83 +535,6 @@ fn parse_histogram(s: &str) -> Result<FloatHistogram, String> {
     h.positive_spans = span(offset, h.positive_buckets.len());
     h.negative_spans = span(n_offset, h.negative_buckets.len());
     Ok(h)
-}
-
-/// `a + sign · b`, bucket by bucket. Exponential histograms of different schemas add
-/// at the coarser one, each finer bucket merged into the coarser bucket holding it.
-fn add_histograms(
-    a: &FloatHistogram,
-    b: &FloatHistogram,
-    sign: f64,
-) -> Result<FloatHistogram, String> {
-    let custom = a.uses_custom_buckets() || b.uses_custom_buckets();
-    if custom && (a.schema != b.schema || a.custom_values != b.custom_values) {
-        return Err("histogram expansion across different custom buckets".into());
-    }
-    let schema = a.schema.min(b.schema);
-    let side = |sa: &[Span], ca: &[f64], sb: &[Span], cb: &[f64]| -> (Vec<Span>, Vec<f64>) {
-        let mut by_index: BTreeMap<i32, f64> = BTreeMap::new();
-        for (spans, counts, k, from) in [(sa, ca, 1.0, a.schema), (sb, cb, sign, b.schema)] {
-            // Bucket i of schema s lies in bucket ((i - 1) >> (s - t)) + 1 of schema t.
-            let shift = (from - schema).clamp(0, 31) as u32;
-            let mut idx = 0i32;
-            let mut counts = counts.iter();
-            for (n, sp) in spans.iter().enumerate() {
-                idx = if n == 0 { sp.offset } else { idx + sp.offset };
-                for _ in 0..sp.length {
-                    if let Some(c) = counts.next() {
-                        *by_index.entry(((idx - 1) >> shift) + 1).or_default() += k * c;
-                    }
-                    idx += 1;
-                }
-            }
-        }
-        // One span per run of consecutive indexes (zero counts kept, as written).
-        let mut spans: Vec<Span> = Vec::new();
-        let mut counts = Vec::new();
-        let mut next: Option<i32> = None;
-        for (idx, c) in by_index {
-            match (next, spans.last_mut()) {
-                (Some(n), Some(last)) if n == idx => last.length += 1,
-                (Some(n), _) => spans.push(Span {
-                    offset: idx - n,
-                    length: 1,
-                }),
-                (None, _) => spans.push(Span {
-                    offset: idx,
-                    length: 1,
-                }),
-            }
-            counts.push(c);
-            next = Some(idx + 1);
-        }
-        (spans, counts)
-    };
-    let (positive_spans, positive_buckets) = side(
-        &a.positive_spans,
-        &a.positive_buckets,
-        &b.positive_spans,
-        &b.positive_buckets,
-    );
-    let (negative_spans, negative_buckets) = side(
-        &a.negative_spans,
-        &a.negative_buckets,
-        &b.negative_spans,
-        &b.negative_buckets,
-    );
-    Ok(FloatHistogram {
-        counter_reset_hint: a.counter_reset_hint,
-        schema,
-        zero_threshold: a.zero_threshold.max(b.zero_threshold),
-        zero_count: a.zero_count + sign * b.zero_count,
-        count: a.count + sign * b.count,
-        sum: a.sum + sign * b.sum,
-        positive_spans,
-        positive_buckets,
-        negative_spans,
-        negative_buckets,
-        custom_values: a.custom_values.clone(),
-    })
 }
 
 /// Whether a result histogram is the expected one: the same counts in the same
@@ -645,9 +684,6 @@ struct Env {
     db: Arc<Db>,
     /// Native-histogram samples by series, in label order.
     histograms: BTreeMap<Labels, BTreeMap<i64, Arc<FloatHistogram>>>,
-    /// The custom-bucket twins `load_with_nhcb` would create, which are not built:
-    /// evals selecting them are skipped.
-    nhcb: Vec<Labels>,
 }
 
 /// The database's querier with the harness's native histograms beside it.
@@ -733,7 +769,6 @@ fn new_env() -> Env {
         _dir: dir,
         db: Arc::new(db),
         histograms: BTreeMap::new(),
-        nhcb: Vec::new(),
     }
 }
 
@@ -807,15 +842,7 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                             continue;
                         }
                     };
-                    let name = s.labels.metric_name().unwrap_or("").to_string();
-                    if cmd == "load_with_nhcb"
-                        && let Some(base) = name.strip_suffix("_bucket")
-                    {
-                        let mut b = pharos_model::LabelsBuilder::from(s.labels.clone());
-                        b.set("__name__", base);
-                        b.remove("le");
-                        env.nhcb.push(b.into_labels());
-                    }
+                    let mut prev: Option<Arc<FloatHistogram>> = None;
                     for (k, p) in s.points.iter().enumerate() {
                         let t = k as i64 * interval;
                         let v = match p {
@@ -823,13 +850,16 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                             Point::Stale => f64::from_bits(STALE_NAN_BITS),
                             Point::Float(v) => *v,
                             Point::Histogram(h) => {
+                                let h = stored_hint(h, prev.as_deref());
+                                prev = Some(h.clone());
                                 env.histograms
                                     .entry(s.labels.clone())
                                     .or_default()
-                                    .insert(t, h.clone());
+                                    .insert(t, h);
                                 continue;
                             }
                         };
+                        prev = None;
                         samples.entry(s.labels.clone()).or_default().insert(t, v);
                     }
                 }
@@ -842,6 +872,17 @@ fn run_file(path: &Path, engine: &Engine, failures: &mut Vec<String>) -> Tally {
                     }
                 }
                 app.commit().unwrap();
+                if cmd == "load_with_nhcb" {
+                    for (labels, hists) in nhcb_twins(&samples) {
+                        let mut prev: Option<Arc<FloatHistogram>> = None;
+                        let series = env.histograms.entry(labels).or_default();
+                        for (t, h) in hists {
+                            let h = stored_hint(&Arc::new(h), prev.as_deref());
+                            prev = Some(h.clone());
+                            series.insert(t, h);
+                        }
+                    }
+                }
                 if let Some(e) = err {
                     fail(format!("load failed: {e}"), &mut tally);
                 }
@@ -986,9 +1027,7 @@ fn run_eval(
         }
     }
     let histogram_series: Vec<Labels> = env.histograms.keys().cloned().collect();
-    if selects_any(query, &env.nhcb)
-        || (!histograms_in_scope && selects_any(query, &histogram_series))
-    {
+    if !histograms_in_scope && selects_any(query, &histogram_series) {
         return EvalResult::Skip;
     }
     let querier = EnvQuerier {
