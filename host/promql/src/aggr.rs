@@ -232,8 +232,8 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, a: &AggregateExpr, s: Steps) ->
                     ));
                 }
             };
-            if label.is_empty() {
-                return Err(Error::Execution(format!("invalid label name {label:?}")));
+            if let Err(quoted) = ev.label_name_ok(&label) {
+                return Err(Error::Execution(format!("invalid label name {quoted}")));
             }
             let mut out = Out::default();
             let mut cur = Cursors::new(input.len());

@@ -361,6 +361,10 @@ pub(crate) struct Evaluator<'a> {
     depth: usize,
     /// The query text, for the positions annotations cite.
     query: &'a str,
+    /// String literals of the query whose escapes spell invalid UTF-8, keyed by the
+    /// text the parser made of them, with their Go-quoted form (see
+    /// [`invalid_utf8_strings`]).
+    invalid_utf8: HashMap<String, String>,
     /// While an aggregation `by` some labels evaluates an input that carries every
     /// series' labels through unchanged to it (see [`projectable`]): the only label
     /// names that input's selectors need to read (the grouping labels and the metric
@@ -460,7 +464,18 @@ impl<'a> Evaluator<'a> {
             infos: Vec::new(),
             depth: 0,
             query,
+            invalid_utf8: invalid_utf8_strings(query),
             keep_labels: None,
+        }
+    }
+
+    /// Whether `name` may name a label: not empty, and not a string literal whose
+    /// escapes spell invalid UTF-8. On refusal, the name as upstream quotes it.
+    pub fn label_name_ok(&self, name: &str) -> std::result::Result<(), String> {
+        match self.invalid_utf8.get(name) {
+            Some(quoted) => Err(quoted.clone()),
+            None if name.is_empty() => Err("\"\"".into()),
+            None => Ok(()),
         }
     }
 
@@ -960,5 +975,120 @@ fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
         Ok(vec![convert(&vs.matchers.matchers)?])
     } else {
         vs.matchers.or_matchers.iter().map(|g| convert(g)).collect()
+    }
+}
+
+/// The quoted string literals of `query` (`"…"`, `'…'`; backquoted ones have no
+/// escapes) whose escapes decode to bytes that are not UTF-8, e.g. `"a\xc5z"`.
+///
+/// Upstream's strings are bytes, so it refuses such a literal where a label name must
+/// be valid UTF-8. `promql-parser` instead turns each `\xNN` into the character
+/// U+00NN, a valid name, so the engine finds these literals in the text itself. Each
+/// maps the parser's rendering to the Go-quoted form upstream's errors print.
+fn invalid_utf8_strings(query: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut chars = query.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' && c != '\'' {
+            continue;
+        }
+        let (mut bytes, mut parsed) = (Vec::new(), String::new());
+        let mut closed = false;
+        while let Some(d) = chars.next() {
+            if d == c {
+                closed = true;
+                break;
+            }
+            if d != '\\' {
+                let mut buf = [0u8; 4];
+                bytes.extend_from_slice(d.encode_utf8(&mut buf).as_bytes());
+                parsed.push(d);
+                continue;
+            }
+            let Some(e) = chars.next() else { break };
+            let simple = match e {
+                'a' => Some('\u{7}'),
+                'b' => Some('\u{8}'),
+                'f' => Some('\u{c}'),
+                'n' => Some('\n'),
+                'r' => Some('\r'),
+                't' => Some('\t'),
+                'v' => Some('\u{b}'),
+                '\\' | '"' | '\'' => Some(e),
+                _ => None,
+            };
+            if let Some(ch) = simple {
+                bytes.push(ch as u8);
+                parsed.push(ch);
+            } else if e == 'x' {
+                let hex: String = chars.by_ref().take(2).collect();
+                let Ok(b) = u8::from_str_radix(&hex, 16) else {
+                    break;
+                };
+                bytes.push(b);
+                parsed.push(char::from(b));
+            } else if let Some(first) = e.to_digit(8) {
+                let rest: String = chars.by_ref().take(2).collect();
+                let Ok(lo) = u32::from_str_radix(&rest, 8) else {
+                    break;
+                };
+                let Ok(b) = u8::try_from(first * 64 + lo) else {
+                    break;
+                };
+                bytes.push(b);
+                parsed.push(char::from(b));
+            } else {
+                // \u and \U spell characters, always valid UTF-8; other escapes are
+                // the parser's to refuse.
+                break;
+            }
+        }
+        if closed && std::str::from_utf8(&bytes).is_err() {
+            out.insert(parsed, go_quote(&bytes));
+        }
+    }
+    out
+}
+
+/// Bytes quoted as Go's `%q` quotes them: valid UTF-8 as characters, other bytes as
+/// `\xNN`.
+fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_spelling_invalid_utf8_are_found() {
+        let found = invalid_utf8_strings(
+            r#"count_values("a\xc5z", x) + label_replace(y, '\xff', "ok\x41", 'é')"#,
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found.get("a\u{c5}z").map(String::as_str),
+            Some(r#""a\xc5z""#)
+        );
+        assert_eq!(found.get("\u{ff}").map(String::as_str), Some(r#""\xff""#));
+        // Escapes that spell valid UTF-8 (é as two bytes) are fine.
+        assert!(invalid_utf8_strings(r#"x{a="\xc3\xa9"}"#).is_empty());
     }
 }

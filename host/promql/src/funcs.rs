@@ -837,7 +837,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                     "invalid regular expression in label_replace(): {e}"
                 ))
             })?;
-            if dst.is_empty() {
+            if ev.label_name_ok(&dst).is_err() {
                 return Err(Error::BadData(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
@@ -863,7 +863,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, c: &Call, s: Steps) -> Result<Val> {
                 .iter()
                 .map(|e| want_string(e))
                 .collect::<Result<_>>()?;
-            if dst.is_empty() {
+            if ev.label_name_ok(&dst).is_err() {
                 return Err(Error::BadData(format!(
                     "invalid destination label name in label_join(): {dst}"
                 )));

@@ -51,16 +51,7 @@ const MUST_PASS: &[&str] = &[
 
 /// Evals (file:line) known to fail for reasons outside the engine, each with why. They
 /// are still run and reported, but do not fail a must-pass file.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "functions.test:523",
-        "promql-parser decodes the label name \"\\xff\" to the valid character U+00FF, so the invalid UTF-8 upstream rejects never reaches the engine",
-    ),
-    (
-        "aggregators.test:481",
-        "promql-parser decodes the label name \"a\\xc5z\" to the valid \"aÅz\", so the invalid UTF-8 upstream rejects never reaches the engine",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 #[derive(Debug, Clone)]
 enum Point {
