@@ -131,6 +131,33 @@ struct RunArgs {
     /// without storage, plugins are compiled at every start).
     #[arg(long = "plugins.cache-dir", value_name = "DIR")]
     plugins_cache_dir: Option<PathBuf>,
+    /// How long Pharos may have been down for alerts' `for` state to be restored from
+    /// ALERTS_FOR_STATE at start.
+    #[arg(
+        long = "rules.alert.for-outage-tolerance",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    for_outage_tolerance: crate::config::Duration,
+    /// The least time an alert waits to fire after its `for` state is restored; rules
+    /// whose `for` is shorter are not restored.
+    #[arg(
+        long = "rules.alert.for-grace-period",
+        default_value = "10m",
+        value_name = "DURATION"
+    )]
+    for_grace_period: crate::config::Duration,
+    /// The least time between two sends of a firing alert to the routers.
+    #[arg(
+        long = "rules.alert.resend-delay",
+        default_value = "1m",
+        value_name = "DURATION"
+    )]
+    resend_delay: crate::config::Duration,
+    /// The URL users reach Pharos at (behind a proxy, say), for alerts' generator URLs
+    /// and templates' $externalURL. Default: http://<hostname>:<port>.
+    #[arg(long = "web.external-url", value_name = "URL")]
+    external_url: Option<String>,
     /// Log line format, written to standard error.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
@@ -247,11 +274,18 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let rules = crate::rules::RuleOptions {
+        outage_tolerance: args.for_outage_tolerance.as_std(),
+        grace_period: args.for_grace_period.as_std(),
+        resend_delay: args.resend_delay.as_std(),
+    };
     match runtime.block_on(daemon::run(
         source,
         args.listen_address,
         args.enable_admin_api,
         args.plugins_cache_dir,
+        rules,
+        args.external_url,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -29,6 +29,13 @@ pub struct Context {
     pub plugins_cache_dir: Option<std::path::PathBuf>,
     /// Alerts raised by rule evaluation, waiting for the notifier to send them.
     pub alerts: Arc<crate::notifier::AlertQueue>,
+    /// The rule groups' latest state, for the rules and alerts API.
+    pub rules: Arc<crate::rules::RuleRegistry>,
+    /// The `--rules.*` flags.
+    pub rule_options: crate::rules::RuleOptions,
+    /// `--web.external-url` (or its default), without a trailing slash: where users
+    /// reach this node, for alerts' generator URLs and templates.
+    pub external_url: String,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -39,6 +46,7 @@ impl Context {
         let storage = StorageSlot::default();
         let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
         let plugins = telemetry.registry.register(Arc::default());
+        let rules = crate::rules::RuleRegistry::register(&telemetry);
         Context {
             telemetry,
             storage,
@@ -47,6 +55,9 @@ impl Context {
             plugins,
             plugins_cache_dir: None,
             alerts: Arc::default(),
+            rules,
+            rule_options: crate::rules::RuleOptions::default(),
+            external_url: String::new(),
             running: Arc::default(),
         }
     }
