@@ -1,5 +1,5 @@
-//! The command line: `pharos run`, `pharos check config`, `pharos tsdb`, `pharos plugin`,
-//! `pharos version`.
+//! The command line: `pharos run`, `pharos check config|rules`, `pharos test rules`,
+//! `pharos tsdb`, `pharos plugin`, `pharos version`.
 
 use crate::config::ListenAddress;
 use crate::daemon::{self, ConfigSource};
@@ -26,6 +26,9 @@ enum Command {
     /// Check files without running anything; exits 1 if any has errors.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests, as promtool does.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Inspect a TSDB data directory (read-only).
     #[command(subcommand)]
     Tsdb(TsdbCommand),
@@ -168,9 +171,26 @@ struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 enum CheckCommand {
-    /// Validate configuration files and list every error with its JSON path.
+    /// Validate configuration files (and the rule files they name) and list every
+    /// error with its JSON path.
     Config {
         /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Validate rule files and list every error with its file and JSON path.
+    Rules {
+        /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Run rule unit tests (promtool's format, in JSON); exits 1 if any fails.
+    Rules {
+        /// Test files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -181,6 +201,15 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run(args),
         Command::Check(CheckCommand::Config { files }) => check_config(&files),
+        Command::Check(CheckCommand::Rules { files }) => check_rules(&files),
+        Command::Test(TestCommand::Rules { files }) => {
+            let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+            if crate::rules::unit_test::run_files(&files, &mut stdout.lock(), &mut stderr.lock()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Tsdb(cmd) => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
@@ -309,6 +338,34 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
                 for e in errs.iter() {
                     println!("  - {e}");
                 }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `pharos check rules`: as `promtool check rules`, one verdict per file.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        println!("Checking {}", file.display());
+        match crate::config::load_rule_file(file) {
+            Ok(groups) => {
+                let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {n} rules found\n");
+            }
+            Err(errs) => {
+                failed = true;
+                let n = errs.len();
+                println!("  FAILED: {n} error{}", if n == 1 { "" } else { "s" });
+                for e in errs.iter() {
+                    println!("  - {e}");
+                }
+                println!();
             }
         }
     }

@@ -33,10 +33,13 @@ pub use global::{
     ScrapeLimits,
 };
 pub use http_client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
+pub use json::read as read_json;
 pub use labels::{LabelMap, is_valid_label_name};
 pub use plugins::{DEFAULT_PLUGIN_MEMORY, PluginConfig, PluginKind, PluginLimits};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
-pub use rule_files::{RuleConfig, RuleGroupConfig, RuleKind, load_rule_file, parse_rule_file};
+pub use rule_files::{
+    RuleConfig, RuleGroupConfig, RuleKind, load_rule_file, load_rule_files, parse_rule_file,
+};
 pub use scrape::{FileSdConfig, HttpSdConfig, Scheme, ScrapeConfig, TargetGroup};
 pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
 pub use web::{ListenAddress, ParseListenAddressError, WebConfig};

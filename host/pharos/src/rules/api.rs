@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
-use serde_json::{Map, Value, json};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
 
 use super::alerting::{ActiveAlert, AlertState};
 use super::{GroupView, RuleView};
-use crate::api::{ApiError, Params, success};
+use crate::api::{ApiError, Params};
 use crate::web::WebState;
 
 /// `GET /api/v1/rules`.
@@ -19,13 +20,56 @@ pub async fn rules(State(s): State<WebState>, RawQuery(q): RawQuery) -> Result<R
     let p = Params::parse(q.as_deref().unwrap_or_default().as_bytes());
     let filter = Filter::parse(&p)?;
     let groups = s.ctx.rules.groups();
-    Ok(success(rules_json(&groups, &filter)))
+    Ok(reply(rules_json(&groups, &filter)))
 }
 
 /// `GET /api/v1/alerts`: every pending or firing alert.
 pub async fn alerts(State(s): State<WebState>) -> Response {
     let groups = s.ctx.rules.groups();
-    success(alerts_json(&groups))
+    reply(alerts_json(&groups))
+}
+
+/// `{"status":"success","data":…}` with `data` already written.
+fn reply(data: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(r#"{{"status":"success","data":{data}}}"#),
+    )
+        .into_response()
+}
+
+/// A JSON object written field by field, so fields come in the order Prometheus
+/// writes them (its structs' order) rather than sorted.
+struct Object(String);
+
+impl Object {
+    fn new() -> Object {
+        Object(String::from("{"))
+    }
+
+    fn raw(mut self, key: &str, json: &str) -> Object {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        self.0.push_str(&Value::String(key.to_owned()).to_string());
+        self.0.push(':');
+        self.0.push_str(json);
+        self
+    }
+
+    fn value(self, key: &str, v: Value) -> Object {
+        self.raw(key, &v.to_string())
+    }
+
+    fn end(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+fn array(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    format!("[{}]", items.join(","))
 }
 
 /// Which groups and rules `/api/v1/rules` returns.
@@ -59,7 +103,7 @@ impl Filter {
 
 /// The `data` of `/api/v1/rules`. Groups left without rules by the filters are
 /// omitted, as upstream.
-pub fn rules_json(groups: &[std::sync::Arc<GroupView>], filter: &Filter) -> Value {
+pub fn rules_json(groups: &[std::sync::Arc<GroupView>], filter: &Filter) -> String {
     let mut out = Vec::new();
     for g in groups {
         if !filter.groups.is_empty() && !filter.groups.contains(&g.name) {
@@ -68,7 +112,7 @@ pub fn rules_json(groups: &[std::sync::Arc<GroupView>], filter: &Filter) -> Valu
         if !filter.files.is_empty() && !filter.files.contains(&g.file) {
             continue;
         }
-        let rules: Vec<Value> = g
+        let rules: Vec<String> = g
             .rules
             .iter()
             .filter(|r| {
@@ -84,91 +128,83 @@ pub fn rules_json(groups: &[std::sync::Arc<GroupView>], filter: &Filter) -> Valu
         if rules.is_empty() {
             continue;
         }
-        let mut o = Map::new();
-        o.insert("name".into(), json!(g.name));
-        o.insert("file".into(), json!(g.file));
-        o.insert("rules".into(), Value::Array(rules));
-        o.insert("interval".into(), go_float(g.interval as f64 / 1000.0));
-        o.insert("limit".into(), json!(g.limit));
-        o.insert("evaluationTime".into(), go_float(g.eval_seconds));
-        o.insert("lastEvaluation".into(), json!(go_time(g.last_evaluation)));
-        out.push(Value::Object(o));
+        out.push(
+            Object::new()
+                .value("name", json!(g.name))
+                .value("file", json!(g.file))
+                .raw("rules", &array(rules.into_iter()))
+                .value("interval", go_float(g.interval as f64 / 1000.0))
+                .value("limit", json!(g.limit))
+                .value("evaluationTime", go_float(g.eval_seconds))
+                .value("lastEvaluation", json!(go_time(g.last_evaluation)))
+                .end(),
+        );
     }
-    json!({ "groups": out })
+    Object::new().raw("groups", &array(out.into_iter())).end()
 }
 
-fn rule_json(r: &RuleView) -> Value {
-    let mut o = Map::new();
+fn rule_json(r: &RuleView) -> String {
+    let mut o = Object::new();
     if r.alerting {
-        o.insert("state".into(), json!(r.state.as_str()));
+        o = o.value("state", json!(r.state.as_str()));
     }
-    o.insert("name".into(), json!(r.name));
-    o.insert("query".into(), json!(r.query));
+    o = o
+        .value("name", json!(r.name))
+        .value("query", json!(r.query));
     if r.alerting {
-        o.insert("duration".into(), go_float(r.hold as f64 / 1000.0));
-        o.insert(
-            "keepFiringFor".into(),
-            go_float(r.keep_firing_for as f64 / 1000.0),
-        );
-        o.insert("labels".into(), json!(r.labels));
-        o.insert("annotations".into(), json!(r.annotations));
-        let alerts: Vec<Value> = r
+        let alerts = r
             .alerts
             .iter()
             .filter(|a| a.resolved_at.is_none())
-            .map(alert_json)
-            .collect();
-        o.insert("alerts".into(), Value::Array(alerts));
+            .map(alert_json);
+        o = o
+            .value("duration", go_float(r.hold as f64 / 1000.0))
+            .value("keepFiringFor", go_float(r.keep_firing_for as f64 / 1000.0))
+            .value("labels", json!(r.labels))
+            .value("annotations", json!(r.annotations))
+            .raw("alerts", &array(alerts));
     } else if !r.labels.is_empty() {
-        o.insert("labels".into(), json!(r.labels));
+        o = o.value("labels", json!(r.labels));
     }
-    o.insert("health".into(), json!(r.health.as_str()));
+    o = o.value("health", json!(r.health.as_str()));
     if let Some(e) = &r.last_error {
-        o.insert("lastError".into(), json!(e));
+        o = o.value("lastError", json!(e));
     }
-    o.insert("evaluationTime".into(), go_float(r.eval_seconds));
-    o.insert("lastEvaluation".into(), json!(go_time(r.last_evaluation)));
-    o.insert(
-        "type".into(),
-        json!(if r.alerting { "alerting" } else { "recording" }),
-    );
-    Value::Object(o)
+    o.value("evaluationTime", go_float(r.eval_seconds))
+        .value("lastEvaluation", json!(go_time(r.last_evaluation)))
+        .value(
+            "type",
+            json!(if r.alerting { "alerting" } else { "recording" }),
+        )
+        .end()
 }
 
-fn alert_json(a: &ActiveAlert) -> Value {
+fn alert_json(a: &ActiveAlert) -> String {
     let labels = |l: &pharos_model::Labels| -> BTreeMap<String, String> {
         l.iter()
             .map(|l| (l.name.clone(), l.value.clone()))
             .collect()
     };
-    let mut o = Map::new();
-    o.insert("labels".into(), json!(labels(&a.labels)));
-    o.insert("annotations".into(), json!(labels(&a.annotations)));
-    o.insert("state".into(), json!(a.state.as_str()));
-    o.insert(
-        "activeAt".into(),
-        json!(go_time(Some(from_ms(a.active_at)))),
-    );
+    let mut o = Object::new()
+        .value("labels", json!(labels(&a.labels)))
+        .value("annotations", json!(labels(&a.annotations)))
+        .value("state", json!(a.state.as_str()))
+        .value("activeAt", json!(go_time(Some(from_ms(a.active_at)))));
     if let Some(since) = a.keep_firing_since {
-        o.insert(
-            "keepFiringSince".into(),
-            json!(go_time(Some(from_ms(since)))),
-        );
+        o = o.value("keepFiringSince", json!(go_time(Some(from_ms(since)))));
     }
-    o.insert("value".into(), json!(go_exp(a.value)));
-    Value::Object(o)
+    o.value("value", json!(go_exp(a.value))).end()
 }
 
 /// The `data` of `/api/v1/alerts`.
-pub fn alerts_json(groups: &[std::sync::Arc<GroupView>]) -> Value {
-    let alerts: Vec<Value> = groups
+pub fn alerts_json(groups: &[std::sync::Arc<GroupView>]) -> String {
+    let alerts = groups
         .iter()
         .flat_map(|g| g.rules.iter())
         .flat_map(|r| r.alerts.iter())
         .filter(|a| a.resolved_at.is_none() && a.state != AlertState::Inactive)
-        .map(alert_json)
-        .collect();
-    json!({ "alerts": alerts })
+        .map(alert_json);
+    Object::new().raw("alerts", &array(alerts)).end()
 }
 
 fn from_ms(t: i64) -> SystemTime {

@@ -16,6 +16,7 @@ pub mod alerting;
 pub mod api;
 pub mod group;
 pub mod template;
+pub mod unit_test;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
