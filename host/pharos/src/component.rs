@@ -36,6 +36,8 @@ pub struct Context {
     /// `--web.external-url` (or its default), without a trailing slash: where users
     /// reach this node, for alerts' generator URLs and templates.
     pub external_url: String,
+    /// The notifier's counters, kept across its restarts and reloads.
+    pub notifier_metrics: Arc<crate::notifier::Metrics>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -47,6 +49,10 @@ impl Context {
         let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
         let plugins = telemetry.registry.register(Arc::default());
         let rules = crate::rules::RuleRegistry::register(&telemetry);
+        let alerts: Arc<crate::notifier::AlertQueue> = Arc::default();
+        let notifier_metrics = telemetry
+            .registry
+            .register(Arc::new(crate::notifier::Metrics::new(alerts.clone())));
         Context {
             telemetry,
             storage,
@@ -54,10 +60,11 @@ impl Context {
             targets: Arc::default(),
             plugins,
             plugins_cache_dir: None,
-            alerts: Arc::default(),
             rules,
             rule_options: crate::rules::RuleOptions::default(),
             external_url: String::new(),
+            alerts,
+            notifier_metrics,
             running: Arc::default(),
         }
     }

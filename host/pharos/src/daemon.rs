@@ -41,6 +41,8 @@ fn components() -> Supervisor {
     Supervisor::default()
         .with::<crate::storage::Storage>()
         .with::<crate::plugins::Plugins>()
+        // Before what raises alerts, so it stops after them and sends their last ones.
+        .with::<crate::notifier::Notifier>()
         .with::<crate::scrape::Scrape>()
         .with::<crate::rules::Rules>()
 }

@@ -9,6 +9,7 @@
 //!
 //! See `docs/configuration.md` for the operator's view of every key.
 
+mod alerting;
 mod decode;
 mod duration;
 mod error;
@@ -25,6 +26,7 @@ mod web;
 
 use serde_json::Value;
 
+pub use alerting::{AlertingConfig, AlertmanagerConfig, DEFAULT_ALERTMANAGER_TIMEOUT};
 pub use decode::{Decode, Object, Path, kind, quote};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
@@ -70,6 +72,9 @@ pub struct Config {
     /// The groups of every file `rule_files` matched when the document was loaded.
     #[serde(skip)]
     pub rule_groups: Vec<RuleGroupConfig>,
+    /// Where alerts raised by rules are sent.
+    #[serde(skip_serializing_if = "AlertingConfig::is_empty")]
+    pub alerting: AlertingConfig,
 }
 
 impl Decode for Config {
@@ -78,6 +83,7 @@ impl Decode for Config {
         let global = doc.or_default("global");
         let web = doc.or_default("web");
         let storage = doc.optional("storage");
+        let alerting = doc.or_default("alerting");
         let plugins = match doc.take("plugins") {
             None => Some(Vec::new()),
             Some(v) => plugins::decode_plugins(v, &path.key("plugins"), doc.errors()),
@@ -98,7 +104,6 @@ impl Decode for Config {
         // field is added to `Config`.
         // From prometheus.yml:
         let rule_files = doc.or_default::<Vec<String>>("rule_files");
-        doc.refuse("alerting");
         doc.refuse("remote_write");
         doc.refuse("remote_read");
         // Pharos's own:
@@ -119,6 +124,7 @@ impl Decode for Config {
             plugins,
             rule_files: rule_files?,
             rule_groups: Vec::new(),
+            alerting: alerting?,
         })
     }
 }
@@ -291,6 +297,7 @@ mod tests {
                 plugins: Vec::new(),
                 rule_files: Vec::new(),
                 rule_groups: Vec::new(),
+                alerting: AlertingConfig::default(),
             })
         );
     }
@@ -474,7 +481,6 @@ mod tests {
     #[test]
     fn unsupported_sections_are_refused_by_name() {
         let sections = [
-            "alerting",
             "remote_write",
             "remote_read",
             "pushgateway",

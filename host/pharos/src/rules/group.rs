@@ -14,7 +14,7 @@ use pharos_promql::{Engine, Value};
 use pharos_tsdb::{Db, Querier as _, STALE_NAN_BITS, StorageError};
 
 use super::alerting::{AlertingRule, Candidate};
-use super::template::{AlertTemplateData, expand_alert_text};
+use super::template::{AlertTemplateData, expand_alert_text, functions};
 use crate::config::{RuleGroupConfig, RuleKind};
 use crate::notifier::{Alert, AlertQueue};
 
@@ -293,26 +293,33 @@ impl Group {
                 let mut candidates = Vec::with_capacity(vector.len());
                 let mut seen = HashSet::with_capacity(vector.len());
                 let mut template_errors = 0u64;
-                for (labels, value) in vector {
-                    let map: BTreeMap<String, String> = labels
+                let funcs = functions(env.db, env.engine, ts, env.external_url);
+                let external_labels = Labels::from_pairs(
+                    env.external_labels
                         .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
-                        .collect();
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                );
+                for (labels, value) in vector {
                     let data = AlertTemplateData {
-                        labels: &map,
-                        external_labels: env.external_labels,
+                        labels: &labels,
+                        external_labels: &external_labels,
                         external_url: env.external_url,
                         value,
                     };
-                    let mut expand = |text: &str| match expand_alert_text(text, &data) {
+                    let mut expand = |text: &str| match expand_alert_text(
+                        &alerting.name,
+                        text,
+                        &data,
+                        &funcs,
+                    ) {
                         Ok(s) => s,
                         Err(e) => {
                             template_errors += 1;
                             tracing::warn!(alert = %alerting.name, error = %e, "expanding alert template failed");
-                            format!("<error expanding template: {e}>")
+                            e
                         }
                     };
-                    let mut b = LabelsBuilder::from(labels);
+                    let mut b = LabelsBuilder::from(labels.clone());
                     b.remove("__name__");
                     for (k, v) in &rule.labels {
                         let expanded = expand(v);
@@ -689,6 +696,48 @@ mod tests {
             resolved[0].ends_at, 2000,
             "a resolved alert ends when it resolved"
         );
+    }
+
+    #[test]
+    fn labels_and_annotations_are_expanded_and_template_errors_written_and_counted() {
+        let (_dir, db) = db();
+        let mut g = group(
+            r#"{"groups": [{"name": "g", "rules": [
+                {"alert": "A", "expr": "x > 1", "labels": {"level": "{{ if gt $value 1.5 }}high{{ else }}low{{ end }}"},
+                 "annotations": {"s": "{{ $labels.instance }} is {{ $value | humanize }} at {{ $externalLabels.dc }} {{ $externalURL }}",
+                                 "q": "{{ with query \"sum(x)\" }}{{ . | first | value }}{{ end }}",
+                                 "bad": "{{ .Foo.Bar }}"}}
+            ]}]}"#,
+        );
+        append(&db, &[("x", "a", 1.25e3)], 0);
+        let engine = Engine::default();
+        let ext = BTreeMap::from([("dc".to_owned(), "eu1".to_owned())]);
+        let env = EvalEnv {
+            db: &db,
+            engine: &engine,
+            external_labels: &ext,
+            external_url: "http://p:9090",
+            resend_delay: 60_000,
+            alerts: None,
+        };
+        g.eval(0, &env);
+        let RuleState::Alerting(a) = &g.rules[0].state else {
+            panic!()
+        };
+        let alert = a.active.values().next().unwrap();
+        assert_eq!(alert.labels.get("level"), Some("high"));
+        assert_eq!(
+            alert.annotations.get("s"),
+            Some("a is 1.25k at eu1 http://p:9090")
+        );
+        assert_eq!(alert.annotations.get("q"), Some("1250"));
+        let bad = alert.annotations.get("bad").unwrap_or_default();
+        assert!(
+            bad.starts_with("<error expanding template: error executing template __alert_A:"),
+            "{bad}"
+        );
+        assert_eq!(g.counters.template_errors, 1);
+        assert_eq!(g.rules[0].health, Health::Ok);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Target discovery: `static_configs`, `file_sd_configs` and `http_sd_configs`.
+//! Target discovery: `static_configs`, `file_sd_configs` and `http_sd_configs`, for
+//! scrape jobs and for the notifier's Alertmanager sets alike.
 //!
 //! Each provider runs as a task and sends its whole current list of target groups to the
 //! job's pool whenever it changes. A provider that fails to read (a half-written file, a
@@ -15,7 +16,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{
-    ConfigErrors, Decode, FileSdConfig, HttpSdConfig, Path, ScrapeConfig, TargetGroup,
+    AlertmanagerConfig, ConfigErrors, Decode, FileSdConfig, HttpSdConfig, Path, ScrapeConfig,
+    TargetGroup,
 };
 use crate::telemetry::Telemetry;
 
@@ -33,11 +35,43 @@ pub struct Update {
     pub groups: Vec<Group>,
 }
 
+/// What one scrape job or Alertmanager set discovers its targets with.
+pub struct Sources<'a> {
+    /// Names the user of the providers in logs and failure metrics.
+    pub name: &'a str,
+    pub static_configs: &'a [TargetGroup],
+    pub file_sd_configs: &'a [FileSdConfig],
+    pub http_sd_configs: &'a [HttpSdConfig],
+}
+
+impl<'a> From<&'a ScrapeConfig> for Sources<'a> {
+    fn from(job: &'a ScrapeConfig) -> Sources<'a> {
+        Sources {
+            name: &job.job_name,
+            static_configs: &job.static_configs,
+            file_sd_configs: &job.file_sd_configs,
+            http_sd_configs: &job.http_sd_configs,
+        }
+    }
+}
+
+impl<'a> Sources<'a> {
+    /// The providers of one `alerting.alertmanagers` entry, named `name`.
+    pub fn alertmanagers(name: &'a str, am: &'a AlertmanagerConfig) -> Sources<'a> {
+        Sources {
+            name,
+            static_configs: &am.static_configs,
+            file_sd_configs: &am.file_sd_configs,
+            http_sd_configs: &am.http_sd_configs,
+        }
+    }
+}
+
 /// Starts every provider of `job`; their updates arrive on `tx`. Returns the number of
 /// providers (the pool waits for each to report once before retiring handed-over
 /// targets) and their tasks, which end when aborted or when `tx` closes.
 pub fn start(
-    job: &ScrapeConfig,
+    job: Sources<'_>,
     tx: mpsc::Sender<Update>,
     telemetry: &Arc<Telemetry>,
 ) -> anyhow::Result<(usize, Vec<JoinHandle<()>>)> {
@@ -56,17 +90,17 @@ pub fn start(
         let _ = tx.try_send(Update { provider, groups });
         provider += 1;
     }
-    for sd in &job.file_sd_configs {
+    for sd in job.file_sd_configs {
         tasks.push(tokio::spawn(run_file_sd(
             sd.clone(),
             provider,
             tx.clone(),
             telemetry.clone(),
-            job.job_name.clone(),
+            job.name.to_owned(),
         )));
         provider += 1;
     }
-    for sd in &job.http_sd_configs {
+    for sd in job.http_sd_configs {
         let client = super::client::build(&sd.http)?;
         tasks.push(tokio::spawn(run_http_sd(
             sd.clone(),
@@ -74,7 +108,7 @@ pub fn start(
             provider,
             tx.clone(),
             telemetry.clone(),
-            job.job_name.clone(),
+            job.name.to_owned(),
         )));
         provider += 1;
     }

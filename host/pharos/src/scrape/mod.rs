@@ -8,8 +8,8 @@
 //! longer produces still get staleness markers.
 
 pub mod api;
-mod client;
-mod discovery;
+pub(crate) mod client;
+pub(crate) mod discovery;
 mod scrape_loop;
 pub mod target;
 
@@ -172,7 +172,7 @@ struct Pool {
 impl Pool {
     fn start(job: Arc<JobContext>, handover: Handover, ctx: &Context) -> anyhow::Result<Pool> {
         let (tx, rx) = mpsc::channel(16);
-        let (providers, discovery) = discovery::start(&job.job, tx, &ctx.telemetry)?;
+        let (providers, discovery) = discovery::start((&job.job).into(), tx, &ctx.telemetry)?;
         let (stop_tx, stop_rx) = mpsc::channel(1);
         let sync = Sync {
             job: job.clone(),

@@ -85,6 +85,12 @@ impl Counter {
     pub fn inc(&self) {
         self.0.add(1.0);
     }
+    /// Adds `n`, which must not be negative (a counter only goes up).
+    pub fn add(&self, n: f64) {
+        if n > 0.0 {
+            self.0.add(n);
+        }
+    }
     pub fn get(&self) -> f64 {
         self.0.get()
     }
