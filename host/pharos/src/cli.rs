@@ -289,6 +289,12 @@ pub fn main() -> ExitCode {
 
 fn run(args: RunArgs) -> ExitCode {
     logging::init(args.log_format, args.log_level);
+    if let Some(url) = &args.external_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        eprintln!("pharos: --web.external-url must be an http:// or https:// URL, got {url:?}");
+        return ExitCode::FAILURE;
+    }
     let source = match args.config {
         Some(path) => ConfigSource::File(path),
         None => ConfigSource::Embedded,

@@ -56,15 +56,6 @@ pub struct RuleConfig {
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
-impl RuleConfig {
-    /// The record or alert name.
-    pub fn name(&self) -> &str {
-        match &self.kind {
-            RuleKind::Record(n) | RuleKind::Alert(n) => n,
-        }
-    }
-}
-
 /// A metric name as recording rules must produce: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 fn is_valid_metric_name(s: &str) -> bool {
     let mut chars = s.chars();

@@ -178,10 +178,6 @@ impl Group {
         }
     }
 
-    pub fn key(&self) -> String {
-        group_key(&self.file, &self.name)
-    }
-
     /// Takes over the state of the group this one replaces: counters, alerts and the
     /// series written last time, matching rules by name and labels (duplicates in
     /// order), as upstream's `CopyState`. Returns the series of old rules nothing took

@@ -628,7 +628,7 @@ mod tests {
         let good = write(dir.path(), "good.json", &test("page"));
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert!(
-            run_files(&[good.clone()], &mut out, &mut err),
+            run_files(std::slice::from_ref(&good), &mut out, &mut err),
             "{}",
             String::from_utf8_lossy(&err)
         );
@@ -639,7 +639,7 @@ mod tests {
 
         let bad = write(dir.path(), "bad.json", &test("info"));
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        assert!(!run_files(&[bad.clone()], &mut out, &mut err));
+        assert!(!run_files(std::slice::from_ref(&bad), &mut out, &mut err));
         assert_eq!(
             String::from_utf8_lossy(&out),
             format!("Unit Testing:  {}\n\n", bad.display())
