@@ -173,13 +173,17 @@ const COMPARED_RULES: &str = r#"{"groups": [{"name": "compare", "interval": "1s"
     {"alert": "Errors", "expr": "requests:error_ratio > 0.01", "labels": {"severity": "ticket"}}
 ]}]}"#;
 
-/// A rules or alerts reply with what depends on when each server evaluated removed.
+/// A rules or alerts reply with what depends on when each server evaluated removed,
+/// and each rule's alerts sorted (Prometheus lists them in its map's random order).
 fn without_times(mut v: Value) -> Value {
     fn strip(v: &mut Value) {
         match v {
             Value::Object(m) => {
                 for k in ["evaluationTime", "lastEvaluation", "activeAt"] {
                     m.remove(k);
+                }
+                if let Some(Value::Array(alerts)) = m.get_mut("alerts") {
+                    alerts.sort_by_key(|a| a["labels"].to_string());
                 }
                 m.values_mut().for_each(strip);
             }
