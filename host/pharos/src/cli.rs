@@ -1,5 +1,5 @@
-//! The command line: `pharos run`, `pharos check config`, `pharos tsdb`, `pharos plugin`,
-//! `pharos version`.
+//! The command line: `pharos run`, `pharos check config|rules`, `pharos test rules`,
+//! `pharos tsdb`, `pharos plugin`, `pharos version`.
 
 use crate::config::ListenAddress;
 use crate::daemon::{self, ConfigSource};
@@ -26,6 +26,9 @@ enum Command {
     /// Check files without running anything; exits 1 if any has errors.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests, as promtool does.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Inspect a TSDB data directory (read-only).
     #[command(subcommand)]
     Tsdb(TsdbCommand),
@@ -131,6 +134,33 @@ struct RunArgs {
     /// without storage, plugins are compiled at every start).
     #[arg(long = "plugins.cache-dir", value_name = "DIR")]
     plugins_cache_dir: Option<PathBuf>,
+    /// How long Pharos may have been down for alerts' `for` state to be restored from
+    /// ALERTS_FOR_STATE at start.
+    #[arg(
+        long = "rules.alert.for-outage-tolerance",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    for_outage_tolerance: crate::config::Duration,
+    /// The least time an alert waits to fire after its `for` state is restored; rules
+    /// whose `for` is shorter are not restored.
+    #[arg(
+        long = "rules.alert.for-grace-period",
+        default_value = "10m",
+        value_name = "DURATION"
+    )]
+    for_grace_period: crate::config::Duration,
+    /// The least time between two sends of a firing alert to the routers.
+    #[arg(
+        long = "rules.alert.resend-delay",
+        default_value = "1m",
+        value_name = "DURATION"
+    )]
+    resend_delay: crate::config::Duration,
+    /// The URL users reach Pharos at (behind a proxy, say), for alerts' generator URLs
+    /// and templates' $externalURL. Default: http://<hostname>:<port>.
+    #[arg(long = "web.external-url", value_name = "URL")]
+    external_url: Option<String>,
     /// Log line format, written to standard error.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
@@ -141,9 +171,26 @@ struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 enum CheckCommand {
-    /// Validate configuration files and list every error with its JSON path.
+    /// Validate configuration files (and the rule files they name) and list every
+    /// error with its JSON path.
     Config {
         /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Validate rule files and list every error with its file and JSON path.
+    Rules {
+        /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Run rule unit tests (promtool's format, in JSON); exits 1 if any fails.
+    Rules {
+        /// Test files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -154,6 +201,15 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run(args),
         Command::Check(CheckCommand::Config { files }) => check_config(&files),
+        Command::Check(CheckCommand::Rules { files }) => check_rules(&files),
+        Command::Test(TestCommand::Rules { files }) => {
+            let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+            if crate::rules::unit_test::run_files(&files, &mut stdout.lock(), &mut stderr.lock()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Tsdb(cmd) => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
@@ -233,6 +289,12 @@ pub fn main() -> ExitCode {
 
 fn run(args: RunArgs) -> ExitCode {
     logging::init(args.log_format, args.log_level);
+    if let Some(url) = &args.external_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        eprintln!("pharos: --web.external-url must be an http:// or https:// URL, got {url:?}");
+        return ExitCode::FAILURE;
+    }
     let source = match args.config {
         Some(path) => ConfigSource::File(path),
         None => ConfigSource::Embedded,
@@ -247,11 +309,18 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let rules = crate::rules::RuleOptions {
+        outage_tolerance: args.for_outage_tolerance.as_std(),
+        grace_period: args.for_grace_period.as_std(),
+        resend_delay: args.resend_delay.as_std(),
+    };
     match runtime.block_on(daemon::run(
         source,
         args.listen_address,
         args.enable_admin_api,
         args.plugins_cache_dir,
+        rules,
+        args.external_url,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -275,6 +344,34 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
                 for e in errs.iter() {
                     println!("  - {e}");
                 }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `pharos check rules`: as `promtool check rules`, one verdict per file.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        println!("Checking {}", file.display());
+        match crate::config::load_rule_file(file) {
+            Ok(groups) => {
+                let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {n} rules found\n");
+            }
+            Err(errs) => {
+                failed = true;
+                let n = errs.len();
+                println!("  FAILED: {n} error{}", if n == 1 { "" } else { "s" });
+                for e in errs.iter() {
+                    println!("  - {e}");
+                }
+                println!();
             }
         }
     }

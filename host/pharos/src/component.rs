@@ -29,6 +29,13 @@ pub struct Context {
     pub plugins_cache_dir: Option<std::path::PathBuf>,
     /// Alerts raised by rule evaluation, waiting for the notifier to send them.
     pub alerts: Arc<crate::notifier::AlertQueue>,
+    /// The rule groups' latest state, for the rules and alerts API.
+    pub rules: Arc<crate::rules::RuleRegistry>,
+    /// The `--rules.*` flags.
+    pub rule_options: crate::rules::RuleOptions,
+    /// `--web.external-url` (or its default), without a trailing slash: where users
+    /// reach this node, for alerts' generator URLs and templates.
+    pub external_url: String,
     /// The notifier's counters, kept across its restarts and reloads.
     pub notifier_metrics: Arc<crate::notifier::Metrics>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
@@ -41,6 +48,7 @@ impl Context {
         let storage = StorageSlot::default();
         let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
         let plugins = telemetry.registry.register(Arc::default());
+        let rules = crate::rules::RuleRegistry::register(&telemetry);
         let alerts: Arc<crate::notifier::AlertQueue> = Arc::default();
         let notifier_metrics = telemetry
             .registry
@@ -52,6 +60,9 @@ impl Context {
             targets: Arc::default(),
             plugins,
             plugins_cache_dir: None,
+            rules,
+            rule_options: crate::rules::RuleOptions::default(),
+            external_url: String::new(),
             alerts,
             notifier_metrics,
             running: Arc::default(),

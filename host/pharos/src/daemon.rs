@@ -44,15 +44,19 @@ fn components() -> Supervisor {
         // Before what raises alerts, so it stops after them and sends their last ones.
         .with::<crate::notifier::Notifier>()
         .with::<crate::scrape::Scrape>()
+        .with::<crate::rules::Rules>()
 }
 
 /// Runs the daemon until SIGTERM, SIGINT or `POST /-/quit`. `listen` overrides the
-/// configuration's `web.listen_address`; `admin_api` serves `/api/v1/admin/*`.
+/// configuration's `web.listen_address`; `admin_api` serves `/api/v1/admin/*`;
+/// `external_url` is `--web.external-url`.
 pub async fn run(
     source: ConfigSource,
     listen: Option<ListenAddress>,
     admin_api: bool,
     plugins_cache_dir: Option<std::path::PathBuf>,
+    rule_options: crate::rules::RuleOptions,
+    external_url: Option<String>,
 ) -> anyhow::Result<()> {
     let mut flags = std::collections::BTreeMap::new();
     flags.insert(
@@ -74,6 +78,23 @@ pub async fn run(
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
     );
+    let duration = |d: std::time::Duration| crate::config::Duration::from_std(d).to_string();
+    flags.insert(
+        "rules.alert.for-outage-tolerance".to_owned(),
+        duration(rule_options.outage_tolerance),
+    );
+    flags.insert(
+        "rules.alert.for-grace-period".to_owned(),
+        duration(rule_options.grace_period),
+    );
+    flags.insert(
+        "rules.alert.resend-delay".to_owned(),
+        duration(rule_options.resend_delay),
+    );
+    flags.insert(
+        "web.external-url".to_owned(),
+        external_url.clone().unwrap_or_default(),
+    );
     let config = source.load().map_err(|errs| {
         anyhow::anyhow!("invalid configuration ({}):\n{errs}", source.describe())
     })?;
@@ -82,6 +103,7 @@ pub async fn run(
     let telemetry = Telemetry::new();
     let mut ctx = Context::new(telemetry.clone());
     ctx.plugins_cache_dir = plugins_cache_dir;
+    ctx.rule_options = rule_options;
     let ready = Arc::new(AtomicBool::new(false));
     let (control_tx, mut control_rx) = mpsc::channel(8);
 
@@ -96,6 +118,10 @@ pub async fn run(
         .with_context(|| format!("listening on web.listen_address {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(address = %bound, "listening");
+    ctx.external_url = match external_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => default_external_url(bound.port()),
+    };
     let app = web::router(WebState {
         telemetry: telemetry.clone(),
         targets: ctx.targets.clone(),
@@ -219,6 +245,16 @@ impl Daemon {
             t.reload_success_time.set(now.floor());
         }
     }
+}
+
+/// Prometheus's default `--web.external-url`: `http://<hostname>:<port>`.
+fn default_external_url(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("http://{host}:{port}")
 }
 
 fn join(errs: &[anyhow::Error]) -> String {

@@ -40,6 +40,8 @@ pub fn routes() -> Router<WebState> {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/rules", get(crate::rules::api::rules))
+        .route("/api/v1/alerts", get(crate::rules::api::alerts))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/flags", get(status::flags))

@@ -19,6 +19,7 @@ mod json;
 mod labels;
 mod plugins;
 mod relabel;
+mod rule_files;
 mod scrape;
 mod storage;
 mod web;
@@ -34,9 +35,13 @@ pub use global::{
     ScrapeLimits,
 };
 pub use http_client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
+pub use json::read as read_json;
 pub use labels::{LabelMap, is_valid_label_name};
 pub use plugins::{DEFAULT_PLUGIN_MEMORY, PluginConfig, PluginKind, PluginLimits};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
+pub use rule_files::{
+    RuleConfig, RuleGroupConfig, RuleKind, load_rule_file, load_rule_files, parse_rule_file,
+};
 pub use scrape::{FileSdConfig, HttpSdConfig, Scheme, ScrapeConfig, TargetGroup};
 pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
 pub use web::{ListenAddress, ParseListenAddressError, WebConfig};
@@ -60,6 +65,13 @@ pub struct Config {
     /// WebAssembly plugins: exporters, relabelers and notifiers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,
+    /// Rule file patterns as written (globs, relative to the configuration file's
+    /// directory).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_files: Vec<String>,
+    /// The groups of every file `rule_files` matched when the document was loaded.
+    #[serde(skip)]
+    pub rule_groups: Vec<RuleGroupConfig>,
     /// Where alerts raised by rules are sent.
     #[serde(skip_serializing_if = "AlertingConfig::is_empty")]
     pub alerting: AlertingConfig,
@@ -91,7 +103,7 @@ impl Decode for Config {
         // component lands, its line here becomes `let x = doc.or_default("x");` and its
         // field is added to `Config`.
         // From prometheus.yml:
-        doc.refuse("rule_files");
+        let rule_files = doc.or_default::<Vec<String>>("rule_files");
         doc.refuse("remote_write");
         doc.refuse("remote_read");
         // Pharos's own:
@@ -110,6 +122,8 @@ impl Decode for Config {
             storage: storage?,
             scrape_configs,
             plugins,
+            rule_files: rule_files?,
+            rule_groups: Vec::new(),
             alerting: alerting?,
         })
     }
@@ -187,9 +201,20 @@ fn check_plugin_references(
 /// the exception: nothing after it can be read, so it is reported alone, with its line
 /// and column.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, std::path::Path::new(""))
+}
+
+/// [`parse`] for a document in directory `base`, which relative `rule_files` patterns
+/// are resolved against. The rule files are read and checked here, so a document
+/// whose rule files are broken is rejected as a whole.
+pub fn parse_in(text: &str, base: &std::path::Path) -> Result<Config, ConfigErrors> {
     let mut errs = ConfigErrors::new();
-    let config =
-        json::read(text, &mut errs).and_then(|v| Config::decode(&v, &Path::Root, &mut errs));
+    let config = json::read(text, &mut errs)
+        .and_then(|v| Config::decode(&v, &Path::Root, &mut errs))
+        .map(|mut config| {
+            config.rule_groups = rule_files::load_rule_files(&config.rule_files, base, &mut errs);
+            config
+        });
     match config {
         Some(config) if errs.is_empty() => Ok(config),
         _ => {
@@ -221,7 +246,7 @@ pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
         ));
         errs
     })?;
-    parse(&text)
+    parse_in(&text, path.parent().unwrap_or(std::path::Path::new("")))
 }
 
 #[cfg(test)]
@@ -270,6 +295,8 @@ mod tests {
                 storage: None,
                 scrape_configs: Vec::new(),
                 plugins: Vec::new(),
+                rule_files: Vec::new(),
+                rule_groups: Vec::new(),
                 alerting: AlertingConfig::default(),
             })
         );
@@ -454,7 +481,6 @@ mod tests {
     #[test]
     fn unsupported_sections_are_refused_by_name() {
         let sections = [
-            "rule_files",
             "remote_write",
             "remote_read",
             "pushgateway",
