@@ -29,7 +29,10 @@ impl Alertmanager {
         let child = Command::new(require_tool("prometheus-alertmanager"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -110,12 +113,21 @@ fn alerts_reach_alertmanager_and_amtool_sees_them() {
     let a = &alerts[0];
     assert_eq!(a["labels"]["alertname"], "AlwaysFiring", "{a}");
     assert_eq!(a["labels"]["severity"], "page", "{a}");
-    assert_eq!(a["labels"]["replica"], "a", "external labels are added: {a}");
+    assert_eq!(
+        a["labels"]["replica"], "a",
+        "external labels are added: {a}"
+    );
     assert_eq!(a["annotations"]["summary"], "value is 42", "{a}");
     assert_eq!(a["status"]["state"], "active", "{a}");
     assert!(
-        a["generatorURL"].as_str().is_some_and(|u| u.contains("/graph?g0.expr=")),
+        a["generatorURL"]
+            .as_str()
+            .is_some_and(|u| u.contains("/graph?g0.expr=")),
         "{a}"
     );
-    assert!(p.metric("pharos_notifications_sent_total").unwrap_or(0.0) >= 1.0);
+    let sent = format!(
+        "pharos_notifications_sent_total{{alertmanager=\"{}/api/v2/alerts\"}}",
+        am.url
+    );
+    assert!(p.metric(&sent).unwrap_or(0.0) >= 1.0, "{sent}");
 }
