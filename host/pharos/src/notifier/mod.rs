@@ -431,12 +431,17 @@ mod tests {
         let (good, seen) = router(200).await;
         let (bad, _) = router(500).await;
         let (other, seen_other) = router(200).await;
+        // The second set finds its router in a file_sd file.
+        let dir = tempfile::tempdir().unwrap();
+        let sd = dir.path().join("routers.json");
+        std::fs::write(&sd, format!(r#"[{{"targets": ["{other}"]}}]"#)).unwrap();
         let config = crate::config::parse(&format!(
             r#"{{"global": {{"external_labels": {{"dc": "eu"}}}},
                 "alerting": {{"alertmanagers": [
                     {{"static_configs": [{{"targets": ["{good}", "{bad}"]}}], "timeout": "2s"}},
-                    {{"static_configs": [{{"targets": ["{other}"]}}],
-                      "alert_relabel_configs": [{{"source_labels": ["alertname"], "regex": "B", "action": "drop"}}]}}]}}}}"#
+                    {{"file_sd_configs": [{{"files": ["{}"]}}],
+                      "alert_relabel_configs": [{{"source_labels": ["alertname"], "regex": "B", "action": "drop"}}]}}]}}}}"#,
+            sd.display()
         ))
         .unwrap();
         let ctx = Context::new(crate::telemetry::Telemetry::new());
