@@ -13,6 +13,7 @@
 //! across restarts, clustering.
 
 pub mod api;
+pub mod dispatch;
 pub mod silences;
 pub mod store;
 pub mod tree;
