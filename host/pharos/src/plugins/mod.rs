@@ -60,10 +60,23 @@ struct Loaded {
     config: PluginConfig,
 }
 
+/// A notifier instance configured for one receiver's notifier entry, and the
+/// version of its plugin it was loaded from.
+struct IntegrationInstance {
+    /// The entry's merged configuration.
+    config: String,
+    /// The plugin's version when loaded; a hot-loaded plugin makes it stale.
+    base_version: String,
+    plugin: Plugin,
+}
+
 /// The plugins the daemon runs, by name; shared by every component that calls them.
 #[derive(Default)]
 pub struct Registry {
     loaded: RwLock<HashMap<String, Arc<Loaded>>>,
+    /// Notifier instances per receiver entry, by integration name
+    /// (`<plugin>/<receiver>/<index>`), loaded on first use.
+    integrations: tokio::sync::Mutex<HashMap<String, IntegrationInstance>>,
     /// The runtime while the plugins component runs, for its metrics.
     runtime: RwLock<Option<Runtime>>,
 }
@@ -119,6 +132,104 @@ impl Exporters for Registry {
             w.finish();
             body.extend_from_slice(text.as_bytes());
             Ok(())
+        })
+    }
+}
+
+/// The entry's `config` over the plugin's own: top-level keys of the entry win, so the
+/// plugin entry holds what every receiver shares (an API URL) and the receiver entry
+/// what is its own (a channel).
+fn merged_config(base: &serde_json::Value, entry: &serde_json::Value) -> serde_json::Value {
+    match (base, entry) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(e)) => {
+            let mut out = b.clone();
+            for (k, v) in e {
+                out.insert(k.clone(), v.clone());
+            }
+            serde_json::Value::Object(out)
+        }
+        (_, serde_json::Value::Object(e)) if e.is_empty() => base.clone(),
+        _ => entry.clone(),
+    }
+}
+
+/// Notifier entries are called through their own instance of the plugin, configured
+/// with the entry's settings merged over the plugin's; the instance is loaded on first
+/// use and again when the settings or the plugin's version change. Transient failures
+/// (the plugin's `transient`, a timeout or a trap) are retryable; the rest are final.
+impl crate::router::dispatch::Notify for Registry {
+    fn notify<'a>(
+        &'a self,
+        integration: crate::router::dispatch::Integration<'a>,
+        n: &'a pharos_plugin_host::Notification,
+    ) -> BoxFuture<'a, Result<(), crate::router::dispatch::NotifyError>> {
+        use crate::router::dispatch::NotifyError;
+        Box::pin(async move {
+            let final_error = |message: String| NotifyError {
+                retryable: false,
+                message,
+            };
+            let entry = integration.entry;
+            let base = self.get(&entry.plugin).ok_or_else(|| {
+                final_error(format!("no plugin named {:?} is loaded", entry.plugin))
+            })?;
+            if base.config.kind != PluginKind::Notifier {
+                return Err(final_error(format!(
+                    "plugin {:?} is {}, not a notifier",
+                    entry.plugin,
+                    base.config.kind.a()
+                )));
+            }
+            let name = format!(
+                "{}/{}/{}",
+                entry.plugin, integration.receiver, integration.index
+            );
+            let config = merged_config(&base.config.config, &entry.config);
+            let text = config.to_string();
+            let base_version = base.plugin.version();
+            let plugin = {
+                let mut cache = self.integrations.lock().await;
+                match cache.get(&name) {
+                    Some(i) if i.config == text && i.base_version == base_version => {
+                        i.plugin.clone()
+                    }
+                    _ => {
+                        let runtime = self
+                            .runtime
+                            .read()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone()
+                            .ok_or_else(|| final_error("plugins are not running".into()))?;
+                        let mut cfg = base.config.clone();
+                        cfg.config = config;
+                        let mut spec = spec(&cfg).await.map_err(final_error)?;
+                        spec.name.clone_from(&name);
+                        let plugin = runtime.load(spec).await.map_err(|e| NotifyError {
+                            retryable: e.kind == pharos_plugin_host::ErrorKind::Host,
+                            message: e.to_string(),
+                        })?;
+                        cache.insert(
+                            name.clone(),
+                            IntegrationInstance {
+                                config: text,
+                                base_version,
+                                plugin: plugin.clone(),
+                            },
+                        );
+                        plugin
+                    }
+                }
+            };
+            plugin.notify(n).await.map_err(|e| {
+                use pharos_plugin_host::ErrorKind as K;
+                NotifyError {
+                    retryable: matches!(
+                        e.kind,
+                        K::Transient | K::Timeout | K::Trap | K::Memory | K::Host
+                    ),
+                    message: e.to_string(),
+                }
+            })
         })
     }
 }

@@ -340,6 +340,7 @@ async fn post_alerts(State(s): State<WebState>, body: Bytes) -> Response {
     for _ in &errors {
         metrics.invalid.inc();
     }
+    let mut stored = Vec::with_capacity(valid.len());
     {
         let mut store = state.alerts();
         for a in valid {
@@ -349,8 +350,11 @@ async fn post_alerts(State(s): State<WebState>, body: Bytes) -> Response {
                 "firing"
             };
             metrics.received.with(&[status]).inc();
-            store.put(a, now);
+            stored.push(store.put(a, now));
         }
+    }
+    for (fp, alert) in &stored {
+        state.dispatch(*fp, alert);
     }
     if errors.is_empty() {
         StatusCode::OK.into_response()
@@ -1069,6 +1073,7 @@ mod tests {
             section,
             clock.clone(),
             ctx.router_metrics.clone(),
+            ctx.plugins.clone(),
         ));
         ctx.router.set(Some(state.clone()));
         let (tx, _rx) = tokio::sync::mpsc::channel(1);

@@ -37,11 +37,20 @@ pub struct NotifyError {
     pub message: String,
 }
 
-/// Delivers a notification through one notifier entry.
+/// One notifier entry of a receiver: its own integration.
+#[derive(Debug, Clone, Copy)]
+pub struct Integration<'a> {
+    pub receiver: &'a str,
+    /// The entry's position in the receiver's `notifiers`.
+    pub index: usize,
+    pub entry: &'a NotifierConfig,
+}
+
+/// Delivers a notification through one integration.
 pub trait Notify: Send + Sync {
     fn notify<'a>(
         &'a self,
-        entry: &'a NotifierConfig,
+        integration: Integration<'a>,
         n: &'a Notification,
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
 }
@@ -385,20 +394,29 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
             .collect();
         if !sent.is_empty() {
             let n = notification(&receiver.name, flush, &sent, now);
-            if let Err(e) = retry(p, entry, &n, flush.deadline).await {
+            let integration = Integration {
+                receiver: &receiver.name,
+                index: i,
+                entry,
+            };
+            if let Err(e) = retry(p, integration, &n, flush.deadline).await {
                 tracing::warn!(receiver = %receiver.name, plugin = %entry.plugin, group = %flush.key, error = %e.message, "notify failed");
                 ok = false;
                 continue;
             }
         }
-        p.log.lock().unwrap_or_else(PoisonError::into_inner).entries.insert(
-            log_key,
-            LogEntry {
-                firing: firing.clone(),
-                resolved: resolved.clone(),
-                at: now,
-            },
-        );
+        p.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .insert(
+                log_key,
+                LogEntry {
+                    firing: firing.clone(),
+                    resolved: resolved.clone(),
+                    at: now,
+                },
+            );
     }
     ok
 }
@@ -407,21 +425,20 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
 /// after `deadline`.
 async fn retry(
     p: &Pipeline<'_>,
-    entry: &NotifierConfig,
+    integration: Integration<'_>,
     n: &Notification,
     deadline: i64,
 ) -> Result<(), NotifyError> {
     let mut backoff = FIRST_BACKOFF_MS;
     loop {
-        match p.notify.notify(entry, n).await {
+        match p.notify.notify(integration, n).await {
             Ok(()) => return Ok(()),
             Err(e) if !e.retryable => return Err(e),
             Err(e) => {
                 if p.clock.now_ms().saturating_add(backoff) >= deadline {
                     return Err(e);
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(backoff.unsigned_abs()))
-                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(backoff.unsigned_abs())).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF_MS);
             }
         }
@@ -443,17 +460,22 @@ mod tests {
     impl Notify for Fake {
         fn notify<'a>(
             &'a self,
-            entry: &'a NotifierConfig,
+            integration: Integration<'a>,
             n: &'a Notification,
         ) -> BoxFuture<'a, Result<(), NotifyError>> {
             Box::pin(async move {
-                if let Some(e) = self.fail.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+                if let Some(e) = self
+                    .fail
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+                {
                     return Err(e);
                 }
                 self.sent
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .push((entry.plugin.clone(), n.clone()));
+                    .push((integration.entry.plugin.clone(), n.clone()));
                 Ok(())
             })
         }
@@ -516,7 +538,12 @@ mod tests {
         /// returns each notification sent as its status and alert names.
         async fn run_to(&mut self, t: i64) -> Vec<(String, Vec<String>)> {
             let end = 1_000_000 + t;
-            let before = self.fake.sent.lock().unwrap_or_else(PoisonError::into_inner).len();
+            let before = self
+                .fake
+                .sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len();
             loop {
                 let next = self.d.next_due().filter(|&n| n <= end);
                 let Some(next) = next else { break };
@@ -542,7 +569,11 @@ mod tests {
             if end > now {
                 self.clock.advance(end - now);
             }
-            let sent = self.fake.sent.lock().unwrap_or_else(PoisonError::into_inner);
+            let sent = self
+                .fake
+                .sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             sent[before..]
                 .iter()
                 .map(|(_, n)| {
@@ -579,7 +610,10 @@ mod tests {
         w.clock.advance(600);
         w.post("b", Some(1_000_000 + 60_000));
         // One notification {a, b} at group_wait after a arrived (2.1 s).
-        assert_eq!(w.run_to(2_500).await, [("firing".into(), names(&["a", "b"]))]);
+        assert_eq!(
+            w.run_to(2_500).await,
+            [("firing".into(), names(&["a", "b"]))]
+        );
         assert_eq!(w.run_to(3_300).await, []);
         for n in ["c", "d", "e"] {
             w.post(n, Some(1_000_000 + 60_000));
@@ -650,7 +684,10 @@ mod tests {
             .push(final_error);
         // A final error is not retried and not logged: the next tick tries again.
         assert_eq!(w.run_to(2_500).await, []);
-        assert_eq!(w.run_to(3_500).await, [("firing".into(), names(&["a", "b"]))]);
+        assert_eq!(
+            w.run_to(3_500).await,
+            [("firing".into(), names(&["a", "b"]))]
+        );
     }
 
     #[tokio::test]
@@ -679,11 +716,53 @@ mod tests {
         };
         assert!(!needs_update(None, &set(&[]), &set(&[1]), true, 10, 5));
         assert!(needs_update(None, &set(&[1]), &set(&[]), true, 10, 5));
-        assert!(needs_update(Some(&entry), &set(&[1, 3]), &set(&[]), true, 10, 5));
-        assert!(!needs_update(Some(&entry), &set(&[1]), &set(&[]), false, 10, 5));
-        assert!(needs_update(Some(&entry), &set(&[1]), &set(&[2]), true, 10, 5));
-        assert!(needs_update(Some(&entry), &set(&[]), &set(&[1, 2]), false, 10, 5));
-        assert!(!needs_update(Some(&entry), &set(&[1, 2]), &set(&[]), true, 10, 10));
-        assert!(needs_update(Some(&entry), &set(&[1, 2]), &set(&[]), true, 10, 11));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[1, 3]),
+            &set(&[]),
+            true,
+            10,
+            5
+        ));
+        assert!(!needs_update(
+            Some(&entry),
+            &set(&[1]),
+            &set(&[]),
+            false,
+            10,
+            5
+        ));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[1]),
+            &set(&[2]),
+            true,
+            10,
+            5
+        ));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[]),
+            &set(&[1, 2]),
+            false,
+            10,
+            5
+        ));
+        assert!(!needs_update(
+            Some(&entry),
+            &set(&[1, 2]),
+            &set(&[]),
+            true,
+            10,
+            10
+        ));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[1, 2]),
+            &set(&[]),
+            true,
+            10,
+            11
+        ));
     }
 }

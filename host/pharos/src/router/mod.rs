@@ -2,15 +2,15 @@
 //! `receivers`, `inhibit_rules` and `time_intervals` sections and `global.resolve_timeout`.
 //!
 //! This module holds the router's state — the alert store ([`store`]), silences
-//! ([`silences`]), the routing tree and inhibition ([`tree`]) — and serves
-//! Alertmanager's API v2 on the main listener ([`api`]). Its state lives in a
-//! [`RouterSlot`] of the context, so the web server can answer while the component
-//! reloads, and the component's reload swaps the configuration without losing alerts
-//! or silences.
+//! ([`silences`]), the routing tree and inhibition ([`tree`]), the aggregation groups
+//! and notification log ([`dispatch`]) — and serves Alertmanager's API v2 on the main
+//! listener ([`api`]). Its state lives in a [`RouterSlot`] of the context, so the web
+//! server can answer while the component reloads; a reload swaps the configuration
+//! and rebuilds the groups from the store, keeping alerts, silences and the log (so
+//! nothing already notified is notified again).
 //!
-//! Not built yet (see `docs/router.md`): the dispatcher (aggregation groups and their
-//! timers, the notification log, retries, calls to notifier plugins), persistence
-//! across restarts, clustering.
+//! Notifications go to the receivers' notifier plugins through the plugin registry.
+//! Not built yet (see `docs/router.md`): persistence across restarts, clustering.
 
 pub mod api;
 pub mod dispatch;
@@ -29,6 +29,7 @@ use crate::component::{Component, Context};
 use crate::config::{Config, RouterConfig};
 use crate::telemetry::metrics::{Collect, Counter, Family};
 
+use dispatch::{Dispatcher, NotificationLog, Notify, Pipeline};
 use silences::Silences;
 use store::Store;
 use tree::Route;
@@ -67,11 +68,21 @@ pub struct RouterState {
     /// When the router started, for the status API's `uptime`.
     started_ms: i64,
     metrics: Arc<Metrics>,
+    dispatcher: Mutex<Dispatcher>,
+    log: Mutex<NotificationLog>,
+    /// Wakes the dispatch loop when an alert arrives or the configuration changes.
+    wake: tokio::sync::Notify,
+    notify: Arc<dyn Notify>,
 }
 
 impl RouterState {
     /// A router with no alerts or silences.
-    pub fn new(section: Section, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> RouterState {
+    pub fn new(
+        section: Section,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        notify: Arc<dyn Notify>,
+    ) -> RouterState {
         RouterState {
             started_ms: clock.now_ms(),
             clock,
@@ -79,7 +90,22 @@ impl RouterState {
             alerts: Mutex::new(Store::default()),
             silences: Mutex::new(Silences::default()),
             metrics,
+            dispatcher: Mutex::new(Dispatcher::default()),
+            log: Mutex::new(NotificationLog::default()),
+            wake: tokio::sync::Notify::new(),
+            notify,
         }
+    }
+
+    /// Hands a stored alert to the aggregation groups.
+    pub fn dispatch(&self, fp: u64, alert: &store::Alert) {
+        let running = self.running();
+        let now = self.now_ms();
+        self.dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(&running.tree, fp, alert, now);
+        self.wake.notify_one();
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -93,9 +119,73 @@ impl RouterState {
             .clone()
     }
 
+    /// Swaps the configuration and rebuilds the groups from the store, as upstream
+    /// rebuilds its dispatcher on reload.
     fn set_section(&self, section: Section) {
-        *self.running.write().unwrap_or_else(PoisonError::into_inner) =
-            Arc::new(Running::new(section));
+        let running = Arc::new(Running::new(section));
+        *self.running.write().unwrap_or_else(PoisonError::into_inner) = running.clone();
+        let now = self.now_ms();
+        let mut fresh = Dispatcher::default();
+        for (fp, a) in self.alerts().iter() {
+            fresh.insert(&running.tree, fp, a, now);
+        }
+        *self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = fresh;
+        self.wake.notify_one();
+    }
+
+    /// Runs the groups' flushes as they fall due, each in its own task, until the
+    /// component aborts it. A notify permit left by `notify_one` while flushing is
+    /// kept, so an alert arriving between the check and the wait is not missed.
+    async fn dispatch_loop(s: Arc<RouterState>) {
+        loop {
+            let now = s.now_ms();
+            let due = s
+                .dispatcher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .due(now);
+            for flush in due {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let running = s.running();
+                    let pipeline = Pipeline {
+                        config: &running.section.router,
+                        store: &s.alerts,
+                        silences: &s.silences,
+                        log: &s.log,
+                        notify: s.notify.as_ref(),
+                        clock: s.clock.as_ref(),
+                    };
+                    let ok = dispatch::flush(&pipeline, &flush).await;
+                    let now = s.now_ms();
+                    s.dispatcher
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .done(&flush, ok, now);
+                    s.wake.notify_one();
+                });
+            }
+            let next = s
+                .dispatcher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_due();
+            let wait = next
+                .map(|n| Duration::from_millis(n.saturating_sub(s.now_ms()).max(0).unsigned_abs()));
+            let woken = s.wake.notified();
+            match wait {
+                Some(wait) => {
+                    tokio::select! {
+                        () = woken => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => woken.await,
+            }
+        }
     }
 
     pub fn alerts(&self) -> MutexGuard<'_, Store> {
@@ -111,6 +201,10 @@ impl RouterState {
         let now = self.now_ms();
         self.alerts().gc(now);
         self.silences().gc(now);
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .gc(now);
     }
 }
 
@@ -195,6 +289,7 @@ pub struct Router {
     slot: RouterSlot,
     state: Arc<RouterState>,
     gc: JoinHandle<()>,
+    dispatch: JoinHandle<()>,
 }
 
 impl Component for Router {
@@ -214,8 +309,10 @@ impl Component for Router {
             section,
             Arc::new(SystemClock),
             ctx.router_metrics.clone(),
+            ctx.plugins.clone(),
         ));
         ctx.router.set(Some(state.clone()));
+        let dispatch = tokio::spawn(RouterState::dispatch_loop(state.clone()));
         let weak = Arc::downgrade(&state);
         let gc = tokio::spawn(async move {
             let mut tick = tokio::time::interval(GC_INTERVAL);
@@ -232,6 +329,7 @@ impl Component for Router {
             slot: ctx.router.clone(),
             state,
             gc,
+            dispatch,
         })
     }
 
@@ -243,6 +341,72 @@ impl Component for Router {
 
     async fn stop(self) {
         self.gc.abort();
+        self.dispatch.abort();
         self.slot.set(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dispatch::{BoxFuture, Integration, NotifyError};
+    use super::*;
+    use pharos_plugin_host::Notification;
+
+    /// Forwards every notification to a channel.
+    struct Forward(tokio::sync::mpsc::UnboundedSender<(String, Notification)>);
+
+    impl Notify for Forward {
+        fn notify<'a>(
+            &'a self,
+            i: Integration<'a>,
+            n: &'a Notification,
+        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+            let _ = self
+                .0
+                .send((format!("{}/{}", i.receiver, i.index), n.clone()));
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn posted_alerts_reach_notifiers_through_the_loop_and_survive_reloads() {
+        let doc = r#"{"plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+            "route": {"receiver": "r", "group_wait": "50ms", "group_interval": "100ms"},
+            "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}, {"plugin": "hook"}]}]}"#;
+        let config = crate::config::parse(doc).unwrap_or_else(|e| panic!("{e}"));
+        let section = Router::section(&config).unwrap_or_else(|| panic!("no router"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let metrics = Arc::new(Metrics::new(RouterSlot::default()));
+        let state = Arc::new(RouterState::new(
+            section.clone(),
+            Arc::new(SystemClock),
+            metrics,
+            Arc::new(Forward(tx)),
+        ));
+        let task = tokio::spawn(RouterState::dispatch_loop(state.clone()));
+        let now = state.now_ms();
+        let alert = store::Alert {
+            labels: [("alertname".to_owned(), "X".to_owned())].into(),
+            annotations: store::LabelSet::new(),
+            starts_at: now,
+            ends_at: now + 60_000,
+            generator_url: String::new(),
+            updated_at: now,
+            timeout: false,
+        };
+        let (fp, stored) = state.alerts().put(alert, now);
+        state.dispatch(fp, &stored);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+            got.push(next.ok().flatten().map(|(i, n)| (i, n.alerts.len())));
+        }
+        got.sort();
+        assert_eq!(got, [Some(("r/0".into(), 1)), Some(("r/1".into(), 1))]);
+        // A reload rebuilds the groups; the log keeps them from notifying again.
+        state.set_section(section);
+        let again = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await;
+        assert!(again.is_err(), "{again:?}");
+        task.abort();
     }
 }
