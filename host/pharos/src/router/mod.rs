@@ -286,6 +286,7 @@ impl Collect for Metrics {
 
 /// The router component.
 pub struct Router {
+    plugins: Arc<crate::plugins::Registry>,
     slot: RouterSlot,
     state: Arc<RouterState>,
     gc: JoinHandle<()>,
@@ -305,6 +306,7 @@ impl Component for Router {
     }
 
     async fn start(section: Section, ctx: &Context) -> anyhow::Result<Self> {
+        ctx.plugins.prepare_integrations(&section.router).await;
         let state = Arc::new(RouterState::new(
             section,
             Arc::new(SystemClock),
@@ -326,6 +328,7 @@ impl Component for Router {
             }
         });
         Ok(Router {
+            plugins: ctx.plugins.clone(),
             slot: ctx.router.clone(),
             state,
             gc,
@@ -335,6 +338,7 @@ impl Component for Router {
 
     /// Swaps the configuration; alerts and silences stay.
     async fn reload(&mut self, section: Section) -> anyhow::Result<()> {
+        self.plugins.prepare_integrations(&section.router).await;
         self.state.set_section(section);
         Ok(())
     }
