@@ -236,6 +236,7 @@ pub struct Pipeline<'a> {
     pub log: &'a Mutex<NotificationLog>,
     pub notify: &'a dyn Notify,
     pub clock: &'a dyn Clock,
+    pub metrics: &'a super::Metrics,
 }
 
 /// Upstream's `AlertSlice` order: by `job`, then `instance` (alerts having them
@@ -399,11 +400,14 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
                 index: i,
                 entry,
             };
+            let counted = [receiver.name.as_str(), entry.plugin.as_str()];
             if let Err(e) = retry(p, integration, &n, flush.deadline).await {
+                p.metrics.notifications_failed.with(&counted).inc();
                 tracing::warn!(receiver = %receiver.name, plugin = %entry.plugin, group = %flush.key, error = %e.message, "notify failed");
                 ok = false;
                 continue;
             }
+            p.metrics.notifications.with(&counted).inc();
         }
         p.log
             .lock()
@@ -490,6 +494,7 @@ mod tests {
         fake: Fake,
         clock: ManualClock,
         d: Dispatcher,
+        metrics: super::super::Metrics,
     }
 
     impl World {
@@ -507,6 +512,7 @@ mod tests {
                 fake: Fake::default(),
                 clock: ManualClock::at(1_000_000),
                 d: Dispatcher::default(),
+                metrics: super::super::Metrics::new(super::super::RouterSlot::default()),
             }
         }
 
@@ -560,6 +566,7 @@ mod tests {
                         log: &self.log,
                         notify: &self.fake,
                         clock: &self.clock,
+                        metrics: &self.metrics,
                     };
                     let ok = flush(&p, &f).await;
                     self.d.done(&f, ok, now);

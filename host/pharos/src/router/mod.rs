@@ -158,6 +158,7 @@ impl RouterState {
                         log: &s.log,
                         notify: s.notify.as_ref(),
                         clock: s.clock.as_ref(),
+                        metrics: &s.metrics,
                     };
                     let ok = dispatch::flush(&pipeline, &flush).await;
                     let now = s.now_ms();
@@ -232,6 +233,10 @@ pub struct Metrics {
     slot: RouterSlot,
     received: Arc<Family<Counter>>,
     invalid: Arc<Counter>,
+    /// Notifications delivered, and those that failed for good or ran out of
+    /// retries, by receiver and plugin.
+    pub(crate) notifications: Arc<Family<Counter>>,
+    pub(crate) notifications_failed: Arc<Family<Counter>>,
 }
 
 impl Metrics {
@@ -244,6 +249,16 @@ impl Metrics {
                 &["status"],
             ),
             invalid: Arc::default(),
+            notifications: Family::new(
+                "pharos_router_notifications_total",
+                "Notifications delivered, by receiver and notifier plugin.",
+                &["receiver", "plugin"],
+            ),
+            notifications_failed: Family::new(
+                "pharos_router_notifications_failed_total",
+                "Notifications that failed for good or ran out of retries, by receiver and notifier plugin.",
+                &["receiver", "plugin"],
+            ),
         }
     }
 }
@@ -251,6 +266,8 @@ impl Metrics {
 impl Collect for Metrics {
     fn collect(&self, w: &mut TextWriter<'_>) {
         self.received.collect(w);
+        self.notifications.collect(w);
+        self.notifications_failed.collect(w);
         let name = "pharos_router_alerts_invalid_total";
         w.family(
             name,
