@@ -438,6 +438,11 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(config: &str) -> Prometheus {
+        Prometheus::start_with_args(config, &[])
+    }
+
+    /// [`Prometheus::start`] with more flags (`--rules.alert.resend-delay=1s`, ...).
+    pub fn start_with_args(config: &str, extra: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("prometheus.yml");
         std::fs::write(&path, config).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
@@ -451,6 +456,7 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

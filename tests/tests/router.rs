@@ -215,3 +215,57 @@ fn amtool_alerts_and_silences() {
     let expired = amtool(&p, &["silence", "query", "--expired", "-q"]);
     assert_eq!(expired.trim(), id);
 }
+
+/// Debian's Prometheus evaluating an always-firing rule and sending to Pharos as its
+/// Alertmanager; the notification reaches the webhook with the rule's labels.
+#[test]
+fn prometheus_alerts_through_pharos_to_a_webhook() {
+    let (hook, got) = webhook();
+    let p = Pharos::start(&router(
+        &hook,
+        r#""group_wait": "1s", "group_interval": "1s""#,
+        "5m",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    p.wait_ready().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"{"groups": [{"name": "g", "interval": "1s", "rules": [
+            {"alert": "AlwaysFiring", "expr": "vector(1)", "labels": {"severity": "page"},
+             "annotations": {"summary": "always"}}]}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pharos = p.base.trim_start_matches("http://");
+    // Alerts that fire before Prometheus has found its Alertmanagers are dropped and
+    // sent again after the resend delay (1m by default).
+    let _prom = pharos_tests::Prometheus::start_with_args(
+        &format!(
+            r#"{{"global": {{"evaluation_interval": "1s"}},
+            "rule_files": ["{}"],
+            "alerting": {{"alertmanagers": [{{"api_version": "v2", "static_configs": [{{"targets": ["{pharos}"]}}]}}]}}}}"#,
+            rules.display()
+        ),
+        &["--rules.alert.resend-delay=1s"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let seen = received(&got, Instant::now());
+        if let Some((_, v)) = seen.into_iter().next() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no notification within 30s");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(first["status"], "firing");
+    assert_eq!(first["alerts"][0]["labels"]["alertname"], "AlwaysFiring");
+    assert_eq!(first["alerts"][0]["labels"]["severity"], "page");
+    assert_eq!(first["alerts"][0]["annotations"]["summary"], "always");
+    assert!(
+        first["alerts"][0]["generatorURL"]
+            .as_str()
+            .is_some_and(|u| u.contains("/graph?g0.expr=")),
+        "{first}"
+    );
+}
