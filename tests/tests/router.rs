@@ -269,3 +269,75 @@ fn prometheus_alerts_through_pharos_to_a_webhook() {
         "{first}"
     );
 }
+
+/// A webhook answering 500 is retried with backoff within the group's interval; a 400
+/// is final (not retried until the next flush).
+#[test]
+fn retry_on_5xx_not_on_4xx() {
+    let replies: Arc<Mutex<Vec<&'static str>>> =
+        Arc::new(Mutex::new(vec!["200 OK", "500 Internal Server Error"]));
+    let got: Received = Arc::default();
+    let (sink, answers) = (got.clone(), replies.clone());
+    let hook = serve(move |req| {
+        let v: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        sink.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((Instant::now(), v));
+        let status = answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or("400 Bad Request");
+        Some(Reply::with(status, "text/plain", ""))
+    });
+    let p = Pharos::start(&router(
+        &hook,
+        r#""group_wait": "500ms", "group_interval": "5s""#,
+        "5m",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    p.wait_ready().unwrap_or_else(|e| panic!("{e}"));
+    let t0 = Instant::now();
+    post(&p, r#"[{"labels": {"alertname": "a"}}]"#);
+    sleep_until(t0, 2.5);
+    let times: Vec<f64> = received(&got, t0).iter().map(|(t, _)| *t).collect();
+    // The 500 at ~0.5s, the retry after the first backoff (0.5s) gets the 200.
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert!((0.4..=1.5).contains(&(times[1] - times[0])), "{times:?}");
+    // A new alert makes the next flush (5.5s) notify; its 400 is not retried.
+    post(&p, r#"[{"labels": {"alertname": "b"}}]"#);
+    sleep_until(t0, 7.5);
+    let times: Vec<f64> = received(&got, t0).iter().map(|(t, _)| *t).collect();
+    assert_eq!(times.len(), 3, "{times:?}");
+    let failed = p
+        .metric("pharos_router_notifications_failed_total{receiver=\"hook\",plugin=\"webhook\"}")
+        .unwrap_or(-1.0);
+    assert_eq!(failed, 1.0);
+}
+
+/// Silenced alerts are not notified; the others of the group are.
+#[test]
+fn silenced_alerts_are_not_notified() {
+    let (hook, got) = webhook();
+    let p = Pharos::start(&router(
+        &hook,
+        r#""group_wait": "1s", "group_interval": "1s""#,
+        "5m",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    p.wait_ready().unwrap_or_else(|e| panic!("{e}"));
+    let silence = r#"{"matchers": [{"name": "alertname", "value": "quiet", "isRegex": false}],
+        "startsAt": "2000-01-01T00:00:00Z", "endsAt": "2999-01-01T00:00:00Z",
+        "createdBy": "test", "comment": "shh"}"#;
+    let created = send_json("POST", &format!("{}/api/v2/silences", p.base), silence);
+    assert!(matches!(created, Ok((200, _))), "{created:?}");
+    let t0 = Instant::now();
+    post(
+        &p,
+        r#"[{"labels": {"alertname": "quiet"}}, {"labels": {"alertname": "loud"}}]"#,
+    );
+    sleep_until(t0, 2.5);
+    let seen = received(&got, t0);
+    let summary: Vec<Vec<&str>> = seen.iter().map(|(_, v)| names(v)).collect();
+    assert_eq!(summary, [vec!["loud"]]);
+}
