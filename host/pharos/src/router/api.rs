@@ -375,7 +375,6 @@ struct Filters {
     active: bool,
     silenced: bool,
     inhibited: bool,
-    unprocessed: bool,
     matchers: Vec<LabelMatcher>,
     receiver: Option<LabelMatcher>,
 }
@@ -394,7 +393,6 @@ fn filters(raw: Option<&str>) -> Result<Filters, Box<Response>> {
         active: true,
         silenced: true,
         inhibited: true,
-        unprocessed: true,
         matchers: Vec::new(),
         receiver: None,
     };
@@ -403,7 +401,9 @@ fn filters(raw: Option<&str>) -> Result<Filters, Box<Response>> {
             "active" => f.active = flag(&v).unwrap_or(f.active),
             "silenced" => f.silenced = flag(&v).unwrap_or(f.silenced),
             "inhibited" => f.inhibited = flag(&v).unwrap_or(f.inhibited),
-            "unprocessed" => f.unprocessed = flag(&v).unwrap_or(f.unprocessed),
+            // Every alert has been through the API's status computation, so none is
+            // "unprocessed" and this filter never removes one.
+            "unprocessed" => {}
             "filter" => match parse_matcher(&v) {
                 Ok(m) => f.matchers.push(m),
                 Err(e) => return Err(Box::new(message(StatusCode::BAD_REQUEST, &e))),
@@ -544,9 +544,6 @@ impl Viewed {
         if !f.active && self.state() == "active" {
             return false;
         }
-        // Every alert has been through the API's status computation, so none is
-        // "unprocessed"; the flag never removes one.
-        let _ = f.unprocessed;
         true
     }
 

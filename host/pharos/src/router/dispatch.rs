@@ -21,7 +21,7 @@ use pharos_model::Labels;
 use pharos_plugin_host::{Alert as NAlert, AlertStatus, Notification};
 
 use crate::clock::Clock;
-use crate::config::{NotifierConfig, RouterConfig};
+use crate::config::{NotifierConfig, RouteConfig, RouterConfig};
 
 use super::silences::Silences;
 use super::store::{Alert, LabelSet, Store, fingerprint_hex};
@@ -110,7 +110,7 @@ fn needs_update(
 
 /// One aggregation group.
 struct Group {
-    route: Arc<Route>,
+    route: Arc<RouteConfig>,
     labels: LabelSet,
     alerts: BTreeMap<u64, Alert>,
     next_flush: i64,
@@ -122,7 +122,7 @@ struct Group {
 /// A flush to run: a snapshot of a group.
 pub struct Flush {
     pub key: String,
-    pub route: Arc<Route>,
+    pub route: Arc<RouteConfig>,
     pub labels: LabelSet,
     pub alerts: Vec<(u64, Alert)>,
     /// When the next flush is due; retries stop there.
@@ -139,29 +139,16 @@ fn ms(d: crate::config::Duration) -> i64 {
     i64::try_from(d.as_std().as_millis()).unwrap_or(i64::MAX)
 }
 
-/// All routes of the tree, shared, so groups can hold theirs.
-fn index(tree: &Route, out: &mut HashMap<String, Arc<Route>>) {
-    out.insert(tree.key.clone(), Arc::new(tree.clone()));
-    for c in &tree.children {
-        index(c, out);
-    }
-}
-
 impl Dispatcher {
     /// Adds (or updates) an alert in every group its routes make.
     pub fn insert(&mut self, tree: &Route, fp: u64, alert: &Alert, now: i64) {
-        let mut routes = HashMap::new();
-        index(tree, &mut routes);
         for route in tree.matches(&alert.labels) {
             let labels = route.group_labels(&alert.labels);
             let key = format!("{}:{}", route.key, label_set_string(&labels));
-            let shared = routes
-                .get(&route.key)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(route.clone()));
-            let wait = ms(shared.config.group_wait);
+            let wait = ms(route.config.group_wait);
             let group = self.groups.entry(key).or_insert_with(|| Group {
-                route: shared,
+                // The route's own settings; `Route::new` left its children out.
+                route: Arc::new(route.config.clone()),
                 labels,
                 alerts: BTreeMap::new(),
                 next_flush: now.saturating_add(wait),
@@ -192,7 +179,7 @@ impl Dispatcher {
             if g.busy || g.next_flush > now {
                 continue;
             }
-            let interval = ms(g.route.config.group_interval);
+            let interval = ms(g.route.group_interval);
             g.next_flush = now.saturating_add(interval);
             g.flushed = true;
             g.busy = true;
@@ -315,7 +302,7 @@ fn notification(receiver: &str, flush: &Flush, alerts: &[&(u64, Alert)], now: i6
 /// to send).
 pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
     let now = p.clock.now_ms();
-    let route = &flush.route.config;
+    let route = &flush.route;
     let Some(receiver) = p.config.receivers.iter().find(|r| r.name == route.receiver) else {
         return true;
     };
