@@ -246,6 +246,26 @@ pub fn request(method: &str, url: &str) -> anyhow::Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// One request with a JSON body; non-2xx answers are returned, not turned into errors.
+pub fn send_json(method: &str, url: &str, body: &str) -> anyhow::Result<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let response = match method {
+        "POST" => agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)?,
+        "DELETE" => agent.delete(url).call()?,
+        other => bail!("unsupported method {other}"),
+    };
+    let status = response.status().as_u16();
+    let body = response.into_body().read_to_string()?;
+    Ok((status, body))
+}
+
 /// Finds the bound address in the daemon's "listening" log line.
 fn listening_address(line: &str) -> Option<String> {
     if !line.contains("listening") {
@@ -278,6 +298,8 @@ pub struct FixtureRequest {
     pub path: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The body, when the request had a `Content-Length`.
+    pub body: Vec<u8>,
 }
 
 impl FixtureRequest {
@@ -348,7 +370,44 @@ pub fn serve(handler: impl Fn(&FixtureRequest) -> Option<Reply> + Send + Sync + 
                     }
                 }
                 let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let Some(reply) = handler(&FixtureRequest { path, headers }) else {
+                let length = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let chunked = headers
+                    .iter()
+                    .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+                let mut body = vec![0; length];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    return;
+                }
+                if chunked {
+                    // Chunks: a hexadecimal size line, the data, CRLF; size 0 ends.
+                    loop {
+                        let mut size = String::new();
+                        if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let hex = size.trim().split(';').next().unwrap_or("");
+                        let Ok(n) = usize::from_str_radix(hex, 16) else {
+                            return;
+                        };
+                        let mut chunk = vec![0; n + 2];
+                        if std::io::Read::read_exact(&mut reader, &mut chunk).is_err() {
+                            return;
+                        }
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                }
+                let Some(reply) = handler(&FixtureRequest {
+                    path,
+                    headers,
+                    body,
+                }) else {
                     return;
                 };
                 let mut out = stream;
@@ -379,6 +438,11 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(config: &str) -> Prometheus {
+        Prometheus::start_with_args(config, &[])
+    }
+
+    /// [`Prometheus::start`] with more flags (`--rules.alert.resend-delay=1s`, ...).
+    pub fn start_with_args(config: &str, extra: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let path = dir.path().join("prometheus.yml");
         std::fs::write(&path, config).unwrap_or_else(|e| panic!("writing {path:?}: {e}"));
@@ -392,6 +456,7 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -120,6 +120,7 @@ mod tests {
                 ("http-json", PluginKind::Exporter),
                 ("procfs", PluginKind::Exporter),
                 ("redact", PluginKind::Relabeler),
+                ("webhook", PluginKind::Notifier),
             ]
         );
         assert!(first_party().iter().all(|plugin| !plugin.wasm.is_empty()));

@@ -38,6 +38,10 @@ pub struct Context {
     pub external_url: String,
     /// The notifier's counters, kept across its restarts and reloads.
     pub notifier_metrics: Arc<crate::notifier::Metrics>,
+    /// The alert router's state while it runs, for the web server.
+    pub router: crate::router::RouterSlot,
+    /// The router's metrics, kept across its restarts and reloads.
+    pub router_metrics: Arc<crate::router::Metrics>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
     running: Arc<RwLock<Arc<Config>>>,
 }
@@ -53,7 +57,13 @@ impl Context {
         let notifier_metrics = telemetry
             .registry
             .register(Arc::new(crate::notifier::Metrics::new(alerts.clone())));
+        let router = crate::router::RouterSlot::default();
+        let router_metrics = telemetry
+            .registry
+            .register(Arc::new(crate::router::Metrics::new(router.clone())));
         Context {
+            router,
+            router_metrics,
             telemetry,
             storage,
             storage_metrics,

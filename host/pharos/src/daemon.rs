@@ -41,6 +41,8 @@ fn components() -> Supervisor {
     Supervisor::default()
         .with::<crate::storage::Storage>()
         .with::<crate::plugins::Plugins>()
+        // Before the notifier, which may post to it, so it stops after the last post.
+        .with::<crate::router::Router>()
         // Before what raises alerts, so it stops after them and sends their last ones.
         .with::<crate::notifier::Notifier>()
         .with::<crate::scrape::Scrape>()

@@ -61,6 +61,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/metadata", get(targets_metadata))
         .merge(crate::api::routes())
+        .merge(crate::router::api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .with_state(state)
 }

@@ -18,6 +18,8 @@ pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `evaluation_interval`, as in Prometheus.
 pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
+/// Default `resolve_timeout`, as in alertmanager.yml.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// The `global` section, with every default already applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +34,9 @@ pub struct GlobalConfig {
     /// Labels added to everything that leaves this node (federation, remote write,
     /// alerts), e.g. `replica`, which is what tells HA replicas apart.
     pub external_labels: BTreeMap<String, String>,
+    /// alertmanager.yml's `resolve_timeout`: the alert router resolves an alert posted
+    /// without `endsAt` this long after it last arrived.
+    pub resolve_timeout: Duration,
     /// Limits every scrape job inherits unless it sets its own.
     #[serde(flatten)]
     pub scrape_limits: ScrapeLimits,
@@ -61,6 +66,7 @@ impl Default for GlobalConfig {
             scrape_timeout: DEFAULT_SCRAPE_TIMEOUT,
             evaluation_interval: DEFAULT_EVALUATION_INTERVAL,
             external_labels: BTreeMap::new(),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             scrape_limits: ScrapeLimits::default(),
         }
     }
@@ -79,6 +85,7 @@ impl Decode for GlobalConfig {
         let scrape_timeout = obj.optional::<Duration>("scrape_timeout");
         let evaluation_interval = obj.optional::<Duration>("evaluation_interval");
         let external_labels = obj.or_default::<LabelMap>("external_labels");
+        let resolve_timeout = obj.optional::<Duration>("resolve_timeout");
         let scrape_limits = ScrapeLimits::take(&mut obj, &ScrapeLimits::default());
         obj.finish();
 
@@ -103,6 +110,7 @@ impl Decode for GlobalConfig {
             scrape_timeout,
             evaluation_interval: set(evaluation_interval?).unwrap_or(DEFAULT_EVALUATION_INTERVAL),
             external_labels: external_labels?.0,
+            resolve_timeout: set(resolve_timeout?).unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
             scrape_limits: scrape_limits?,
         })
     }
@@ -156,6 +164,7 @@ mod tests {
                     ("dc".to_owned(), "eu1".to_owned()),
                     ("replica".to_owned(), "a".to_owned()),
                 ]),
+                resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
                 scrape_limits: ScrapeLimits::default(),
             })
         );
@@ -221,7 +230,7 @@ mod tests {
         let text = serde_json::to_string(&GlobalConfig::default()).unwrap_or_default();
         assert_eq!(
             text,
-            r#"{"scrape_interval":"1m","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{},"body_size_limit":"0B","sample_limit":0,"label_limit":0,"label_name_length_limit":0,"label_value_length_limit":0,"target_limit":0}"#
+            r#"{"scrape_interval":"1m","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{},"resolve_timeout":"5m","body_size_limit":"0B","sample_limit":0,"label_limit":0,"label_name_length_limit":0,"label_value_length_limit":0,"target_limit":0}"#
         );
     }
 }

@@ -17,8 +17,10 @@ mod global;
 mod http_client;
 mod json;
 mod labels;
+mod matchers;
 mod plugins;
 mod relabel;
+mod routing;
 mod rule_files;
 mod scrape;
 mod storage;
@@ -31,14 +33,22 @@ pub use decode::{Decode, Object, Path, kind, quote};
 pub use duration::{Duration, ParseDurationError};
 pub use error::{ConfigError, ConfigErrors};
 pub use global::{
-    DEFAULT_EVALUATION_INTERVAL, DEFAULT_SCRAPE_INTERVAL, DEFAULT_SCRAPE_TIMEOUT, GlobalConfig,
-    ScrapeLimits,
+    DEFAULT_EVALUATION_INTERVAL, DEFAULT_RESOLVE_TIMEOUT, DEFAULT_SCRAPE_INTERVAL,
+    DEFAULT_SCRAPE_TIMEOUT, GlobalConfig, ScrapeLimits,
 };
 pub use http_client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
 pub use json::read as read_json;
 pub use labels::{LabelMap, is_valid_label_name};
+pub use matchers::{
+    LabelMatcher, go_quote, matchers_string, parse_matcher, parse_matchers, sort_matchers,
+};
 pub use plugins::{DEFAULT_PLUGIN_MEMORY, PluginConfig, PluginKind, PluginLimits};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
+pub use routing::{
+    DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, DEFAULT_SEND_RESOLVED,
+    GroupBy, InhibitRule, NotifierConfig, ReceiverConfig, RouteConfig, RouterConfig, TimeInterval,
+    TimeIntervalSet,
+};
 pub use rule_files::{
     RuleConfig, RuleGroupConfig, RuleKind, load_rule_file, load_rule_files, parse_rule_file,
 };
@@ -75,6 +85,10 @@ pub struct Config {
     /// Where alerts raised by rules are sent.
     #[serde(skip_serializing_if = "AlertingConfig::is_empty")]
     pub alerting: AlertingConfig,
+    /// The alert router (`route`, `receivers`, `inhibit_rules`, `time_intervals`);
+    /// present when `route` is.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub router: Option<RouterConfig>,
 }
 
 impl Decode for Config {
@@ -108,14 +122,14 @@ impl Decode for Config {
         doc.refuse("remote_read");
         // Pharos's own:
         doc.refuse("pushgateway");
-        // From alertmanager.yml (the alert router):
-        doc.refuse("route");
-        doc.refuse("receivers");
-        doc.refuse("inhibit_rules");
-        doc.refuse("time_intervals");
+        let router = decode_router(&mut doc, path);
         doc.finish();
-        let (plugins, scrape_configs) = (plugins?, scrape_configs?);
+        let (plugins, scrape_configs, router) = (plugins?, scrape_configs?, router?);
         check_plugin_references(&plugins, &scrape_configs, path, errs);
+        if let Some(router) = &router {
+            routing::check(router, path, errs);
+            check_receiver_plugins(&plugins, router, path, errs);
+        }
         Some(Config {
             global: global?,
             web: web?,
@@ -125,7 +139,75 @@ impl Decode for Config {
             rule_files: rule_files?,
             rule_groups: Vec::new(),
             alerting: alerting?,
+            router,
         })
+    }
+}
+
+/// The alertmanager.yml sections. `route` is what makes a node an alert router; the
+/// other three mean nothing without it and are refused alone rather than ignored.
+fn decode_router(doc: &mut Object<'_, '_, '_>, path: &Path<'_>) -> Option<Option<RouterConfig>> {
+    let route = doc
+        .take("route")
+        .map(|v| routing::decode_root(v, &path.key("route"), doc.errors()));
+    let receivers = doc.optional::<Vec<ReceiverConfig>>("receivers");
+    let inhibit_rules = doc.optional::<Vec<InhibitRule>>("inhibit_rules");
+    let time_intervals = doc.optional::<Vec<TimeIntervalSet>>("time_intervals");
+    let (receivers, inhibit_rules, time_intervals) = (receivers?, inhibit_rules?, time_intervals?);
+    let Some(route) = route else {
+        for (key, present) in [
+            ("receivers", receivers.is_some()),
+            ("inhibit_rules", inhibit_rules.is_some()),
+            ("time_intervals", time_intervals.is_some()),
+        ] {
+            if present {
+                doc.error(
+                    key,
+                    "needs a route section (the alert router is configured by route)",
+                );
+            }
+        }
+        return Some(None);
+    };
+    Some(Some(RouterConfig {
+        route: route?,
+        receivers: receivers.unwrap_or_default(),
+        inhibit_rules: inhibit_rules.unwrap_or_default(),
+        time_intervals: time_intervals.unwrap_or_default(),
+    }))
+}
+
+/// Every plugin a receiver names must be a notifier of the `plugins` section, as scrape
+/// jobs' plugin references must exist with their kind.
+fn check_receiver_plugins(
+    plugins: &[PluginConfig],
+    router: &RouterConfig,
+    path: &Path<'_>,
+    errs: &mut ConfigErrors,
+) {
+    let receivers = path.key("receivers");
+    for (i, r) in router.receivers.iter().enumerate() {
+        let at = receivers.index(i);
+        let list = at.key("notifiers");
+        for (j, n) in r.notifiers.iter().enumerate() {
+            let entry = list.index(j);
+            let at = entry.key("plugin");
+            match plugins.iter().find(|p| p.name == n.plugin) {
+                Some(p) if p.kind == PluginKind::Notifier => {}
+                Some(p) => errs.push(
+                    &at,
+                    format!(
+                        "plugin {} is {}, not a notifier",
+                        quote(&n.plugin),
+                        p.kind.a()
+                    ),
+                ),
+                None => errs.push(
+                    &at,
+                    format!("no plugin named {} in plugins", quote(&n.plugin)),
+                ),
+            }
+        }
     }
 }
 
@@ -289,6 +371,7 @@ mod tests {
                     scrape_timeout: Duration::from_secs(10),
                     evaluation_interval: Duration::from_secs(60),
                     external_labels: BTreeMap::new(),
+                    resolve_timeout: Duration::from_secs(300),
                     scrape_limits: ScrapeLimits::default(),
                 },
                 web: WebConfig::default(),
@@ -298,6 +381,7 @@ mod tests {
                 rule_files: Vec::new(),
                 rule_groups: Vec::new(),
                 alerting: AlertingConfig::default(),
+                router: None,
             })
         );
     }
@@ -346,7 +430,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             text,
-            r#"{"global":{"scrape_interval":"1m30s","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{"a":"b"},"body_size_limit":"0B","sample_limit":0,"label_limit":0,"label_name_length_limit":0,"label_value_length_limit":0,"target_limit":0},"web":{"listen_address":":9090"},"storage":{"tsdb":{"path":"data/","retention":{"time":"15d","size":"1GB"},"out_of_order_time_window":"0s","wal_fsync":"1s"}},"scrape_configs":[]}"#
+            r#"{"global":{"scrape_interval":"1m30s","scrape_timeout":"10s","evaluation_interval":"1m","external_labels":{"a":"b"},"resolve_timeout":"5m","body_size_limit":"0B","sample_limit":0,"label_limit":0,"label_name_length_limit":0,"label_value_length_limit":0,"target_limit":0},"web":{"listen_address":":9090"},"storage":{"tsdb":{"path":"data/","retention":{"time":"15d","size":"1GB"},"out_of_order_time_window":"0s","wal_fsync":"1s"}},"scrape_configs":[]}"#
         );
         assert_eq!(parse(&text), config);
     }
@@ -480,15 +564,7 @@ mod tests {
 
     #[test]
     fn unsupported_sections_are_refused_by_name() {
-        let sections = [
-            "remote_write",
-            "remote_read",
-            "pushgateway",
-            "route",
-            "receivers",
-            "inhibit_rules",
-            "time_intervals",
-        ];
+        let sections = ["remote_write", "remote_read", "pushgateway"];
         for section in sections {
             // Refused whatever the value, even an empty one: presence is the mistake.
             for value in ["[]", "{}", "null"] {

@@ -60,10 +60,23 @@ struct Loaded {
     config: PluginConfig,
 }
 
+/// A notifier instance configured for one receiver's notifier entry, and the
+/// version of its plugin it was loaded from.
+struct IntegrationInstance {
+    /// The entry's merged configuration.
+    config: String,
+    /// The plugin's version when loaded; a hot-loaded plugin makes it stale.
+    base_version: String,
+    plugin: Plugin,
+}
+
 /// The plugins the daemon runs, by name; shared by every component that calls them.
 #[derive(Default)]
 pub struct Registry {
     loaded: RwLock<HashMap<String, Arc<Loaded>>>,
+    /// Notifier instances per receiver entry, by integration name
+    /// (`<plugin>/<receiver>/<index>`), loaded on first use.
+    integrations: tokio::sync::Mutex<HashMap<String, IntegrationInstance>>,
     /// The runtime while the plugins component runs, for its metrics.
     runtime: RwLock<Option<Runtime>>,
 }
@@ -119,6 +132,132 @@ impl Exporters for Registry {
             w.finish();
             body.extend_from_slice(text.as_bytes());
             Ok(())
+        })
+    }
+}
+
+/// The entry's `config` over the plugin's own: top-level keys of the entry win, so the
+/// plugin entry holds what every receiver shares (an API URL) and the receiver entry
+/// what is its own (a channel).
+fn merged_config(base: &serde_json::Value, entry: &serde_json::Value) -> serde_json::Value {
+    match (base, entry) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(e)) => {
+            let mut out = b.clone();
+            for (k, v) in e {
+                out.insert(k.clone(), v.clone());
+            }
+            serde_json::Value::Object(out)
+        }
+        (_, serde_json::Value::Object(e)) if e.is_empty() => base.clone(),
+        _ => entry.clone(),
+    }
+}
+
+/// Each notifier entry of a receiver is its own instance of its plugin, configured with
+/// the entry's settings merged over the plugin's.
+impl Registry {
+    /// The instance of a receiver's notifier entry, loaded (or reloaded) when its
+    /// settings or its plugin's version changed since the last call.
+    async fn integration(
+        &self,
+        integration: crate::router::dispatch::Integration<'_>,
+    ) -> Result<Plugin, crate::router::dispatch::NotifyError> {
+        use crate::router::dispatch::NotifyError;
+        let final_error = |message: String| NotifyError {
+            retryable: false,
+            message,
+        };
+        let entry = integration.entry;
+        let base = self
+            .get(&entry.plugin)
+            .ok_or_else(|| final_error(format!("no plugin named {:?} is loaded", entry.plugin)))?;
+        if base.config.kind != PluginKind::Notifier {
+            return Err(final_error(format!(
+                "plugin {:?} is {}, not a notifier",
+                entry.plugin,
+                base.config.kind.a()
+            )));
+        }
+        let name = format!(
+            "{}/{}/{}",
+            entry.plugin, integration.receiver, integration.index
+        );
+        let config = merged_config(&base.config.config, &entry.config);
+        let text = config.to_string();
+        let base_version = base.plugin.version();
+        let mut cache = self.integrations.lock().await;
+        if let Some(i) = cache.get(&name)
+            && i.config == text
+            && i.base_version == base_version
+        {
+            return Ok(i.plugin.clone());
+        }
+        let runtime = self
+            .runtime
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| final_error("plugins are not running".into()))?;
+        let mut cfg = base.config.clone();
+        cfg.config = config;
+        let mut spec = spec(&cfg).await.map_err(final_error)?;
+        spec.name.clone_from(&name);
+        let plugin = runtime.load(spec).await.map_err(|e| NotifyError {
+            retryable: e.kind == pharos_plugin_host::ErrorKind::Host,
+            message: e.to_string(),
+        })?;
+        cache.insert(
+            name,
+            IntegrationInstance {
+                config: text,
+                base_version,
+                plugin: plugin.clone(),
+            },
+        );
+        Ok(plugin)
+    }
+
+    /// Loads the instance of every notifier entry of `router`, so the first
+    /// notification does not wait for a compile and a bad entry is reported when the
+    /// configuration is applied; failures are logged (the entry's notifications fail
+    /// until it is fixed).
+    pub async fn prepare_integrations(&self, router: &crate::config::RouterConfig) {
+        for r in &router.receivers {
+            for (index, entry) in r.notifiers.iter().enumerate() {
+                let integration = crate::router::dispatch::Integration {
+                    receiver: &r.name,
+                    index,
+                    entry,
+                };
+                if let Err(e) = self.integration(integration).await {
+                    tracing::error!(receiver = %r.name, plugin = %entry.plugin, index, error = %e.message, "notifier entry not loaded");
+                }
+            }
+        }
+    }
+}
+
+/// Notifier entries are called through their own instance of the plugin (see
+/// [`Registry::integration`]). Transient failures (the plugin's `transient`, a timeout
+/// or a trap) are retryable; the rest are final.
+impl crate::router::dispatch::Notify for Registry {
+    fn notify<'a>(
+        &'a self,
+        integration: crate::router::dispatch::Integration<'a>,
+        n: &'a pharos_plugin_host::Notification,
+    ) -> BoxFuture<'a, Result<(), crate::router::dispatch::NotifyError>> {
+        Box::pin(async move {
+            let plugin = self.integration(integration).await?;
+            plugin.notify(n).await.map_err(|e| {
+                use pharos_plugin_host::ErrorKind as K;
+                crate::router::dispatch::NotifyError {
+                    retryable: matches!(
+                        e.kind,
+                        K::Transient | K::Timeout | K::Trap | K::Memory | K::Host
+                    ),
+                    message: e.to_string(),
+                }
+            })
         })
     }
 }

@@ -1,0 +1,762 @@
+//! The dispatcher: aggregation groups, their timers, and the notification pipeline.
+//!
+//! Each alert joins one group per route it matches (route key × group labels). A new
+//! group flushes after `group_wait` (at once if the alert started longer ago than
+//! that), then every `group_interval`. A flush runs, for the group's receiver:
+//! inhibition → mute/active time intervals → silences → for each notifier entry
+//! (integration): dedup against the notification log → retry until the next flush is
+//! due → record in the log. Resolved alerts leave the group after a flush that
+//! succeeded, unless they changed meanwhile.
+//!
+//! The state machine ([`Dispatcher`]) is synchronous and takes "now" as an argument;
+//! the async [`flush`] runs a flush's pipeline against the [`Notify`] seam. So timers,
+//! dedup and retries are unit-tested on a manual clock with a fake notifier.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pharos_model::Labels;
+use pharos_plugin_host::{Alert as NAlert, AlertStatus, Notification};
+
+use crate::clock::Clock;
+use crate::config::{NotifierConfig, RouteConfig, RouterConfig};
+
+use super::silences::Silences;
+use super::store::{Alert, LabelSet, Store, fingerprint_hex};
+use super::tree::{Route, inhibited_by, label_set_string};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a notifier entry failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyError {
+    /// Worth trying again (a 5xx, a timeout); otherwise final (another 4xx, bad config).
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// One notifier entry of a receiver: its own integration.
+#[derive(Debug, Clone, Copy)]
+pub struct Integration<'a> {
+    pub receiver: &'a str,
+    /// The entry's position in the receiver's `notifiers`.
+    pub index: usize,
+    pub entry: &'a NotifierConfig,
+}
+
+/// Delivers a notification through one integration.
+pub trait Notify: Send + Sync {
+    fn notify<'a>(
+        &'a self,
+        integration: Integration<'a>,
+        n: &'a Notification,
+    ) -> BoxFuture<'a, Result<(), NotifyError>>;
+}
+
+/// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: i64 = 500;
+const MAX_BACKOFF_MS: i64 = 60_000;
+/// How long a notification log entry is kept (upstream's data retention default).
+const LOG_RETENTION_MS: i64 = 120 * 3_600_000;
+
+/// What the log remembers of the last notification of one integration for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub firing: BTreeSet<u64>,
+    pub resolved: BTreeSet<u64>,
+    pub at: i64,
+}
+
+/// The notification log: (group key, receiver, entry index) → last notification.
+#[derive(Debug, Default)]
+pub struct NotificationLog {
+    entries: HashMap<(String, String, usize), LogEntry>,
+}
+
+impl NotificationLog {
+    /// Drops entries older than the retention.
+    pub fn gc(&mut self, now: i64) {
+        self.entries.retain(|_, e| e.at + LOG_RETENTION_MS > now);
+    }
+}
+
+/// Upstream's `DedupStage.needsUpdate`.
+fn needs_update(
+    entry: Option<&LogEntry>,
+    firing: &BTreeSet<u64>,
+    resolved: &BTreeSet<u64>,
+    send_resolved: bool,
+    repeat_ms: i64,
+    now: i64,
+) -> bool {
+    let Some(entry) = entry else {
+        return !firing.is_empty();
+    };
+    if !firing.is_subset(&entry.firing) {
+        return true;
+    }
+    if firing.is_empty() {
+        // Everything resolved: tell the receiver, whatever send_resolved says, so the
+        // firing alerts it knows of are cleared; unless it never knew of any.
+        return !entry.firing.is_empty();
+    }
+    if send_resolved && !resolved.is_subset(&entry.resolved) {
+        return true;
+    }
+    entry.at < now - repeat_ms
+}
+
+/// One aggregation group.
+struct Group {
+    route: Arc<RouteConfig>,
+    labels: LabelSet,
+    alerts: BTreeMap<u64, Alert>,
+    next_flush: i64,
+    flushed: bool,
+    /// A flush of this group is running; the next waits for it.
+    busy: bool,
+}
+
+/// A flush to run: a snapshot of a group.
+pub struct Flush {
+    pub key: String,
+    pub route: Arc<RouteConfig>,
+    pub labels: LabelSet,
+    pub alerts: Vec<(u64, Alert)>,
+    /// When the next flush is due; retries stop there.
+    pub deadline: i64,
+}
+
+/// The aggregation groups.
+#[derive(Default)]
+pub struct Dispatcher {
+    groups: HashMap<String, Group>,
+}
+
+fn ms(d: crate::config::Duration) -> i64 {
+    i64::try_from(d.as_std().as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Dispatcher {
+    /// Adds (or updates) an alert in every group its routes make.
+    pub fn insert(&mut self, tree: &Route, fp: u64, alert: &Alert, now: i64) {
+        for route in tree.matches(&alert.labels) {
+            let labels = route.group_labels(&alert.labels);
+            let key = format!("{}:{}", route.key, label_set_string(&labels));
+            let wait = ms(route.config.group_wait);
+            let group = self.groups.entry(key).or_insert_with(|| Group {
+                // The route's own settings; `Route::new` left its children out.
+                route: Arc::new(route.config.clone()),
+                labels,
+                alerts: BTreeMap::new(),
+                next_flush: now.saturating_add(wait),
+                flushed: false,
+                busy: false,
+            });
+            // An alert that started longer than group_wait ago is not held back.
+            if !group.flushed && alert.starts_at.saturating_add(wait) < now {
+                group.next_flush = now;
+            }
+            group.alerts.insert(fp, alert.clone());
+        }
+    }
+
+    /// The earliest time a group is due.
+    pub fn next_due(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter(|g| !g.busy)
+            .map(|g| g.next_flush)
+            .min()
+    }
+
+    /// Takes the flushes due at `now`; each group's timer moves on by group_interval.
+    pub fn due(&mut self, now: i64) -> Vec<Flush> {
+        let mut out = Vec::new();
+        for (key, g) in &mut self.groups {
+            if g.busy || g.next_flush > now {
+                continue;
+            }
+            let interval = ms(g.route.group_interval);
+            g.next_flush = now.saturating_add(interval);
+            g.flushed = true;
+            g.busy = true;
+            out.push(Flush {
+                key: key.clone(),
+                route: g.route.clone(),
+                labels: g.labels.clone(),
+                alerts: g.alerts.iter().map(|(fp, a)| (*fp, a.clone())).collect(),
+                deadline: g.next_flush,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Ends a flush. After a successful one, the resolved alerts it sent leave the
+    /// group unless they changed since; an empty group goes away.
+    pub fn done(&mut self, flush: &Flush, ok: bool, now: i64) {
+        let Some(g) = self.groups.get_mut(&flush.key) else {
+            return;
+        };
+        g.busy = false;
+        if ok {
+            for (fp, sent) in &flush.alerts {
+                if sent.resolved_at(now) && g.alerts.get(fp) == Some(sent) {
+                    g.alerts.remove(fp);
+                }
+            }
+        }
+        if g.alerts.is_empty() {
+            self.groups.remove(&flush.key);
+        }
+    }
+}
+
+/// What a flush's pipeline reads: the router's configuration and state.
+pub struct Pipeline<'a> {
+    pub config: &'a RouterConfig,
+    pub store: &'a Mutex<Store>,
+    pub silences: &'a Mutex<Silences>,
+    pub log: &'a Mutex<NotificationLog>,
+    pub notify: &'a dyn Notify,
+    pub clock: &'a dyn Clock,
+    pub metrics: &'a super::Metrics,
+}
+
+/// Upstream's `AlertSlice` order: by `job`, then `instance` (alerts having them
+/// first), then by labels.
+fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    for key in ["job", "instance"] {
+        match (a.labels.get(key), b.labels.get(key)) {
+            (None, None) => continue,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    a.labels.cmp(&b.labels)
+}
+
+fn to_labels(l: &LabelSet) -> Labels {
+    Labels::from_pairs(l.iter().map(|(k, v)| (k.clone(), v.clone())))
+}
+
+/// The labels (or annotations) every alert has with the same value.
+fn common(sets: &[&LabelSet]) -> LabelSet {
+    let Some((first, rest)) = sets.split_first() else {
+        return LabelSet::new();
+    };
+    first
+        .iter()
+        .filter(|(k, v)| rest.iter().all(|s| s.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The notification of `alerts` (sorted) for a group, as the webhook's v4 payload
+/// carries it; firing alerts have no end time.
+fn notification(receiver: &str, flush: &Flush, alerts: &[&(u64, Alert)], now: i64) -> Notification {
+    let firing = alerts.iter().any(|(_, a)| !a.resolved_at(now));
+    let labels: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &a.labels).collect();
+    let notes: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &a.annotations).collect();
+    Notification {
+        receiver: receiver.to_owned(),
+        status: if firing {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        },
+        alerts: alerts
+            .iter()
+            .map(|(fp, a)| {
+                let resolved = a.resolved_at(now);
+                NAlert {
+                    status: if resolved {
+                        AlertStatus::Resolved
+                    } else {
+                        AlertStatus::Firing
+                    },
+                    labels: to_labels(&a.labels),
+                    annotations: to_labels(&a.annotations),
+                    starts_at_ms: a.starts_at,
+                    ends_at_ms: resolved.then_some(a.ends_at),
+                    generator_url: a.generator_url.clone(),
+                    fingerprint: fingerprint_hex(*fp),
+                }
+            })
+            .collect(),
+        group_labels: to_labels(&flush.labels),
+        common_labels: to_labels(&common(&labels)),
+        common_annotations: to_labels(&common(&notes)),
+        external_url: String::new(),
+        group_key: flush.key.clone(),
+        truncated_alerts: 0,
+    }
+}
+
+/// Runs one flush's pipeline; `true` when every integration succeeded (or had nothing
+/// to send).
+pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
+    let now = p.clock.now_ms();
+    let route = &flush.route;
+    let Some(receiver) = p.config.receivers.iter().find(|r| r.name == route.receiver) else {
+        return true;
+    };
+    // Inhibition, against every unresolved alert of the store.
+    let mut alerts: Vec<&(u64, Alert)> = {
+        let store = p.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let sources: Vec<(u64, LabelSet)> = store
+            .iter()
+            .filter(|(_, a)| !a.resolved_at(now))
+            .map(|(fp, a)| (fp, a.labels.clone()))
+            .collect();
+        flush
+            .alerts
+            .iter()
+            .filter(|(fp, a)| {
+                inhibited_by(
+                    &p.config.inhibit_rules,
+                    &a.labels,
+                    *fp,
+                    sources.iter().map(|(f, l)| (*f, l)),
+                )
+                .is_none()
+            })
+            .collect()
+    };
+    // Time intervals mute the whole group.
+    let interval = |name: &String| {
+        p.config
+            .time_intervals
+            .iter()
+            .find(|t| &t.name == name)
+            .is_some_and(|t| t.contains(now))
+    };
+    if route.mute_time_intervals.iter().any(interval)
+        || (!route.active_time_intervals.is_empty()
+            && !route.active_time_intervals.iter().any(interval))
+    {
+        return true;
+    }
+    {
+        let silences = p.silences.lock().unwrap_or_else(PoisonError::into_inner);
+        alerts.retain(|(_, a)| silences.mutes(&a.labels, now).is_empty());
+    }
+    alerts.sort_by(|x, y| alert_order(&x.1, &y.1));
+    let firing: BTreeSet<u64> = alerts
+        .iter()
+        .filter(|(_, a)| !a.resolved_at(now))
+        .map(|(fp, _)| *fp)
+        .collect();
+    let resolved: BTreeSet<u64> = alerts
+        .iter()
+        .filter(|(_, a)| a.resolved_at(now))
+        .map(|(fp, _)| *fp)
+        .collect();
+    let repeat = ms(route.repeat_interval);
+    let mut ok = true;
+    for (i, entry) in receiver.notifiers.iter().enumerate() {
+        let log_key = (flush.key.clone(), receiver.name.clone(), i);
+        let due = {
+            let log = p.log.lock().unwrap_or_else(PoisonError::into_inner);
+            needs_update(
+                log.entries.get(&log_key),
+                &firing,
+                &resolved,
+                entry.send_resolved,
+                repeat,
+                now,
+            )
+        };
+        if !due {
+            continue;
+        }
+        let sent: Vec<&(u64, Alert)> = alerts
+            .iter()
+            .copied()
+            .filter(|(_, a)| entry.send_resolved || !a.resolved_at(now))
+            .collect();
+        if !sent.is_empty() {
+            let n = notification(&receiver.name, flush, &sent, now);
+            let integration = Integration {
+                receiver: &receiver.name,
+                index: i,
+                entry,
+            };
+            let counted = [receiver.name.as_str(), entry.plugin.as_str()];
+            if let Err(e) = retry(p, integration, &n, flush.deadline).await {
+                p.metrics.notifications_failed.with(&counted).inc();
+                tracing::warn!(receiver = %receiver.name, plugin = %entry.plugin, group = %flush.key, error = %e.message, "notify failed");
+                ok = false;
+                continue;
+            }
+            p.metrics.notifications.with(&counted).inc();
+        }
+        p.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .insert(
+                log_key,
+                LogEntry {
+                    firing: firing.clone(),
+                    resolved: resolved.clone(),
+                    at: now,
+                },
+            );
+    }
+    ok
+}
+
+/// Calls the notifier until it succeeds, fails for good, or the next backoff would end
+/// after `deadline`.
+async fn retry(
+    p: &Pipeline<'_>,
+    integration: Integration<'_>,
+    n: &Notification,
+    deadline: i64,
+) -> Result<(), NotifyError> {
+    let mut backoff = FIRST_BACKOFF_MS;
+    loop {
+        match p.notify.notify(integration, n).await {
+            Ok(()) => return Ok(()),
+            Err(e) if !e.retryable => return Err(e),
+            Err(e) => {
+                if p.clock.now_ms().saturating_add(backoff) >= deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(backoff.unsigned_abs())).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// Records notifications; fails the first `fail` calls.
+    #[derive(Default)]
+    struct Fake {
+        sent: Mutex<Vec<(String, Notification)>>,
+        fail: Mutex<Vec<NotifyError>>,
+    }
+
+    impl Notify for Fake {
+        fn notify<'a>(
+            &'a self,
+            integration: Integration<'a>,
+            n: &'a Notification,
+        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+            Box::pin(async move {
+                if let Some(e) = self
+                    .fail
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop()
+                {
+                    return Err(e);
+                }
+                self.sent
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((integration.entry.plugin.clone(), n.clone()));
+                Ok(())
+            })
+        }
+    }
+
+    struct World {
+        config: RouterConfig,
+        tree: Route,
+        store: Mutex<Store>,
+        silences: Mutex<Silences>,
+        log: Mutex<NotificationLog>,
+        fake: Fake,
+        clock: ManualClock,
+        d: Dispatcher,
+        metrics: super::super::Metrics,
+    }
+
+    impl World {
+        fn new(doc: &str) -> World {
+            let config = match crate::config::parse(doc).map(|c| c.router) {
+                Ok(Some(r)) => r,
+                other => panic!("{other:?}"),
+            };
+            World {
+                tree: Route::new(&config.route),
+                config,
+                store: Mutex::default(),
+                silences: Mutex::default(),
+                log: Mutex::default(),
+                fake: Fake::default(),
+                clock: ManualClock::at(1_000_000),
+                d: Dispatcher::default(),
+                metrics: super::super::Metrics::new(super::super::RouterSlot::default()),
+            }
+        }
+
+        fn now(&self) -> i64 {
+            self.clock.now_ms()
+        }
+
+        /// Posts an alert as the API does (no endsAt: now + 10s).
+        fn post(&mut self, name: &str, ends_at: Option<i64>) {
+            let now = self.now();
+            let alert = Alert {
+                labels: [("alertname".to_owned(), name.to_owned())].into(),
+                annotations: LabelSet::new(),
+                starts_at: now,
+                ends_at: ends_at.unwrap_or(now + 10_000),
+                generator_url: String::new(),
+                updated_at: now,
+                timeout: ends_at.is_none(),
+            };
+            let (fp, stored) = self
+                .store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .put(alert, now);
+            self.d.insert(&self.tree, fp, &stored, now);
+        }
+
+        /// Advances to `t` ms after the start, flushing whatever falls due on the way;
+        /// returns each notification sent as its status and alert names.
+        async fn run_to(&mut self, t: i64) -> Vec<(String, Vec<String>)> {
+            let end = 1_000_000 + t;
+            let before = self
+                .fake
+                .sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len();
+            loop {
+                let next = self.d.next_due().filter(|&n| n <= end);
+                let Some(next) = next else { break };
+                let now = self.now();
+                if next > now {
+                    self.clock.advance(next - now);
+                }
+                let now = self.now();
+                for f in self.d.due(now) {
+                    let p = Pipeline {
+                        config: &self.config,
+                        store: &self.store,
+                        silences: &self.silences,
+                        log: &self.log,
+                        notify: &self.fake,
+                        clock: &self.clock,
+                        metrics: &self.metrics,
+                    };
+                    let ok = flush(&p, &f).await;
+                    self.d.done(&f, ok, now);
+                }
+            }
+            let now = self.now();
+            if end > now {
+                self.clock.advance(end - now);
+            }
+            let sent = self
+                .fake
+                .sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            sent[before..]
+                .iter()
+                .map(|(_, n)| {
+                    let status = match n.status {
+                        AlertStatus::Firing => "firing",
+                        AlertStatus::Resolved => "resolved",
+                    };
+                    (
+                        status.to_owned(),
+                        n.alerts
+                            .iter()
+                            .map(|a| a.labels.get("alertname").unwrap_or_default().to_owned())
+                            .collect(),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    const BATCHING: &str = r#"{"global": {"resolve_timeout": "10s"},
+        "plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+        "route": {"receiver": "r", "group_by": [], "group_wait": "1s", "group_interval": "1s", "repeat_interval": "4900ms"},
+        "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}]}]}"#;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn batching_as_upstreams_acceptance_test() {
+        let mut w = World::new(BATCHING);
+        w.clock.advance(1_100);
+        w.post("a", Some(1_000_000 + 60_000));
+        w.clock.advance(600);
+        w.post("b", Some(1_000_000 + 60_000));
+        // One notification {a, b} at group_wait after a arrived (2.1 s).
+        assert_eq!(
+            w.run_to(2_500).await,
+            [("firing".into(), names(&["a", "b"]))]
+        );
+        assert_eq!(w.run_to(3_300).await, []);
+        for n in ["c", "d", "e"] {
+            w.post(n, Some(1_000_000 + 60_000));
+        }
+        // The next group_interval tick after 3.3 s (4.1 s) carries all five.
+        assert_eq!(
+            w.run_to(4_500).await,
+            [("firing".into(), names(&["a", "b", "c", "d", "e"]))]
+        );
+        // Unchanged: nothing until repeat_interval (4.9 s) has passed, at the 9.1 s tick.
+        assert_eq!(w.run_to(9_000).await, []);
+        assert_eq!(
+            w.run_to(9_500).await,
+            [("firing".into(), names(&["a", "b", "c", "d", "e"]))]
+        );
+    }
+
+    #[tokio::test]
+    async fn resolve_by_timeout_and_send_resolved() {
+        let doc = r#"{"global": {"resolve_timeout": "10s"},
+            "plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+            "route": {"receiver": "r", "group_wait": "1s", "group_interval": "1s"},
+            "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}, {"plugin": "hook", "send_resolved": false}]}]}"#;
+        let mut w = World::new(doc);
+        w.clock.advance(1_000);
+        w.post("a", None);
+        // Both entries get the firing notification.
+        let got = w.run_to(2_500).await;
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|n| n.0 == "firing"));
+        // Resolved at 11 s (arrival + resolve_timeout): the first entry is told at the
+        // next tick; the second, with send_resolved off, is told nothing (upstream
+        // skips the call when nothing firing is left to send), and the group ends.
+        assert_eq!(w.run_to(12_500).await, [("resolved".into(), names(&["a"]))]);
+        let sent = w.fake.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = &sent[sent.len() - 1].1;
+        assert_eq!(last.alerts[0].ends_at_ms, Some(1_011_000));
+        assert_eq!(sent[0].1.alerts[0].ends_at_ms, None);
+        assert_eq!(sent[0].1.group_key, "{}:{}");
+        drop(sent);
+        assert_eq!(w.d.next_due(), None);
+    }
+
+    #[tokio::test]
+    async fn retries_transient_errors_and_gives_up_on_final_ones() {
+        let mut w = World::new(BATCHING);
+        let transient = NotifyError {
+            retryable: true,
+            message: "503".into(),
+        };
+        w.fake
+            .fail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(transient);
+        w.post("a", Some(1_000_000 + 60_000));
+        // Retried within the group's interval: delivered once.
+        assert_eq!(w.run_to(1_500).await, [("firing".into(), names(&["a"]))]);
+        let final_error = NotifyError {
+            retryable: false,
+            message: "400".into(),
+        };
+        w.post("b", Some(1_000_000 + 60_000));
+        w.fake
+            .fail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(final_error);
+        // A final error is not retried and not logged: the next tick tries again.
+        assert_eq!(w.run_to(2_500).await, []);
+        assert_eq!(
+            w.run_to(3_500).await,
+            [("firing".into(), names(&["a", "b"]))]
+        );
+    }
+
+    #[tokio::test]
+    async fn silences_inhibition_and_mute_intervals_stop_notifications() {
+        let doc = r#"{"plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+            "route": {"receiver": "r", "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
+              "routes": [{"matchers": ["alertname=\"muted\""], "mute_time_intervals": ["always"]}]},
+            "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}]}],
+            "inhibit_rules": [{"source_matchers": ["alertname=\"src\""], "target_matchers": ["alertname=\"tgt\""]}],
+            "time_intervals": [{"name": "always", "time_intervals": [{}]}]}"#;
+        let mut w = World::new(doc);
+        let far = Some(1_000_000 + 600_000);
+        w.post("src", far);
+        w.post("tgt", far);
+        w.post("muted", far);
+        assert_eq!(w.run_to(1_500).await, [("firing".into(), names(&["src"]))]);
+    }
+
+    #[test]
+    fn dedup_as_upstream() {
+        let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
+        let entry = LogEntry {
+            firing: set(&[1, 2]),
+            resolved: set(&[]),
+            at: 0,
+        };
+        assert!(!needs_update(None, &set(&[]), &set(&[1]), true, 10, 5));
+        assert!(needs_update(None, &set(&[1]), &set(&[]), true, 10, 5));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[1, 3]),
+            &set(&[]),
+            true,
+            10,
+            5
+        ));
+        assert!(!needs_update(
+            Some(&entry),
+            &set(&[1]),
+            &set(&[]),
+            false,
+            10,
+            5
+        ));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[1]),
+            &set(&[2]),
+            true,
+            10,
+            5
+        ));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[]),
+            &set(&[1, 2]),
+            false,
+            10,
+            5
+        ));
+        assert!(!needs_update(
+            Some(&entry),
+            &set(&[1, 2]),
+            &set(&[]),
+            true,
+            10,
+            10
+        ));
+        assert!(needs_update(
+            Some(&entry),
+            &set(&[1, 2]),
+            &set(&[]),
+            true,
+            10,
+            11
+        ));
+    }
+}
