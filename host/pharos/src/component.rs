@@ -25,6 +25,8 @@ pub struct Context {
     pub targets: Arc<crate::scrape::TargetRegistry>,
     /// The loaded plugins, which scrape jobs and receivers call by name.
     pub plugins: Arc<crate::plugins::Registry>,
+    /// The pushgateway while it runs, for scrape jobs that read its store in-process.
+    pub pushgateway: crate::pushgateway::PushgatewaySlot,
     /// `--plugins.cache-dir`, which overrides the cache beside the TSDB.
     pub plugins_cache_dir: Option<std::path::PathBuf>,
     /// The configuration the daemon runs with; replaced whole by a successful reload.
@@ -37,7 +39,10 @@ impl Context {
         let storage = StorageSlot::default();
         let storage_metrics = crate::storage::register_metrics(&telemetry, &storage);
         let plugins = telemetry.registry.register(Arc::default());
+        let pushgateway = crate::pushgateway::PushgatewaySlot::default();
+        crate::pushgateway::register_metrics(&telemetry, &pushgateway);
         Context {
+            pushgateway,
             telemetry,
             storage,
             storage_metrics,

@@ -41,6 +41,7 @@ fn components() -> Supervisor {
     Supervisor::default()
         .with::<crate::storage::Storage>()
         .with::<crate::plugins::Plugins>()
+        .with::<crate::pushgateway::Pushgateway>()
         .with::<crate::scrape::Scrape>()
 }
 

@@ -3,7 +3,7 @@
 //! Each module is one part of the daemon: `config` reads and validates the JSON
 //! document, `component` gives every part the same start/reload/stop lifecycle,
 //! `daemon` runs the control loop, `storage` runs the local TSDB, `scrape` runs
-//! scrape jobs, `web` serves HTTP and `telemetry` holds logs and
+//! scrape jobs, `pushgateway` takes pushes from batch jobs, `web` serves HTTP and `telemetry` holds logs and
 //! Pharos's own metrics.
 
 pub mod api;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod plugin_tools;
 pub mod plugins;
+pub mod pushgateway;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;

@@ -17,6 +17,7 @@ mod http_client;
 mod json;
 mod labels;
 mod plugins;
+mod pushgateway;
 mod relabel;
 mod scrape;
 mod storage;
@@ -34,6 +35,7 @@ pub use global::{
 pub use http_client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
 pub use labels::{LabelMap, is_valid_label_name};
 pub use plugins::{DEFAULT_PLUGIN_MEMORY, PluginConfig, PluginKind, PluginLimits};
+pub use pushgateway::{DEFAULT_TTL_HEADER, PushgatewayConfig};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
 pub use scrape::{FileSdConfig, HttpSdConfig, Scheme, ScrapeConfig, TargetGroup};
 pub use storage::{ByteSize, Retention, StorageConfig, TsdbConfig, WalFsync};
@@ -58,6 +60,9 @@ pub struct Config {
     /// WebAssembly plugins: exporters, relabelers and notifiers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,
+    /// The Pushgateway: groups pushed by batch jobs, served for scraping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushgateway: Option<PushgatewayConfig>,
 }
 
 impl Decode for Config {
@@ -66,6 +71,7 @@ impl Decode for Config {
         let global = doc.or_default("global");
         let web = doc.or_default("web");
         let storage = doc.optional("storage");
+        let pushgateway = doc.optional("pushgateway");
         let plugins = match doc.take("plugins") {
             None => Some(Vec::new()),
             Some(v) => plugins::decode_plugins(v, &path.key("plugins"), doc.errors()),
@@ -89,8 +95,6 @@ impl Decode for Config {
         doc.refuse("alerting");
         doc.refuse("remote_write");
         doc.refuse("remote_read");
-        // Pharos's own:
-        doc.refuse("pushgateway");
         // From alertmanager.yml (the alert router):
         doc.refuse("route");
         doc.refuse("receivers");
@@ -99,12 +103,23 @@ impl Decode for Config {
         doc.finish();
         let (plugins, scrape_configs) = (plugins?, scrape_configs?);
         check_plugin_references(&plugins, &scrape_configs, path, errs);
+        if matches!(pushgateway, Some(None)) {
+            for (i, job) in scrape_configs.iter().enumerate() {
+                if job.scheme == Scheme::Pushgateway {
+                    errs.push(
+                        &path.key("scrape_configs").index(i).key("scheme"),
+                        "\"pushgateway\" reads this node's pushgateway, and the document has no pushgateway section",
+                    );
+                }
+            }
+        }
         Some(Config {
             global: global?,
             web: web?,
             storage: storage?,
             scrape_configs,
             plugins,
+            pushgateway: pushgateway?,
         })
     }
 }
@@ -264,6 +279,7 @@ mod tests {
                 storage: None,
                 scrape_configs: Vec::new(),
                 plugins: Vec::new(),
+                pushgateway: None,
             })
         );
     }
@@ -451,7 +467,6 @@ mod tests {
             "alerting",
             "remote_write",
             "remote_read",
-            "pushgateway",
             "route",
             "receivers",
             "inhibit_rules",
