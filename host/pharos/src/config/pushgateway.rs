@@ -174,7 +174,7 @@ mod tests {
             [
                 "pushgateway.listen_address: invalid listen address \"nowhere\": missing port (write host:port, e.g. \"0.0.0.0:9090\" or \":9090\")",
                 "pushgateway.group_limit: -1 is out of range (0 to 18446744073709551615)",
-                "pushgateway.push.disable-consistency-check: unknown key",
+                "pushgateway.\"push.disable-consistency-check\": unknown key",
             ]
         );
         assert_eq!(

@@ -90,10 +90,12 @@ fn protobuf(mut body: &[u8]) -> Result<Vec<(String, Family)>, BodyError> {
     let mut out: Vec<(String, Family)> = Vec::new();
     while !body.is_empty() {
         let mf = MetricFamily::decode_length_delimited(&mut body).map_err(|e| {
-            BodyError::Invalid(if body.is_empty() {
+            // A message cut short reads as Go's reader reports it.
+            let text = e.to_string();
+            BodyError::Invalid(if text.contains("underflow") {
                 "unexpected EOF".to_owned()
             } else {
-                format!("proto: {e}")
+                format!("proto: {text}")
             })
         })?;
         let Some(kind) = Kind::from_proto(mf.r#type) else {

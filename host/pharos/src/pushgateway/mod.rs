@@ -684,5 +684,3 @@ async fn push_group(
     }
 }
 
-#[cfg(test)]
-mod tests;
