@@ -56,10 +56,14 @@ pub fn route(raw_path: &str) -> Route {
     let job = if job_base64 {
         match decode_base64(job) {
             Ok(j) => j,
-            Err(e) => {
+            Err((e, decoded)) => {
+                // Upstream quotes what it decoded before the error, not the input.
                 return Route::Refused(
                     400,
-                    format!("invalid base64 encoding in job name {}: {e}", go_quote(job)),
+                    format!(
+                        "invalid base64 encoding in job name {}: {e}",
+                        go_quote(&decoded)
+                    ),
                 );
             }
         }
@@ -100,7 +104,7 @@ fn split_labels(labels: &str) -> Result<GroupingKey, String> {
             out.insert((*name).to_owned(), (*value).to_owned());
             continue;
         }
-        let decoded = decode_base64(value).map_err(|e| {
+        let decoded = decode_base64(value).map_err(|(e, _)| {
             format!(
                 "invalid base64 encoding for label {trimmed}={}: {e}",
                 go_quote(value)
@@ -112,8 +116,9 @@ fn split_labels(labels: &str) -> Result<GroupingKey, String> {
 }
 
 /// URL-safe base64 without padding; trailing `=` are ignored, so `=` alone is the
-/// empty string. Errors read as Go's (`illegal base64 data at input byte N`).
-fn decode_base64(s: &str) -> Result<String, String> {
+/// empty string. Errors read as Go's (`illegal base64 data at input byte N`) and come
+/// with what Go decodes before the error (the whole groups of four before it).
+fn decode_base64(s: &str) -> Result<String, (String, String)> {
     let trimmed = s.trim_end_matches('=');
     // Go's decoder ignores bits after the last full byte.
     let engine = base64::engine::GeneralPurpose::new(
@@ -129,10 +134,16 @@ fn decode_base64(s: &str) -> Result<String, String> {
             base64::DecodeError::InvalidLength(n) => n,
             base64::DecodeError::InvalidPadding => trimmed.len(),
         };
-        format!("illegal base64 data at input byte {at}")
+        let before = trimmed.get(..at / 4 * 4).unwrap_or_default();
+        let decoded = engine
+            .decode(before)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        (format!("illegal base64 data at input byte {at}"), decoded)
     })?;
     // Go keeps invalid UTF-8 in a string; a label value must be text here.
-    String::from_utf8(bytes).map_err(|_| "decoded value is not valid UTF-8".to_owned())
+    String::from_utf8(bytes)
+        .map_err(|_| ("decoded value is not valid UTF-8".to_owned(), String::new()))
 }
 
 /// Percent-decodes a path as Go's URL parser does; `None` for a bad escape.
@@ -220,7 +231,7 @@ mod tests {
         assert_eq!(refused("/metrics/job@base64/="), "400 job name is required");
         assert_eq!(
             refused("/metrics/job@base64/!!"),
-            "400 invalid base64 encoding in job name \"!!\": illegal base64 data at input byte 0"
+            "400 invalid base64 encoding in job name \"\": illegal base64 data at input byte 0"
         );
         assert_eq!(
             refused("/metrics/job/a/c@base64/!!"),

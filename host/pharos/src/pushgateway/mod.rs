@@ -683,4 +683,3 @@ async fn push_group(
         }
     }
 }
-
