@@ -88,7 +88,7 @@ fn split_labels(labels: &str) -> Result<GroupingKey, String> {
         return Ok(out);
     }
     let parts: Vec<&str> = labels[1..].split('/').collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(format!(
             "odd number of components in label string {}",
             go_quote(labels)

@@ -125,15 +125,6 @@ impl Group {
             _ => true,
         }
     }
-
-    /// The series this group exposes beside its push times.
-    pub fn pushed_series(&self) -> usize {
-        self.families
-            .iter()
-            .filter(|(n, _)| !is_push_time(n))
-            .map(|(_, f)| f.family.series())
-            .sum()
-    }
 }
 
 fn is_push_time(name: &str) -> bool {
@@ -706,9 +697,9 @@ impl Store {
             && let Some(g) = self.groups.get_mut(&key)
         {
             g.touched_ns = now_ns;
-            if push.replace {
-                g.ttl_ns = push.ttl_ns;
-            } else if push.ttl_ns.is_some() {
+            // PUT replaces the group, its time to live included; POST keeps the
+            // group's unless the push sets one.
+            if push.replace || push.ttl_ns.is_some() {
                 g.ttl_ns = push.ttl_ns;
             }
         }

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::family::{Bucket, Family, Histogram, Kind, Label, Metric, Value};
+use super::family::{Bucket, Family, Kind, Label, Metric, Value};
 
 /// Why a body was refused; displays as upstream's `text format parsing error in
 /// line N: ...`.
@@ -625,7 +625,7 @@ impl Reader<'_> {
             Kind::Gauge => Value::Gauge(None),
             Kind::Untyped => Value::Untyped(None),
             Kind::Summary => Value::Summary(Box::default()),
-            Kind::Histogram => Value::Histogram(Box::new(Histogram::default())),
+            Kind::Histogram => Value::Histogram(Box::default()),
             Kind::GaugeHistogram => Value::Empty,
         };
         self.family_mut().family.metrics.push(Metric {
