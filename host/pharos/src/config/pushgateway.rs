@@ -165,6 +165,33 @@ mod tests {
     }
 
     #[test]
+    fn pushgateway_scrape_jobs_keep_pushed_labels_and_need_the_section() {
+        let job = |extra: &str| {
+            format!(
+                r#""scrape_configs": [{{"job_name": "pg", "scheme": "pushgateway"{extra},
+                    "static_configs": [{{"targets": ["local"]}}]}}]"#
+            )
+        };
+        let c = parse(&format!(r#"{{"pushgateway": {{}}, {}}}"#, job(""))).unwrap();
+        assert!(c.scrape_configs[0].honor_labels);
+        assert_eq!(
+            rejected(&format!(
+                r#"{{"pushgateway": {{}}, {}}}"#,
+                job(r#", "honor_labels": false"#)
+            )),
+            [
+                "scrape_configs[0].honor_labels: a pushgateway job keeps the pushed job and instance labels: set honor_labels to true or leave it out"
+            ]
+        );
+        assert_eq!(
+            rejected(&format!("{{{}}}", job(""))),
+            [
+                "scrape_configs[0].scheme: \"pushgateway\" reads this node's pushgateway, and the document has no pushgateway section"
+            ]
+        );
+    }
+
+    #[test]
     fn errors_name_their_paths() {
         assert_eq!(
             rejected(

@@ -503,14 +503,13 @@ impl Store {
         let old = self.groups.get(&push.key);
         let old_id = old.map(|g| g.id);
         // The push time gauges are part of what the push writes.
-        let mut written: Vec<(&str, Family)> = push
-            .families
-            .iter()
-            .map(|(n, f)| (n.as_str(), f.clone()))
-            .collect();
-        written.push((PUSH_TIME, time_gauge(PUSH_TIME_HELP, Some(now_ns))));
+        let push_time = time_gauge(PUSH_TIME_HELP, Some(now_ns));
+        let no_failure = time_gauge(PUSH_FAILURE_TIME_HELP, None);
+        let mut written: Vec<(&str, &Family)> =
+            push.families.iter().map(|(n, f)| (n.as_str(), f)).collect();
+        written.push((PUSH_TIME, &push_time));
         if old.is_none_or(|g| !g.families.contains_key(PUSH_FAILURE_TIME)) {
-            written.push((PUSH_FAILURE_TIME, time_gauge(PUSH_FAILURE_TIME_HELP, None)));
+            written.push((PUSH_FAILURE_TIME, &no_failure));
         }
         written.sort_by(|a, b| a.0.cmp(b.0));
         let replaced = |name: &str| -> bool {
