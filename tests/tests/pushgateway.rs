@@ -683,3 +683,24 @@ fn a_scrape_job_reads_the_local_store_in_process() {
         "{targets}"
     );
 }
+
+#[test]
+fn a_reload_applies_a_new_default_ttl_to_held_groups() {
+    let (p, base) = start_pharos("", "");
+    let (code, _) = send("PUT", &format!("{base}/metrics/job/old"), &[], b"x 1\n");
+    assert_eq!(code, 200);
+    let config = std::fs::read_to_string(&p.config_path).unwrap();
+    let changed = config.replace(
+        r#""enable_admin_api": true"#,
+        r#""enable_admin_api": true, "default_ttl": "1s""#,
+    );
+    assert_ne!(config, changed);
+    std::fs::write(&p.config_path, changed).unwrap();
+    assert_eq!(p.post("/-/reload").unwrap().0, 200);
+    wait_for(Duration::from_secs(10), || {
+        Ok(!metrics(&base).contains("job=\"old\""))
+    })
+    .unwrap();
+    // The listener stayed up through the reload.
+    assert_eq!(send("GET", &format!("{base}/-/ready"), &[], b"").0, 200);
+}
