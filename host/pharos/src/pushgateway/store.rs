@@ -310,13 +310,17 @@ impl Store {
             .take_while(|(d, _)| *d <= now_ns)
             .copied()
             .collect();
-        for (_, id) in &due {
-            if let Some(key) = self.keys_by_id.get(id).cloned() {
+        let mut removed = 0;
+        for entry in &due {
+            // Taken out here too, so a stale entry can never be due for ever.
+            self.deadlines.remove(entry);
+            if let Some(key) = self.keys_by_id.get(&entry.1).cloned() {
                 self.remove(&key);
                 self.expired_total += 1;
+                removed += 1;
             }
         }
-        due.len()
+        removed
     }
 
     /// The next time a group expires, if any does.
