@@ -25,6 +25,8 @@ pub struct Context {
     pub targets: Arc<crate::scrape::TargetRegistry>,
     /// The loaded plugins, which scrape jobs and receivers call by name.
     pub plugins: Arc<crate::plugins::Registry>,
+    /// The pushgateway while it runs, for scrape jobs that read its store in-process.
+    pub pushgateway: crate::pushgateway::PushgatewaySlot,
     /// `--plugins.cache-dir`, which overrides the cache beside the TSDB.
     pub plugins_cache_dir: Option<std::path::PathBuf>,
     /// Alerts raised by rule evaluation, waiting for the notifier to send them.
@@ -61,9 +63,12 @@ impl Context {
         let router_metrics = telemetry
             .registry
             .register(Arc::new(crate::router::Metrics::new(router.clone())));
+        let pushgateway = crate::pushgateway::PushgatewaySlot::default();
+        crate::pushgateway::register_metrics(&telemetry, &pushgateway);
         Context {
             router,
             router_metrics,
+            pushgateway,
             telemetry,
             storage,
             storage_metrics,

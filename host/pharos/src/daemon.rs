@@ -41,6 +41,7 @@ fn components() -> Supervisor {
     Supervisor::default()
         .with::<crate::storage::Storage>()
         .with::<crate::plugins::Plugins>()
+        .with::<crate::pushgateway::Pushgateway>()
         // Before the notifier, which may post to it, so it stops after the last post.
         .with::<crate::router::Router>()
         // Before what raises alerts, so it stops after them and sends their last ones.

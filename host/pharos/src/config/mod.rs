@@ -19,6 +19,7 @@ mod json;
 mod labels;
 mod matchers;
 mod plugins;
+mod pushgateway;
 mod relabel;
 mod routing;
 mod rule_files;
@@ -43,6 +44,7 @@ pub use matchers::{
     LabelMatcher, go_quote, matchers_string, parse_matcher, parse_matchers, sort_matchers,
 };
 pub use plugins::{DEFAULT_PLUGIN_MEMORY, PluginConfig, PluginKind, PluginLimits};
+pub use pushgateway::{DEFAULT_TTL_HEADER, PushgatewayConfig};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
 pub use routing::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, DEFAULT_SEND_RESOLVED,
@@ -89,6 +91,9 @@ pub struct Config {
     /// present when `route` is.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub router: Option<RouterConfig>,
+    /// The Pushgateway: groups pushed by batch jobs, served for scraping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushgateway: Option<PushgatewayConfig>,
 }
 
 impl Decode for Config {
@@ -98,6 +103,7 @@ impl Decode for Config {
         let web = doc.or_default("web");
         let storage = doc.optional("storage");
         let alerting = doc.or_default("alerting");
+        let pushgateway = doc.optional("pushgateway");
         let plugins = match doc.take("plugins") {
             None => Some(Vec::new()),
             Some(v) => plugins::decode_plugins(v, &path.key("plugins"), doc.errors()),
@@ -120,8 +126,6 @@ impl Decode for Config {
         let rule_files = doc.or_default::<Vec<String>>("rule_files");
         doc.refuse("remote_write");
         doc.refuse("remote_read");
-        // Pharos's own:
-        doc.refuse("pushgateway");
         let router = decode_router(&mut doc, path);
         doc.finish();
         let (plugins, scrape_configs, router) = (plugins?, scrape_configs?, router?);
@@ -129,6 +133,16 @@ impl Decode for Config {
         if let Some(router) = &router {
             routing::check(router, path, errs);
             check_receiver_plugins(&plugins, router, path, errs);
+        }
+        if matches!(pushgateway, Some(None)) {
+            for (i, job) in scrape_configs.iter().enumerate() {
+                if job.scheme == Scheme::Pushgateway {
+                    errs.push(
+                        &path.key("scrape_configs").index(i).key("scheme"),
+                        "\"pushgateway\" reads this node's pushgateway, and the document has no pushgateway section",
+                    );
+                }
+            }
         }
         Some(Config {
             global: global?,
@@ -140,6 +154,7 @@ impl Decode for Config {
             rule_groups: Vec::new(),
             alerting: alerting?,
             router,
+            pushgateway: pushgateway?,
         })
     }
 }
@@ -382,6 +397,7 @@ mod tests {
                 rule_groups: Vec::new(),
                 alerting: AlertingConfig::default(),
                 router: None,
+                pushgateway: None,
             })
         );
     }
@@ -564,7 +580,7 @@ mod tests {
 
     #[test]
     fn unsupported_sections_are_refused_by_name() {
-        let sections = ["remote_write", "remote_read", "pushgateway"];
+        let sections = ["remote_write", "remote_read"];
         for section in sections {
             // Refused whatever the value, even an empty one: presence is the mistake.
             for value in ["[]", "{}", "null"] {

@@ -46,14 +46,16 @@ pub struct ScrapeConfig {
     pub metric_relabel_configs: RelabelProgram,
 }
 
-/// `http`, `https`, or `plugin`: the targets are exporter plugins, named by their
-/// address and scraped in-process.
+/// `http`, `https`, `plugin`: the targets are exporter plugins, named by their
+/// address and scraped in-process, or `pushgateway`: the target is this node's own
+/// pushgateway store, read in-process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     Http,
     Https,
     Plugin,
+    Pushgateway,
 }
 
 impl Scheme {
@@ -62,6 +64,7 @@ impl Scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
             Scheme::Plugin => "plugin",
+            Scheme::Pushgateway => "pushgateway",
         }
     }
 }
@@ -72,10 +75,11 @@ impl Decode for Scheme {
             "http" => Some(Scheme::Http),
             "https" => Some(Scheme::Https),
             "plugin" => Some(Scheme::Plugin),
+            "pushgateway" => Some(Scheme::Pushgateway),
             other => {
                 errs.push(
                     path,
-                    format!("unknown scheme {other:?}: must be \"http\", \"https\" or \"plugin\""),
+                    format!("unknown scheme {other:?}: must be \"http\", \"https\", \"plugin\" or \"pushgateway\""),
                 );
                 None
             }
@@ -227,7 +231,7 @@ fn decode_job(
     let metrics_path = obj.or("metrics_path", "/metrics".to_owned());
     let scheme = obj.or("scheme", Scheme::Http);
     let params = obj.or_default::<BTreeMap<String, Vec<String>>>("params");
-    let honor_labels = obj.or("honor_labels", false);
+    let honor_labels = obj.optional::<bool>("honor_labels");
     let honor_timestamps = obj.or("honor_timestamps", true);
     let http = HttpClientConfig::take(&mut obj, path);
     let limits = ScrapeLimits::take(&mut obj, &global.scrape_limits);
@@ -259,6 +263,20 @@ fn decode_job(
         Some(t) => t,
         None => global.scrape_timeout.min(scrape_interval),
     };
+    let scheme = scheme?;
+    // The store holds what batch jobs pushed, `job` and `instance` included: those
+    // labels are the data, so the job keeps them, as upstream requires of its scrapers.
+    let honor_labels = match (scheme, honor_labels?) {
+        (Scheme::Pushgateway, Some(false)) => {
+            errs.push(
+                &path.key("honor_labels"),
+                "a pushgateway job keeps the pushed job and instance labels: set honor_labels to true or leave it out",
+            );
+            return None;
+        }
+        (Scheme::Pushgateway, _) => true,
+        (_, set) => set.unwrap_or(false),
+    };
     let metrics_path = metrics_path?;
     if !metrics_path.starts_with('/') {
         errs.push(
@@ -272,9 +290,9 @@ fn decode_job(
         scrape_interval,
         scrape_timeout,
         metrics_path,
-        scheme: scheme?,
+        scheme,
         params: params?,
-        honor_labels: honor_labels?,
+        honor_labels,
         honor_timestamps: honor_timestamps?,
         http: http?,
         limits: limits?,
@@ -374,7 +392,7 @@ mod tests {
             errs,
             [
                 "scrape_configs[0].scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name \"a\" (6s > 5s)",
-                "scrape_configs[1].scheme: unknown scheme \"ftp\": must be \"http\", \"https\" or \"plugin\"",
+                "scrape_configs[1].scheme: unknown scheme \"ftp\": must be \"http\", \"https\", \"plugin\" or \"pushgateway\"",
                 "scrape_configs[1].bogus: unknown key",
                 "scrape_configs[3].job_name: found multiple scrape configs with job name \"b\"",
                 "scrape_configs[4].basic_auth: at most one of basic_auth and authorization may be set (scrape_configs[4])",

@@ -154,6 +154,7 @@ fn job_context(job: ScrapeConfig, ctx: &Context) -> anyhow::Result<JobContext> {
         accept: accept_header(&DEFAULT_SCRAPE_PROTOCOLS, EscapingScheme::Underscores),
         storage: ctx.storage.clone(),
         plugins: ctx.plugins.clone(),
+        pushgateway: ctx.pushgateway.clone(),
     })
 }
 

@@ -50,6 +50,8 @@ pub struct JobContext {
     pub storage: StorageSlot,
     /// Exporters for `scheme: "plugin"` targets, relabelers for plugin steps.
     pub plugins: Arc<dyn PluginCalls>,
+    /// This node's pushgateway, for `scheme: "pushgateway"` targets.
+    pub pushgateway: crate::pushgateway::PushgatewaySlot,
 }
 
 /// The health of a target, as `/api/v1/targets` reports it.
@@ -370,6 +372,21 @@ fn report_labels(target: &Labels) -> [Labels; REPORT_SERIES] {
 /// exporter plugin is called in-process and writes the text format.
 async fn fetch(job: &JobContext, spec: &TargetSpec, body: &mut Vec<u8>) -> Result<Format, String> {
     let timeout = spec.timeout;
+    if spec.local_pushgateway {
+        // The store's exposition, read in-process; it then takes the same parse,
+        // relabelling and append path as a fetched body.
+        let Some(gateway) = job.pushgateway.get() else {
+            return Err("no pushgateway runs on this node".to_owned());
+        };
+        let limit = job.job.limits.body_size_limit.0;
+        let text = gateway.render_groups();
+        if limit > 0 && text.len() as u64 > limit {
+            return Err(format!("body size limit exceeded ({limit} bytes)"));
+        }
+        body.clear();
+        body.extend_from_slice(text.as_bytes());
+        return Ok(Format::Text);
+    }
     if let Some(plugin) = &spec.plugin {
         body.clear();
         let limit = job.job.limits.body_size_limit.0;

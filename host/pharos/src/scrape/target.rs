@@ -27,6 +27,9 @@ pub struct TargetSpec {
     pub url: String,
     /// The exporter plugin to call instead of fetching `url` (`scheme: "plugin"`).
     pub plugin: Option<String>,
+    /// Read this node's pushgateway store instead of fetching `url` (`scheme:
+    /// "pushgateway"`).
+    pub local_pushgateway: bool,
     pub interval: Duration,
     pub timeout: Duration,
     /// Identity of the target within its job: equal hashes are the same target across
@@ -110,7 +113,7 @@ fn finish(job: &ScrapeConfig, labels: &Labels) -> Result<TargetSpec, String> {
         return Err(format!("{address:?} is not a valid hostname"));
     }
     let scheme = get(SCHEME);
-    if scheme != "http" && scheme != "https" && scheme != "plugin" {
+    if !["http", "https", "plugin", "pushgateway"].contains(&scheme) {
         return Err(format!("invalid scheme {scheme:?}"));
     }
     let interval = parse_duration(get(SCRAPE_INTERVAL), "scrape interval")?;
@@ -171,6 +174,7 @@ fn finish(job: &ScrapeConfig, labels: &Labels) -> Result<TargetSpec, String> {
         discovered: Labels::default(),
         url,
         plugin: (scheme == "plugin").then(|| address.to_owned()),
+        local_pushgateway: scheme == "pushgateway",
         interval,
         timeout,
         hash,
