@@ -41,17 +41,19 @@ impl Labels {
             })
             .collect();
         // A stable sort keeps duplicates in input order, so keeping the last of each
-        // run implements "later wins".
+        // run implements "later wins". Everything happens in the one vector: label
+        // sets are built per series on hot paths (plugin collects, parsing), where a
+        // second allocation per set shows.
         v.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut out: Vec<Label> = Vec::with_capacity(v.len());
-        for l in v {
-            match out.last_mut() {
-                Some(last) if last.name == l.name => *last = l,
-                _ => out.push(l),
+        v.dedup_by(|later, kept| {
+            let same = later.name == kept.name;
+            if same {
+                std::mem::swap(later, kept);
             }
-        }
-        out.retain(|l| !l.value.is_empty());
-        Labels(out)
+            same
+        });
+        v.retain(|l| !l.value.is_empty());
+        Labels(v)
     }
 
     /// The value of `name`, if present.
@@ -257,6 +259,11 @@ mod tests {
         assert_eq!(pairs, [("a", "1"), ("b", "3")]);
         assert_eq!(l.get("b"), Some("3"));
         assert_eq!(l.get("c"), None);
+        // The last of a longer run wins, even when it is empty (and so removes the label).
+        let l = Labels::from_pairs([("x", "1"), ("b", "1"), ("b", "2"), ("x", "2"), ("b", "3")]);
+        assert_eq!(l, Labels::from_pairs([("b", "3"), ("x", "2")]));
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "")]);
+        assert_eq!(l, Labels::from_pairs([("a", "1")]));
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! - hot-reload time (alternating two versions whose artifacts are cached:
 //!   load, canary instance, configure, swap);
 //! - compile time of each test guest, without a cache and from a warm cache.
+//!
+//! Words after `--` pick the measures whose names start with them (`collect`,
+//! `relabel`, `reload`, `load`), so a profile or a quick check runs only what
+//! it looks at: `cargo bench -p pharos-plugin-host --bench plugins -- collect`.
 
 #[path = "../tests/support/guests.rs"]
 mod guests;
@@ -182,6 +186,16 @@ async fn compile_ms(
     Ok((median(a), median(b), median(c)))
 }
 
+/// Whether the measure `name` was asked for: no words (beside the `--bench`
+/// flag cargo passes) means every measure.
+fn wanted(name: &str) -> bool {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    words.is_empty() || words.iter().any(|w| name.starts_with(w.as_str()))
+}
+
 async fn run() -> Result<()> {
     let misbehave = guests::guest("misbehave")?;
     let relabel = guests::guest("relabel")?;
@@ -189,7 +203,12 @@ async fn run() -> Result<()> {
     let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
 
     println!("{:<58} {:>12}", "measure", "median");
-    for mode in ["ok", "prebuilt"] {
+    let collect_modes: &[&str] = if wanted("collect") {
+        &["ok", "prebuilt"]
+    } else {
+        &[]
+    };
+    for &mode in collect_modes {
         let (total, guest, over) = collect_overhead(&rt, &misbehave, mode).await?;
         let what = if mode == "ok" {
             "builds"
@@ -210,7 +229,8 @@ async fn run() -> Result<()> {
             "  host overhead (round trip - guest)", over
         );
     }
-    for n in [100, 1000] {
+    let relabel_batches: &[usize] = if wanted("relabel") { &[100, 1000] } else { &[] };
+    for &n in relabel_batches {
         let ns = relabel_per_series(&rt, &relabel, n).await?;
         println!(
             "{:<58} {:>9.0} ns",
@@ -218,11 +238,16 @@ async fn run() -> Result<()> {
             ns
         );
     }
-    let reload = reload_ms(&cache.path().join("reload"), &misbehave).await?;
-    println!(
-        "{:<58} {:>9.2} ms",
-        "hot reload (cached artifact, canary, configure, swap)", reload
-    );
+    if wanted("reload") {
+        let reload = reload_ms(&cache.path().join("reload"), &misbehave).await?;
+        println!(
+            "{:<58} {:>9.2} ms",
+            "hot reload (cached artifact, canary, configure, swap)", reload
+        );
+    }
+    if !wanted("load") {
+        return Ok(());
+    }
     for (name, kind, config) in [
         ("misbehave", Kind::Exporter, "mode=ok"),
         ("relabel", Kind::Relabeler, "tag=x"),

@@ -6,10 +6,11 @@
 //! [`Outcome`] and [`Notification`] and never sees binding types.
 
 use crate::bindings::wit;
+use foldhash::fast::FixedState;
 use pharos_model::exposition::{MetricType, TextWriter, format_float};
 use pharos_model::labels::{METRIC_NAME, is_valid_label_name};
 use pharos_model::{Label, Labels};
-use std::collections::HashSet;
+use std::hash::BuildHasher;
 
 /// A metric family an exporter returned, validated: a valid, unique metric name,
 /// valid label names without reserved ones, unique series, ordered buckets.
@@ -207,13 +208,23 @@ fn labels_from_guest(mut raw: Vec<wit::Label>, reserved: Reserved) -> Result<Lab
     Ok(labels)
 }
 
-/// Refuses a family that holds the same series twice (sorting references,
-/// not copying label sets).
+/// Refuses a family that holds the same series twice.
+///
+/// Sorts references by a hash of each label set, falling back to comparing the
+/// label sets only when hashes are equal, so equal sets still end up next to
+/// each other. Sorting the label sets themselves compared them label by label:
+/// series of one family share most labels, so each comparison walked several
+/// equal strings before the one that differs (about 10 µs for 100 series). A
+/// guest that makes hashes collide only brings back that comparison.
 fn check_unique<'a>(family: &str, series: impl Iterator<Item = &'a Labels>) -> Result<(), String> {
-    let mut sorted: Vec<&Labels> = series.collect();
-    sorted.sort_unstable();
-    match sorted.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(format!("family {family:?} has the series {} twice", w[0])),
+    let hasher = FixedState::default();
+    let mut sorted: Vec<(u64, &Labels)> = series.map(|l| (hasher.hash_one(l), l)).collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    match sorted
+        .windows(2)
+        .find(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1)
+    {
+        Some(w) => Err(format!("family {family:?} has the series {} twice", w[0].1)),
         None => Ok(()),
     }
 }
@@ -237,15 +248,20 @@ fn scalars(points: Vec<wit::ScalarPoint>, family: &str) -> Result<Vec<Scalar>, S
 
 /// Validates what `collect` returned.
 pub(crate) fn families_from_guest(raw: Vec<wit::MetricFamily>) -> Result<Vec<Family>, String> {
-    let mut names: HashSet<String> = HashSet::with_capacity(raw.len());
-    let mut out = Vec::with_capacity(raw.len());
-    for f in raw {
+    // Names first, borrowed from the answer: no copy of any name.
+    let mut names: Vec<&str> = Vec::with_capacity(raw.len());
+    for f in &raw {
         if !is_valid_metric_name(&f.name) {
             return Err(format!("invalid metric family name {:?}", f.name));
         }
-        if !names.insert(f.name.clone()) {
-            return Err(format!("family {:?} is returned more than once", f.name));
-        }
+        names.push(&f.name);
+    }
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("family {:?} is returned more than once", w[0]));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for f in raw {
         let name = f.name.as_str();
         let points = match f.points {
             wit::MetricPoints::Counter(p) => Points::Counter(scalars(p, name)?),
@@ -545,6 +561,18 @@ mod tests {
         };
         let e = families_from_guest(vec![hist]).unwrap_err();
         assert!(e.contains("ascending"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_series_are_found_wherever_they_are() {
+        let series: Vec<Labels> = (0..50)
+            .map(|i| Labels::from_pairs([("job", "node".to_owned()), ("n", i.to_string())]))
+            .collect();
+        assert!(check_unique("f", series.iter()).is_ok());
+        let mut twice = series.clone();
+        twice.insert(3, series[41].clone());
+        let e = check_unique("f", twice.iter()).unwrap_err();
+        assert!(e.contains(r#"n="41""#), "{e}");
     }
 
     #[test]
