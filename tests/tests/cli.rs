@@ -62,11 +62,11 @@ fn check_config_accepts_a_good_file_and_the_examples() {
 fn check_config_refuses_sections_not_built_yet() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("future.json");
-    std::fs::write(&file, r#"{"remote_write": [], "route": {}}"#).unwrap();
+    std::fs::write(&file, r#"{"remote_write": [], "remote_read": []}"#).unwrap();
     let (code, out) = pharos(&["check", "config", file.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("remote_write: not supported yet"), "{out}");
-    assert!(out.contains("route: not supported yet"), "{out}");
+    assert!(out.contains("remote_read: not supported yet"), "{out}");
 }
 
 #[test]

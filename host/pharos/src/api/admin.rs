@@ -90,7 +90,7 @@ fn snapshot_name(now: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::clock::civil_from_days(days);
     // std's hasher keys are random per instance: 64 random bits without a dependency.
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -101,21 +101,6 @@ fn snapshot_name(now: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// algorithm), to format UTC dates without a calendar dependency.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -131,7 +116,7 @@ mod tests {
         assert_eq!(name.len(), 33);
         assert!(name[17..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(snapshot_name(t), name);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(crate::clock::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(crate::clock::civil_from_days(11_016), (2000, 2, 29));
     }
 }

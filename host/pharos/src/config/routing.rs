@@ -638,17 +638,9 @@ impl serde::Serialize for TimeInterval {
     }
 }
 
-/// The civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+/// The civil date of a day count since 1970-01-01, month and day as `u32`.
 fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::clock::civil_from_days(days);
     (
         y,
         u32::try_from(m).unwrap_or(1),
