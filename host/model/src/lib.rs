@@ -9,9 +9,11 @@ pub mod exposition;
 pub mod histogram;
 pub mod labels;
 pub mod matcher;
+pub mod quote;
 pub mod relabel;
 
 pub use histogram::FloatHistogram;
 pub use labels::{Label, Labels, LabelsBuilder};
 pub use matcher::{MatchOp, Matcher};
+pub use quote::go_quote;
 pub use relabel::{RelabelConfig, RelabelOptions};

@@ -1044,32 +1044,9 @@ fn invalid_utf8_strings(query: &str) -> HashMap<String, String> {
             }
         }
         if closed && std::str::from_utf8(&bytes).is_err() {
-            out.insert(parsed, go_quote(&bytes));
+            out.insert(parsed, pharos_model::go_quote(&bytes));
         }
     }
-    out
-}
-
-/// Bytes quoted as Go's `%q` quotes them: valid UTF-8 as characters, other bytes as
-/// `\xNN`.
-fn go_quote(bytes: &[u8]) -> String {
-    let mut out = String::from("\"");
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out.push('"');
     out
 }
 

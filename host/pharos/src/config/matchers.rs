@@ -79,23 +79,9 @@ impl serde::Serialize for LabelMatcher {
     }
 }
 
-/// Go's `strconv.Quote` for the characters label values hold in practice.
+/// Go's `strconv.Quote` of a label value or name.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    pharos_model::go_quote(s.as_bytes())
 }
 
 /// `{a="b",c=~"d"}` as upstream's `Matchers.String()` writes a list.
