@@ -8,16 +8,21 @@
 //! entry visited, labels iterated, nothing kept: what a scrape loop with a series cache
 //! pays) and then collected into owned `Labels` (`parse`, allocation per sample).
 //!
+//! Last, the same samples are written back as text 0.0.4 from owned `Labels` with
+//! `TextWriter::sample_labels`, as Pharos writes its expositions (federation, the
+//! pushgateway, plugin exporters).
+//!
 //! A plain `main` rather than criterion: best-of-N wall-clock figures are what matter.
 //! `PHAROS_BENCH_ITERS` overrides the parses per timed run (default 400);
 //! `PHAROS_BENCH_FORMAT=text|openmetrics|protobuf` measures one format only.
 
-use pharos_model::exposition::format_float;
 use pharos_model::exposition::parse::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
     Summary, Untyped, encode_delimited,
 };
 use pharos_model::exposition::parse::{Entry, Format, ParseError, Parser, parse};
+use pharos_model::exposition::{TextWriter, format_float};
+use pharos_model::{Labels, LabelsBuilder};
 use std::error::Error;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -756,5 +761,34 @@ fn main() -> Result<(), Box<dyn Error>> {
             );
         }
     }
+    let samples: Vec<(String, Labels, f64)> = parse(Format::Text, &text)?
+        .samples
+        .into_iter()
+        .map(|s| {
+            let name = s.labels.metric_name().unwrap_or_default().to_owned();
+            let mut rest = LabelsBuilder::from(s.labels);
+            rest.remove("__name__");
+            (name, rest.into_labels(), s.value)
+        })
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    let t = time(iters, || {
+        out.clear();
+        let mut w = TextWriter::new(&mut out);
+        for (name, labels, value) in &samples {
+            w.sample_labels(name, labels, None, *value, None);
+        }
+        Ok(out.len())
+    })?;
+    let per = t.as_secs_f64() / iters as f64;
+    println!(
+        "{:<16} {:>9.1} {:<10} {:>9.1} {:>11.1} {:>13.0}",
+        "text 0.0.4",
+        out.len() as f64 / 1024.0,
+        "write",
+        per * 1e6,
+        out.len() as f64 / per / 1e6,
+        samples.len() as f64 / per,
+    );
     Ok(())
 }

@@ -400,13 +400,6 @@ pub(crate) fn notification_to_guest(n: &Notification) -> wit::Notification {
     }
 }
 
-fn pairs(labels: &Labels) -> Vec<(&str, &str)> {
-    labels
-        .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
-        .collect()
-}
-
 /// Writes collected families in the exposition `w` speaks, for
 /// `/plugins/<name>/metrics`: histograms as `_bucket` (with `+Inf` added when
 /// the plugin left it implied), `_sum` and `_count`; summaries as quantile
@@ -418,7 +411,7 @@ pub fn write_exposition(families: &[Family], w: &mut TextWriter<'_>) {
         match &f.points {
             Points::Counter(points) | Points::Gauge(points) | Points::Untyped(points) => {
                 for p in points {
-                    w.sample(&f.name, &pairs(&p.labels), p.value, p.timestamp_ms);
+                    w.sample_labels(&f.name, &p.labels, None, p.value, p.timestamp_ms);
                 }
             }
             Points::Histogram(points) => {
@@ -426,39 +419,36 @@ pub fn write_exposition(families: &[Family], w: &mut TextWriter<'_>) {
                 let sum = format!("{}_sum", f.name);
                 let count = format!("{}_count", f.name);
                 for h in points {
-                    let base = pairs(&h.labels);
+                    let (labels, ts) = (&h.labels, h.timestamp_ms);
                     let mut has_inf = false;
                     for b in &h.buckets {
                         number.clear();
                         format_float(&mut number, b.upper_bound);
                         has_inf |= b.upper_bound == f64::INFINITY;
-                        let mut with_le = base.clone();
-                        with_le.push(("le", &number));
-                        w.sample(&bucket, &with_le, b.cumulative_count as f64, h.timestamp_ms);
+                        let le = Some(("le", number.as_str()));
+                        w.sample_labels(&bucket, labels, le, b.cumulative_count as f64, ts);
                     }
                     if !has_inf {
-                        let mut with_le = base.clone();
-                        with_le.push(("le", "+Inf"));
-                        w.sample(&bucket, &with_le, h.count as f64, h.timestamp_ms);
+                        let le = Some(("le", "+Inf"));
+                        w.sample_labels(&bucket, labels, le, h.count as f64, ts);
                     }
-                    w.sample(&sum, &base, h.sum, h.timestamp_ms);
-                    w.sample(&count, &base, h.count as f64, h.timestamp_ms);
+                    w.sample_labels(&sum, labels, None, h.sum, ts);
+                    w.sample_labels(&count, labels, None, h.count as f64, ts);
                 }
             }
             Points::Summary(points) => {
                 let sum = format!("{}_sum", f.name);
                 let count = format!("{}_count", f.name);
                 for s in points {
-                    let base = pairs(&s.labels);
+                    let (labels, ts) = (&s.labels, s.timestamp_ms);
                     for q in &s.quantiles {
                         number.clear();
                         format_float(&mut number, q.quantile);
-                        let mut with_q = base.clone();
-                        with_q.push(("quantile", &number));
-                        w.sample(&f.name, &with_q, q.value, s.timestamp_ms);
+                        let quantile = Some(("quantile", number.as_str()));
+                        w.sample_labels(&f.name, labels, quantile, q.value, ts);
                     }
-                    w.sample(&sum, &base, s.sum, s.timestamp_ms);
-                    w.sample(&count, &base, s.count as f64, s.timestamp_ms);
+                    w.sample_labels(&sum, labels, None, s.sum, ts);
+                    w.sample_labels(&count, labels, None, s.count as f64, ts);
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! request's `Accept` header and write the same calls either way.
 
 use super::float::format_float;
+use crate::labels::Labels;
 use std::fmt::{self, Write};
 
 /// The `# TYPE` of a metric family.
@@ -133,18 +134,45 @@ impl<'a> TextWriter<'a> {
         value: f64,
         timestamp_ms: Option<i64>,
     ) {
+        self.write_sample(name, labels.iter().copied(), value, timestamp_ms);
+    }
+
+    /// Writes one sample line of a label set as it is stored (sorted by name), then
+    /// `extra` when given: a histogram's `le` or a summary's `quantile`, which the
+    /// formats put last. Saves callers that hold `Labels` a vector of pairs per sample.
+    pub fn sample_labels(
+        &mut self,
+        name: &str,
+        labels: &Labels,
+        extra: Option<(&str, &str)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+    ) {
+        let pairs = labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .chain(extra);
+        self.write_sample(name, pairs, value, timestamp_ms);
+    }
+
+    fn write_sample<'l>(
+        &mut self,
+        name: &str,
+        labels: impl Iterator<Item = (&'l str, &'l str)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+    ) {
         self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(k);
-                self.out.push_str("=\"");
-                escape_into(self.out, v, true);
-                self.out.push('"');
-            }
+        let mut first = true;
+        for (k, v) in labels {
+            self.out.push(if first { '{' } else { ',' });
+            first = false;
+            self.out.push_str(k);
+            self.out.push_str("=\"");
+            escape_into(self.out, v, true);
+            self.out.push('"');
+        }
+        if !first {
             self.out.push('}');
         }
         self.out.push(' ');
@@ -164,21 +192,59 @@ impl<'a> TextWriter<'a> {
 }
 
 /// Escapes backslash and newline, and the double quote where `quote` is set (label
-/// values; OpenMetrics HELP too).
+/// values; OpenMetrics HELP too). Runs that need no escape are copied whole: almost
+/// every value is one such run.
 fn escape_into(out: &mut String, s: &str, quote: bool) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quote => out.push_str("\\\""),
-            c => out.push(c),
-        }
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'"' if quote => "\\\"",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so both slices end on character boundaries.
+        out.push_str(&s[run..i]);
+        out.push_str(escaped);
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_stored_label_sets_with_a_trailing_label() {
+        let labels = Labels::from_pairs([("path", "/a\"b"), ("code", "200")]);
+        let mut s = String::new();
+        let mut w = TextWriter::new(&mut s);
+        w.sample_labels("req_bucket", &labels, Some(("le", "0.5")), 3.0, None);
+        w.sample_labels("up", &Labels::default(), None, 1.0, Some(5));
+        w.sample_labels(
+            "only_le",
+            &Labels::default(),
+            Some(("le", "+Inf")),
+            2.5,
+            None,
+        );
+        assert_eq!(
+            s,
+            "req_bucket{code=\"200\",path=\"/a\\\"b\",le=\"0.5\"} 3\nup 1 5\nonly_le{le=\"+Inf\"} 2.5\n"
+        );
+    }
+
+    #[test]
+    fn escapes_runs_between_special_characters() {
+        let mut s = String::new();
+        escape_into(&mut s, "plain", true);
+        s.push('|');
+        escape_into(&mut s, "\\x\n\"é\"", true);
+        s.push('|');
+        escape_into(&mut s, "\"q\"\n", false);
+        assert_eq!(s, "plain|\\\\x\\n\\\"é\\\"|\"q\"\\n");
+    }
 
     #[test]
     fn writes_families_and_escapes() {
