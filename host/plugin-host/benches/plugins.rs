@@ -306,6 +306,11 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
+/// The daemon's process allocator, so the measured lift and validation allocate as
+/// they do in `pharos`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
