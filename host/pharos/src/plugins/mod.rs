@@ -260,6 +260,11 @@ impl crate::router::dispatch::Notify for Registry {
             })
         })
     }
+    fn version(&self, plugin: &str) -> String {
+        self.get(plugin)
+            .map(|l| l.plugin.version())
+            .unwrap_or_default()
+    }
 }
 
 /// The `pharos_plugin_*` families.
