@@ -167,7 +167,12 @@ fn state_survives_restarts_and_kill_9() {
     let silences = get_json(&p, "/api/v2/silences");
     assert_eq!(silences[0]["id"], id.as_str(), "{silences}");
     assert_eq!(silences[0]["comment"], "kept", "{silences}");
-    assert_eq!(get_json(&p, "/api/v2/notifications").as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        get_json(&p, "/api/v2/notifications")
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     // The rebuilt group flushes (group_wait, then every second) without re-sending.
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(count(&got), 1, "{:?}", payloads(&got));
@@ -212,16 +217,22 @@ fn a_damaged_snapshot_is_reported_not_fatal() {
     let config = config(data.path(), &[("hook", &hook)]);
     let dir = data.path().join("router");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.join("snapshot"), b"PHRS\x00\x00\x00\x01\x05\x00\x00\x00garbage")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("snapshot"),
+        b"PHRS\x00\x00\x00\x01\x05\x00\x00\x00garbage",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let p = start(&config);
     assert_eq!(listed(&p), Vec::<String>::new());
     let logs = p.log_lines().join("\n");
     assert!(logs.contains("unreadable and is dropped"), "{logs}");
     let aside = std::fs::read_dir(&dir)
         .map(|d| {
-            d.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with("snapshot.corrupt-"))
+            d.filter_map(Result::ok).any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("snapshot.corrupt-")
+            })
         })
         .unwrap_or(false);
     assert!(aside, "the damaged snapshot was not kept aside");
@@ -269,12 +280,18 @@ fn notifications_api_lists_outcomes_with_filters() {
     assert_eq!(ops["group"]["key"], "{}:{alertname=\"A\"}");
     assert_eq!(ops["group"]["labels"]["alertname"], "A");
     assert_eq!(ops["alerts"][0]["status"], "firing");
-    assert_eq!(ops["alerts"][0]["fingerprint"].as_str().map(str::len), Some(16));
+    assert_eq!(
+        ops["alerts"][0]["fingerprint"].as_str().map(str::len),
+        Some(16)
+    );
     assert!(ops.get("error").is_none(), "{ops}");
     let dev = by_receiver("dev");
     assert_eq!(dev["outcome"], "failed_permanent", "{all}");
     assert_eq!(dev["attempts"], 1);
-    assert!(dev["error"].as_str().is_some_and(|e| e.contains("400")), "{dev}");
+    assert!(
+        dev["error"].as_str().is_some_and(|e| e.contains("400")),
+        "{dev}"
+    );
     assert_eq!(dev["group"]["key"], "{}/{team=\"dev\"}:{alertname=\"B\"}");
 
     let list = |q: &str| -> Vec<String> {
@@ -314,9 +331,18 @@ fn notifications_api_lists_outcomes_with_filters() {
     let ops = "receiver=\"ops\",plugin=\"webhook\"";
     let dev = "receiver=\"dev\",plugin=\"webhook\"";
     for (series, want) in [
-        (format!("pharos_router_notification_latency_seconds_bucket{{{ops},le=\"20\"}}"), 1.0),
-        (format!("pharos_router_notification_latency_seconds_count{{{ops}}}"), 1.0),
-        (format!("pharos_router_notification_requests_total{{{ops}}}"), 1.0),
+        (
+            format!("pharos_router_notification_latency_seconds_bucket{{{ops},le=\"20\"}}"),
+            1.0,
+        ),
+        (
+            format!("pharos_router_notification_latency_seconds_count{{{ops}}}"),
+            1.0,
+        ),
+        (
+            format!("pharos_router_notification_requests_total{{{ops}}}"),
+            1.0,
+        ),
         (format!("pharos_router_notifications_total{{{ops}}}"), 1.0),
     ] {
         assert_eq!(value(&series), want, "{series}");

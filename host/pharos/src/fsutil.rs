@@ -59,7 +59,10 @@ mod tests {
             assert_eq!(std::fs::read(&path).ok().as_deref(), Some(content));
         }
         // Only the file itself: the temporaries were renamed.
-        assert_eq!(std::fs::read_dir(dir.path()).map(Iterator::count).ok(), Some(1));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(Iterator::count).ok(),
+            Some(1)
+        );
         assert_eq!(move_aside(&path, 7), Some(dir.path().join("f.corrupt-7")));
         assert!(!path.exists());
         assert_eq!(move_aside(&path, 8), None);

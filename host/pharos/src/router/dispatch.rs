@@ -414,7 +414,11 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
                 .map(|(fp, a)| (*fp, a.resolved_at(now)))
                 .collect(),
             outcome,
-            error: result.as_ref().err().map(|e| e.message.clone()).unwrap_or_default(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
             attempts,
         };
         let counted = [receiver.name.as_str(), entry.plugin.as_str()];

@@ -237,14 +237,15 @@ impl RouterState {
             .collect();
         out.extend(self.silences().iter().map(|s| Record::Silence(s.into())));
         let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        out.extend(log.entries().map(|((group_key, receiver, index), entry)| {
-            Record::Log {
-                group_key: group_key.clone(),
-                receiver: receiver.clone(),
-                index: *index,
-                entry: entry.clone(),
-            }
-        }));
+        out.extend(
+            log.entries()
+                .map(|((group_key, receiver, index), entry)| Record::Log {
+                    group_key: group_key.clone(),
+                    receiver: receiver.clone(),
+                    index: *index,
+                    entry: entry.clone(),
+                }),
+        );
         out.extend(log.history().cloned().map(Record::Sent));
         out
     }
@@ -541,10 +542,10 @@ impl Component for Router {
     type Section = Section;
 
     fn section(config: &Config) -> Option<Section> {
-        let data = config
-            .storage
-            .as_ref()
-            .map_or_else(|| crate::config::TsdbConfig::default().path, |s| s.tsdb.path.clone());
+        let data = config.storage.as_ref().map_or_else(
+            || crate::config::TsdbConfig::default().path,
+            |s| s.tsdb.path.clone(),
+        );
         config.router.as_ref().map(|router| Section {
             router: router.clone(),
             resolve_timeout_ms: i64::try_from(config.global.resolve_timeout.as_std().as_millis())
@@ -717,6 +718,115 @@ mod tests {
         state.set_section(section);
         let again = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await;
         assert!(again.is_err(), "{again:?}");
+        task.abort();
+    }
+
+    fn alert(name: &str, now: i64) -> store::Alert {
+        store::Alert {
+            labels: [("alertname".to_owned(), name.to_owned())].into(),
+            annotations: store::LabelSet::new(),
+            starts_at: now,
+            ends_at: now + 600_000,
+            generator_url: String::new(),
+            updated_at: now,
+            timeout: false,
+        }
+    }
+
+    /// A router on `dir`, as the component opens it, with its dispatch loop.
+    fn open(
+        section: &Section,
+        dir: &std::path::Path,
+    ) -> (
+        Arc<RouterState>,
+        JoinHandle<()>,
+        tokio::sync::mpsc::UnboundedReceiver<(String, Notification)>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let state = RouterState::new(
+            section.clone(),
+            Arc::new(SystemClock),
+            Arc::new(Metrics::new(RouterSlot::default())),
+            Arc::new(Forward(tx)),
+        )
+        .with_external_url("http://x:9093".into());
+        let state = Arc::new(open_state(state, dir));
+        let task = tokio::spawn(RouterState::dispatch_loop(state.clone()));
+        (state, task, rx)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_router_keeps_its_state_and_does_not_notify_again() {
+        let doc = r#"{"plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+            "route": {"receiver": "r", "group_by": [], "group_wait": "50ms", "group_interval": "100ms"},
+            "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}]}]}"#;
+        let config = crate::config::parse(doc).unwrap_or_else(|e| panic!("{e}"));
+        let section = Router::section(&config).unwrap_or_else(|| panic!("no router"));
+        assert_eq!(section.state_dir, std::path::Path::new("data/router"));
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path().join("router");
+
+        let (state, task, mut rx) = open(&section, &dir);
+        let now = state.now_ms();
+        let (fp, stored) = state.alerts().put(alert("a", now), now);
+        state.dispatch(fp, &stored);
+        let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        let first = first.ok().flatten().map(|(_, n)| n);
+        assert_eq!(
+            first
+                .as_ref()
+                .map(|n| (n.alerts.len(), n.external_url.as_str())),
+            Some((1, "http://x:9093"))
+        );
+        let silence = silences::Silence {
+            id: String::new(),
+            matchers: vec![
+                silences::SilenceMatcher::new("alertname".into(), "z".into(), false, true)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ],
+            starts_at: now,
+            ends_at: now + 600_000,
+            updated_at: now,
+            created_by: "me".into(),
+            comment: String::new(),
+        };
+        let id = state.change_silences(|all| {
+            let id = all.set(silence, now, || "s1".into()).unwrap_or_default();
+            (id.clone(), vec![id])
+        });
+        // Wait for the delivery to be in the history, then stop without a snapshot
+        // (as kill -9 would): the journal alone holds the delivery and the silence.
+        let listed = async {
+            while state.log().history().count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), listed)
+                .await
+                .is_ok()
+        );
+        task.abort();
+        drop(state);
+
+        let (state, task, mut rx) = open(&section, &dir);
+        assert_eq!(state.alerts().iter().count(), 1);
+        assert_eq!(state.silences().get(&id).map(|s| s.id.clone()), Some(id));
+        assert_eq!(state.log().history().count(), 1);
+        let again = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await;
+        assert!(again.is_err(), "notified again: {again:?}");
+        // A new alert in the group is notified, with the restored one.
+        let now = state.now_ms();
+        let (fp, stored) = state.alerts().put(alert("b", now), now);
+        state.dispatch(fp, &stored);
+        let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(next.ok().flatten().map(|(_, n)| n.alerts.len()), Some(2));
+        // A graceful stop's snapshot empties the journal; the state loads from it.
+        state.persist();
+        task.abort();
+        drop(state);
+        let (state, task, _rx) = open(&section, &dir);
+        assert_eq!(state.alerts().iter().count(), 2);
         task.abort();
     }
 }

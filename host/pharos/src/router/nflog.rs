@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(log.next_id(), HISTORY_LIMIT as u64 + 5);
         log.push(sent(HISTORY_LIMIT as u64 + 5, 2_000));
         log.gc(1_000 + RETENTION_MS);
-        assert_eq!(log.history().map(|s| s.id).collect::<Vec<_>>(), [HISTORY_LIMIT as u64 + 5]);
+        assert_eq!(
+            log.history().map(|s| s.id).collect::<Vec<_>>(),
+            [HISTORY_LIMIT as u64 + 5]
+        );
     }
 
     #[test]

@@ -166,7 +166,9 @@ fn frame(out: &mut Vec<u8>, record: &Record) {
     // Serialising maps with string keys and plain fields cannot fail.
     let payload = serde_json::to_vec(record).unwrap_or_default();
     // A record is far below 4 GiB; a longer one would fail its check when read.
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let len = u32::try_from(payload.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
     out.extend_from_slice(&len);
     out.extend_from_slice(&length_check(len).to_le_bytes());
     out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
@@ -220,8 +222,9 @@ pub fn scan(data: &[u8], magic: &[u8; 8]) -> Scanned {
     while pos < data.len() {
         let rest = data.len() - pos;
         if rest < HEADER {
-            out.problems
-                .push(format!("truncated record at byte {pos}: {rest} bytes dropped"));
+            out.problems.push(format!(
+                "truncated record at byte {pos}: {rest} bytes dropped"
+            ));
             break;
         }
         let len_bytes = [data[pos], data[pos + 1], data[pos + 2], data[pos + 3]];
@@ -233,8 +236,9 @@ pub fn scan(data: &[u8], magic: &[u8; 8]) -> Scanned {
         }
         let len = u32::from_le_bytes(len_bytes) as usize;
         if rest - HEADER < len {
-            out.problems
-                .push(format!("truncated record at byte {pos}: {rest} bytes dropped"));
+            out.problems.push(format!(
+                "truncated record at byte {pos}: {rest} bytes dropped"
+            ));
             break;
         }
         let payload = &data[pos + HEADER..pos + HEADER + len];
@@ -270,7 +274,10 @@ pub struct Loaded {
 /// holds them).
 pub fn load(dir: &Path, now_ms: i64) -> Loaded {
     let mut out = Loaded::default();
-    for (name, magic) in [(SNAPSHOT_FILE, SNAPSHOT_MAGIC), (JOURNAL_FILE, JOURNAL_MAGIC)] {
+    for (name, magic) in [
+        (SNAPSHOT_FILE, SNAPSHOT_MAGIC),
+        (JOURNAL_FILE, JOURNAL_MAGIC),
+    ] {
         let path = dir.join(name);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
@@ -548,8 +555,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let dir = tmp.path().join("router");
         let recs = records();
-        let journal = Journal::create(&dir, &encode_snapshot(&recs[..1]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let journal =
+            Journal::create(&dir, &encode_snapshot(&recs[..1])).unwrap_or_else(|e| panic!("{e}"));
         {
             let mut g = journal.lock();
             assert!(g.is_empty());
