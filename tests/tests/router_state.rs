@@ -306,6 +306,8 @@ fn notifications_api_lists_outcomes_with_filters() {
     };
     assert_eq!(list("receiver=ops"), ["ops"]);
     assert_eq!(list("receiver=o.*"), ["ops"]);
+    // Anchored, as the alerts' receiver filter: "p" is not "ops".
+    assert_eq!(list("receiver=p"), Vec::<String>::new());
     assert_eq!(list("group=%7B%7D%3A%7Balertname%3D%22A%22%7D"), ["ops"]);
     assert_eq!(list("group=nope"), Vec::<String>::new());
     let since = list("since=2000-01-01T00:00:00Z");

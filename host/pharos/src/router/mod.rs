@@ -217,9 +217,17 @@ impl RouterState {
         if !dirty && guard.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let data = persist::encode_snapshot(&self.snapshot_records());
         match guard.compact(&data) {
-            Ok(()) => self.metrics.persisted("snapshot", true),
+            Ok(()) => {
+                self.metrics.persisted("snapshot", true);
+                tracing::debug!(
+                    bytes = data.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "router snapshot written"
+                );
+            }
             Err(e) => {
                 self.dirty.store(true, Ordering::Relaxed);
                 self.metrics.persisted("snapshot", false);
