@@ -214,7 +214,7 @@ impl RouterState {
         };
         let mut guard = journal.lock();
         let dirty = self.dirty.swap(false, Ordering::Relaxed);
-        if !dirty && guard.is_empty() {
+        if !dirty && !guard.needs_snapshot() {
             return;
         }
         let started = std::time::Instant::now();

@@ -315,6 +315,9 @@ struct JournalFile {
     file: File,
     /// Bytes written, so a failed append is cut off rather than left half-written.
     len: u64,
+    /// An append failed since the last snapshot: its change is only in memory, so the
+    /// next snapshot must be written even if nothing else changed.
+    failed: bool,
 }
 
 impl Journal {
@@ -336,6 +339,7 @@ impl Journal {
             file: Mutex::new(JournalFile {
                 file,
                 len: JOURNAL_MAGIC.len() as u64,
+                failed: false,
             }),
         })
     }
@@ -365,7 +369,8 @@ impl JournalGuard<'_> {
     ///
     /// # Errors
     ///
-    /// The write or the sync failed; the journal is cut back to where it was.
+    /// The write or the sync failed; the journal is cut back to where it was, and the
+    /// next snapshot (which holds the change, made in memory) is due.
     pub fn append(&mut self, records: &[Record]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for r in records {
@@ -381,14 +386,16 @@ impl JournalGuard<'_> {
             Err(e) => {
                 let _ = j.file.set_len(j.len);
                 let _ = j.file.seek(SeekFrom::Start(j.len));
+                j.failed = true;
                 Err(e)
             }
         }
     }
 
-    /// Whether records were appended since the last snapshot.
-    pub fn is_empty(&self) -> bool {
-        self.file.len <= JOURNAL_MAGIC.len() as u64
+    /// Whether a snapshot is due for the journal's sake: records were appended, or an
+    /// append failed, since the last one.
+    pub fn needs_snapshot(&self) -> bool {
+        self.file.len > JOURNAL_MAGIC.len() as u64 || self.file.failed
     }
 
     /// Writes `snapshot` (which must hold everything the journal holds) and empties
@@ -406,6 +413,7 @@ impl JournalGuard<'_> {
         j.file.seek(SeekFrom::Start(start))?;
         j.file.sync_all()?;
         j.len = start;
+        j.failed = false;
         Ok(())
     }
 }
@@ -551,6 +559,30 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_is_reported_and_calls_for_a_snapshot() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path().to_path_buf();
+        drop(Journal::create(&dir, &encode_snapshot(&[])).unwrap_or_else(|e| panic!("{e}")));
+        // A handle that cannot write stands in for a full or failing disk.
+        let read_only = File::open(dir.join(JOURNAL_FILE)).unwrap_or_else(|e| panic!("{e}"));
+        let journal = Journal {
+            dir: dir.clone(),
+            file: Mutex::new(JournalFile {
+                file: read_only,
+                len: JOURNAL_MAGIC.len() as u64,
+                failed: false,
+            }),
+        };
+        let mut g = journal.lock();
+        assert!(g.append(&records()[..1]).is_err());
+        assert!(g.needs_snapshot());
+        assert_eq!(
+            std::fs::read(dir.join(JOURNAL_FILE)).ok().as_deref(),
+            Some(&JOURNAL_MAGIC[..])
+        );
+    }
+
+    #[test]
     fn journal_appends_snapshots_and_loads_with_damage_moved_aside() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let dir = tmp.path().join("router");
@@ -559,10 +591,10 @@ mod tests {
             Journal::create(&dir, &encode_snapshot(&recs[..1])).unwrap_or_else(|e| panic!("{e}"));
         {
             let mut g = journal.lock();
-            assert!(g.is_empty());
+            assert!(!g.needs_snapshot());
             g.append(&recs[1..3]).unwrap_or_else(|e| panic!("{e}"));
             g.append(&recs[3..4]).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!g.is_empty());
+            assert!(g.needs_snapshot());
         }
         let got = load(&dir, 1);
         assert_eq!(got.records, recs[..4]);
@@ -572,7 +604,7 @@ mod tests {
             .lock()
             .compact(&encode_snapshot(&recs))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(journal.lock().is_empty());
+        assert!(!journal.lock().needs_snapshot());
         journal
             .lock()
             .append(&recs[4..])
