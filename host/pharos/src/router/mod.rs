@@ -206,20 +206,27 @@ impl RouterState {
         (counts, problems)
     }
 
-    /// Writes a snapshot of everything and empties the journal, when something
+    /// Writes a snapshot of everything and cuts the journal, when something
     /// changed since the last one. Blocks on the disk: call it off the async workers.
     pub fn persist(&self) {
         let Some(journal) = &self.journal else {
             return;
         };
-        let mut guard = journal.lock();
-        let dirty = self.dirty.swap(false, Ordering::Relaxed);
-        if !dirty && !guard.needs_snapshot() {
-            return;
-        }
+        let _one_at_a_time = journal.snapshotting();
         let started = std::time::Instant::now();
-        let data = persist::encode_snapshot(&self.snapshot_records());
-        match guard.compact(&data) {
+        // Captured with the journal locked, so every journaled change is in it; the
+        // encoding and the write run unlocked.
+        let (records, mark) = {
+            let mut guard = journal.lock();
+            let dirty = self.dirty.swap(false, Ordering::Relaxed);
+            if !dirty && !guard.needs_snapshot() {
+                return;
+            }
+            (self.snapshot_records(), guard.mark())
+        };
+        let data = persist::encode_snapshot(&records);
+        drop(records);
+        match journal.compact(&data, mark) {
             Ok(()) => {
                 self.metrics.persisted("snapshot", true);
                 tracing::debug!(

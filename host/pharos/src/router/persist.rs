@@ -10,11 +10,17 @@
 //!   yet journaled is sent twice (at-least-once, as upstream).
 //! - `snapshot`: everything — alerts, silences, log, history — written whole and
 //!   atomically (temporary file, fsync, rename) every [`SNAPSHOT_INTERVAL`] when
-//!   something changed, at start-up and at shutdown; each snapshot empties the
-//!   journal. Alerts are only in snapshots: an fsync per `POST /api/v2/alerts` would
-//!   cap ingestion at the disk's sync rate, and senders re-send firing alerts anyway
-//!   (Prometheus every minute), so after `kill -9` at most the last interval of
-//!   alert updates is missing until they are re-sent.
+//!   something changed, at start-up and at shutdown; each snapshot cuts from the
+//!   journal what it holds. The state is captured with the journal locked, but
+//!   encoded and written unlocked, so notifications and silence changes do not wait
+//!   for a large snapshot; what they journal meanwhile stays in the journal.
+//!
+//! Alerts are journaled only with a delivery that included them (so a group's
+//! receiver-known alerts are back after a crash); otherwise they reach disk with the
+//! next snapshot. An fsync per `POST /api/v2/alerts` would cap ingestion at the
+//! disk's sync rate, and senders re-send firing alerts anyway (Prometheus every
+//! minute), so after `kill -9` at most the last interval of alert updates not yet
+//! notified is missing until they are re-sent.
 //!
 //! Both files are a magic (`PHRS`/`PHRJ` + version) then framed records: length (u32
 //! LE), a check of the length (low half of its xxh3-64), the payload's xxh3-64, and
@@ -25,7 +31,7 @@
 //!
 //! Replaying the journal over the snapshot is idempotent (a silence or log entry
 //! older than the one held is ignored, history entries have IDs), so a crash between
-//! writing a snapshot and emptying the journal loses nothing and duplicates nothing.
+//! writing a snapshot and cutting the journal loses nothing and duplicates nothing.
 
 use std::fs::File;
 use std::io::{Seek as _, SeekFrom, Write as _};
@@ -309,6 +315,8 @@ pub fn load(dir: &Path, now_ms: i64) -> Loaded {
 pub struct Journal {
     dir: PathBuf,
     file: Mutex<JournalFile>,
+    /// Held through a whole snapshot (capture, write, cut), so two never interleave.
+    snapshotting: Mutex<()>,
 }
 
 struct JournalFile {
@@ -341,14 +349,22 @@ impl Journal {
                 len: JOURNAL_MAGIC.len() as u64,
                 failed: false,
             }),
+            snapshotting: Mutex::new(()),
         })
+    }
+
+    /// Held while one snapshot is taken: from before [`JournalGuard::mark`] until
+    /// [`Journal::compact`] returns.
+    pub fn snapshotting(&self) -> MutexGuard<'_, ()> {
+        self.snapshotting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Holds off snapshots and other appends until the guard is dropped, so a change
     /// and its record stay together.
     pub fn lock(&self) -> JournalGuard<'_> {
         JournalGuard {
-            dir: &self.dir,
             file: self.file.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }
@@ -360,7 +376,6 @@ impl Journal {
 
 /// The journal, locked.
 pub struct JournalGuard<'a> {
-    dir: &'a Path,
     file: MutexGuard<'a, JournalFile>,
 }
 
@@ -398,22 +413,67 @@ impl JournalGuard<'_> {
         self.file.len > JOURNAL_MAGIC.len() as u64 || self.file.failed
     }
 
-    /// Writes `snapshot` (which must hold everything the journal holds) and empties
-    /// the journal.
+    /// Marks where a snapshot of the state as it is now starts to cover the journal:
+    /// call it with the state captured under this guard, then pass the mark to
+    /// [`Journal::compact`] once the guard is dropped.
+    pub fn mark(&mut self) -> Mark {
+        // What a failed append left in memory only is in the captured state.
+        self.file.failed = false;
+        Mark(self.file.len)
+    }
+}
+
+/// How much of the journal a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark(u64);
+
+impl Journal {
+    /// Writes `snapshot` (the state captured at `mark`), then cuts from the journal
+    /// what the snapshot holds, keeping what was appended since. The journal is only
+    /// locked for the cut, not while the snapshot is written, so notifications and
+    /// silence changes do not wait for a large snapshot.
     ///
     /// # Errors
     ///
     /// Writing the snapshot or cutting the journal failed; the journal then keeps its
-    /// records, so nothing is lost.
-    pub fn compact(&mut self, snapshot: &[u8]) -> std::io::Result<()> {
-        write_atomically(&self.dir.join(SNAPSHOT_FILE), snapshot)?;
-        let j = &mut *self.file;
+    /// records (replaying them over the snapshot is harmless), so nothing is lost, and
+    /// the next snapshot is due.
+    pub fn compact(&self, snapshot: &[u8], mark: Mark) -> std::io::Result<()> {
+        let written = write_atomically(&self.dir.join(SNAPSHOT_FILE), snapshot);
+        let mut guard = self.lock();
+        let j = &mut *guard.file;
+        let result = written.and_then(|()| Self::cut(&self.dir, j, mark.0));
+        if result.is_err() {
+            j.failed = true;
+        }
+        result
+    }
+
+    /// Drops the first `upto` bytes' records from the journal (held locked).
+    fn cut(dir: &Path, j: &mut JournalFile, upto: u64) -> std::io::Result<()> {
         let start = JOURNAL_MAGIC.len() as u64;
-        j.file.set_len(start)?;
-        j.file.seek(SeekFrom::Start(start))?;
-        j.file.sync_all()?;
-        j.len = start;
-        j.failed = false;
+        if j.len == upto {
+            j.file.set_len(start)?;
+            j.file.seek(SeekFrom::Start(start))?;
+            j.file.sync_all()?;
+            j.len = start;
+            return Ok(());
+        }
+        // Records were appended while the snapshot was written: rewrite the journal
+        // with only those, atomically, and go on appending to the new file.
+        let path = dir.join(JOURNAL_FILE);
+        let data = std::fs::read(&path)?;
+        let tail = usize::try_from(upto)
+            .ok()
+            .and_then(|from| data.get(from..))
+            .ok_or_else(|| std::io::Error::other("the journal is shorter than written"))?;
+        let mut fresh = JOURNAL_MAGIC.to_vec();
+        fresh.extend_from_slice(tail);
+        write_atomically(&path, &fresh)?;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.seek(SeekFrom::End(0))?;
+        j.file = file;
+        j.len = fresh.len() as u64;
         Ok(())
     }
 }
@@ -572,6 +632,7 @@ mod tests {
                 len: JOURNAL_MAGIC.len() as u64,
                 failed: false,
             }),
+            snapshotting: Mutex::new(()),
         };
         let mut g = journal.lock();
         assert!(g.append(&records()[..1]).is_err());
@@ -600,11 +661,24 @@ mod tests {
         assert_eq!(got.records, recs[..4]);
         assert!(got.problems.is_empty(), "{:?}", got.problems);
         // A snapshot empties the journal.
+        let mark = journal.lock().mark();
         journal
-            .lock()
-            .compact(&encode_snapshot(&recs))
+            .compact(&encode_snapshot(&recs[..4]), mark)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!journal.lock().needs_snapshot());
+        assert_eq!(load(&dir, 2).records, recs[..4]);
+        // What is appended while a snapshot is written stays in the journal.
+        let mark = journal.lock().mark();
+        journal
+            .lock()
+            .append(&recs[4..])
+            .unwrap_or_else(|e| panic!("{e}"));
+        journal
+            .compact(&encode_snapshot(&recs[..4]), mark)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(journal.lock().needs_snapshot());
+        assert_eq!(load(&dir, 2).records, recs);
+        // And appending goes on after it, in the rewritten file.
         journal
             .lock()
             .append(&recs[4..])
@@ -612,12 +686,19 @@ mod tests {
         let mut want = recs.clone();
         want.push(recs[4].clone());
         assert_eq!(load(&dir, 2).records, want);
+        let mark = journal.lock().mark();
+        journal
+            .compact(&encode_snapshot(&recs), mark)
+            .unwrap_or_else(|e| panic!("{e}"));
         // A torn journal tail (kill -9 mid-write): the whole records load, the file
         // is moved aside and the problem reported with the file's name.
         drop(journal);
         let jpath = dir.join(JOURNAL_FILE);
         let data = std::fs::read(&jpath).unwrap_or_default();
-        std::fs::write(&jpath, &data[..data.len() - 2]).unwrap_or_else(|e| panic!("{e}"));
+        let mut torn = data.clone();
+        frame(&mut torn, &recs[0]);
+        torn.truncate(torn.len() - 2);
+        std::fs::write(&jpath, &torn).unwrap_or_else(|e| panic!("{e}"));
         let got = load(&dir, 3);
         assert_eq!(got.records, recs);
         assert_eq!(got.problems.len(), 1);
