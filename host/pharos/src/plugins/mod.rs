@@ -260,6 +260,8 @@ impl crate::router::dispatch::Notify for Registry {
             })
         })
     }
+
+    /// The base plugin's version: an entry's instance is built from it.
     fn version(&self, plugin: &str) -> String {
         self.get(plugin)
             .map(|l| l.plugin.version())

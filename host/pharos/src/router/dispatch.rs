@@ -741,6 +741,7 @@ mod tests {
         assert_eq!(last.alerts[0].ends_at_ms, Some(1_011_000));
         assert_eq!(sent[0].1.alerts[0].ends_at_ms, None);
         assert_eq!(sent[0].1.group_key, "{}:{}");
+        assert_eq!(sent[0].1.external_url, "http://pharos.example:9093");
         drop(sent);
         assert_eq!(w.d.next_due(), None);
     }
@@ -776,6 +777,38 @@ mod tests {
             w.run_to(3_500).await,
             [("firing".into(), names(&["a", "b"]))]
         );
+        // Transient errors until the next flush is due: given up, listed as such.
+        w.post("c", Some(1_000_000 + 60_000));
+        for _ in 0..5 {
+            w.fake
+                .fail
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(NotifyError {
+                    retryable: true,
+                    message: "503".into(),
+                });
+        }
+        assert_eq!(w.run_to(4_500).await, []);
+        let log = w.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcomes: Vec<(Outcome, u32, &str)> = log
+            .history()
+            .map(|s| (s.outcome, s.attempts, s.error.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (Outcome::Delivered, 2, ""),
+                (Outcome::FailedPermanent, 1, "400"),
+                (Outcome::Delivered, 1, ""),
+                (Outcome::FailedAfterRetries, 2, "503"),
+            ]
+        );
+        let last = log
+            .history()
+            .last()
+            .map(|s| (s.id, s.alerts.len(), s.group_key.clone()));
+        assert_eq!(last, Some((3, 3, "{}:{}".to_owned())));
     }
 
     #[tokio::test]
