@@ -14,6 +14,7 @@ pub mod clock;
 pub mod component;
 pub mod config;
 pub mod daemon;
+pub mod fsutil;
 pub mod notifier;
 pub mod plugin_tools;
 pub mod plugins;

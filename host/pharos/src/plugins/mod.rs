@@ -260,6 +260,13 @@ impl crate::router::dispatch::Notify for Registry {
             })
         })
     }
+
+    /// The base plugin's version: an entry's instance is built from it.
+    fn version(&self, plugin: &str) -> String {
+        self.get(plugin)
+            .map(|l| l.plugin.version())
+            .unwrap_or_default()
+    }
 }
 
 /// The `pharos_plugin_*` families.

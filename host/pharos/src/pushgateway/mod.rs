@@ -212,10 +212,11 @@ impl Shared {
             (s.generation, persist::encode(&s))
         };
         let target = path.clone();
-        let result = tokio::task::spawn_blocking(move || persist::write_atomically(&target, &data))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r);
+        let result =
+            tokio::task::spawn_blocking(move || crate::fsutil::write_atomically(&target, &data))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r);
         match result {
             Ok(()) => {
                 *lock(&self.writes).entry("success").or_default() += 1;

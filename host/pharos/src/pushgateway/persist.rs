@@ -9,8 +9,9 @@
 //! [`load`]). Upstream's file is a Go `gob` stream, which only Go reads; groups from an
 //! upstream gateway come over by pushing them again.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+
+use crate::fsutil::move_aside;
 
 use pharos_model::exposition::parse::proto;
 use prost::Message as _;
@@ -146,27 +147,6 @@ pub fn decode(data: &[u8]) -> Result<Vec<(GroupingKey, Restored)>, String> {
     Ok(out)
 }
 
-/// Writes `data` to `path` atomically: a temporary file beside it, synced, renamed
-/// over it, and the directory synced so the rename survives a crash.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            "{}.in_progress.",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("pushgateway")
-        ))
-        .tempfile_in(&dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(&dir)?.sync_all()
-}
-
 /// What reading the file at start-up found.
 #[derive(Debug)]
 pub enum Loaded {
@@ -196,10 +176,7 @@ pub fn load(path: &Path, now_ms: i64) -> Loaded {
     match decode(&data) {
         Ok(groups) => Loaded::Groups(groups),
         Err(reason) => {
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(format!(".corrupt-{now_ms}"));
-            let aside = PathBuf::from(aside);
-            let moved_to = std::fs::rename(path, &aside).ok().map(|()| aside);
+            let moved_to = move_aside(path, now_ms);
             Loaded::Corrupt { reason, moved_to }
         }
     }
@@ -208,6 +185,7 @@ pub fn load(path: &Path, now_ms: i64) -> Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::write_atomically;
     use crate::pushgateway::store::{Push, Settings};
 
     fn store() -> Store {

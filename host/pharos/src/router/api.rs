@@ -39,6 +39,7 @@ pub fn routes() -> Router<WebState> {
         )
         .route("/api/v2/status", get(status))
         .route("/api/v2/receivers", get(receivers))
+        .route("/api/v2/notifications", get(notifications))
         .route("/api/v1/alerts", post(gone))
         .route("/api/v1/alerts/groups", any(gone))
         .route("/api/v1/silences", any(gone))
@@ -401,8 +402,12 @@ fn filters(raw: Option<&str>) -> Result<Filters, Box<Response>> {
             "active" => f.active = flag(&v).unwrap_or(f.active),
             "silenced" => f.silenced = flag(&v).unwrap_or(f.silenced),
             "inhibited" => f.inhibited = flag(&v).unwrap_or(f.inhibited),
-            // Every alert has been through the API's status computation, so none is
-            // "unprocessed" and this filter never removes one.
+            // Upstream's "unprocessed" is an alert the dispatcher has not taken in yet.
+            // Here `POST /api/v2/alerts` hands each stored alert to the groups before
+            // it answers (`RouterState::dispatch`, under the same call), and a reload
+            // or restart rebuilds the groups from the store before the API sees the
+            // new state, so no alert the API can list is unprocessed: the filter
+            // never removes one, as upstream's never does once its dispatcher ran.
             "unprocessed" => {}
             "filter" => match parse_matcher(&v) {
                 Ok(m) => f.matchers.push(m),
@@ -857,20 +862,7 @@ fn decode_silence(body: &[u8], now: i64) -> Result<Silence, Box<Response>> {
         if !is_valid_label_name(&name) {
             return Err(invalid(format!("invalid label name {name:?}")));
         }
-        let op = match (is_regex, is_equal) {
-            (false, true) => MatchOp::Equal,
-            (false, false) => MatchOp::NotEqual,
-            (true, true) => MatchOp::Regex,
-            (true, false) => MatchOp::NotRegex,
-        };
-        let matcher = LabelMatcher::new(op, &name, &value).map_err(invalid)?;
-        matchers.push(SilenceMatcher {
-            name,
-            value,
-            is_regex,
-            is_equal,
-            matcher,
-        });
+        matchers.push(SilenceMatcher::new(name, value, is_regex, is_equal).map_err(invalid)?);
     }
     let (Some(starts_at), Some(ends_at)) = (starts_at, ends_at) else {
         return Err(Box::new(message(
@@ -917,7 +909,17 @@ async fn post_silence(State(s): State<WebState>, body: Bytes) -> Response {
         Ok(sil) => sil,
         Err(r) => return *r,
     };
-    let result = state.silences().set(silence, now, new_uuid);
+    let old_id = silence.id.clone();
+    let result = state.change_silences(|all| {
+        let result = all.set(silence, now, new_uuid);
+        // A replaced silence was expired: journal it with its successor.
+        let touched = match &result {
+            Ok(id) if *id != old_id && !old_id.is_empty() => vec![id.clone(), old_id],
+            Ok(id) => vec![id.clone()],
+            Err(_) => Vec::new(),
+        };
+        (result, touched)
+    });
     match result {
         Ok(id) => json(StatusCode::OK, &serde_json::json!({"silenceID": id})),
         Err(SetError::NotFound) => message(StatusCode::NOT_FOUND, "silence not found"),
@@ -957,7 +959,11 @@ async fn delete_silence(State(s): State<WebState>, UrlPath(id): UrlPath<String>)
         return bad_id(&id);
     }
     let now = state.now_ms();
-    if state.silences().expire(&id, now) {
+    let expired = state.change_silences(|all| {
+        let found = all.expire(&id, now);
+        (found, if found { vec![id.clone()] } else { Vec::new() })
+    });
+    if expired {
         StatusCode::OK.into_response()
     } else {
         StatusCode::NOT_FOUND.into_response()
@@ -1044,6 +1050,120 @@ async fn receivers(State(s): State<WebState>) -> Response {
         .map(|r| r.name.as_str())
         .collect();
     let out: Vec<Receiver<'_>> = names.into_iter().map(|name| Receiver { name }).collect();
+    json(StatusCode::OK, &out)
+}
+
+#[derive(Serialize)]
+struct IntegrationJson<'a> {
+    name: String,
+    index: usize,
+    plugin: &'a str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    key: &'a str,
+    labels: &'a LabelSet,
+}
+
+#[derive(Serialize)]
+struct SentAlertJson {
+    fingerprint: String,
+    status: &'static str,
+}
+
+/// One entry of `GET /api/v2/notifications`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NotificationJson<'a> {
+    id: u64,
+    started_at: String,
+    finished_at: String,
+    receiver: Receiver<'a>,
+    integration: IntegrationJson<'a>,
+    group: GroupJson<'a>,
+    alerts: Vec<SentAlertJson>,
+    outcome: &'static str,
+    attempts: u32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error: &'a str,
+}
+
+/// `GET /api/v2/notifications` (Pharos's own): the notification history, newest
+/// first, filtered by `receiver` (a regex on the name, as the alerts' filter),
+/// `group` (a group key, exactly) and `since` (RFC 3339: finished at or after).
+async fn notifications(State(s): State<WebState>, RawQuery(q): RawQuery) -> Response {
+    let state = match router_state(&s) {
+        Ok(st) => st,
+        Err(r) => return *r,
+    };
+    let mut receiver = None;
+    let mut group = None;
+    let mut since = i64::MIN;
+    for (k, v) in pairs(q.as_deref()) {
+        match k.as_str() {
+            "receiver" if !v.is_empty() => {
+                match LabelMatcher::new(MatchOp::Regex, "receiver", &v) {
+                    Ok(m) => receiver = Some(m),
+                    Err(e) => {
+                        return message(
+                            StatusCode::BAD_REQUEST,
+                            &format!("failed to parse receiver param: {e}"),
+                        );
+                    }
+                }
+            }
+            "group" => group = Some(v),
+            "since" => match parse_time(&v) {
+                Ok(t) => since = t.unwrap_or(i64::MIN),
+                Err(e) => {
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        &format!("failed to parse since param: {e}"),
+                    );
+                }
+            },
+            _ => {}
+        }
+    }
+    let log = state.log();
+    let out: Vec<NotificationJson<'_>> = log
+        .history()
+        .rev()
+        .filter(|n| {
+            n.at >= since
+                && group.as_ref().is_none_or(|g| *g == n.group_key)
+                && receiver.as_ref().is_none_or(|r| r.matches(&n.receiver))
+        })
+        .map(|n| NotificationJson {
+            id: n.id,
+            started_at: format_time(n.started_at),
+            finished_at: format_time(n.at),
+            receiver: Receiver { name: &n.receiver },
+            integration: IntegrationJson {
+                name: format!("{}/{}/{}", n.plugin, n.receiver, n.index),
+                index: n.index,
+                plugin: &n.plugin,
+                version: &n.plugin_version,
+            },
+            group: GroupJson {
+                key: &n.group_key,
+                labels: &n.group_labels,
+            },
+            alerts: n
+                .alerts
+                .iter()
+                .map(|(fp, resolved)| SentAlertJson {
+                    fingerprint: fingerprint_hex(*fp),
+                    status: if *resolved { "resolved" } else { "firing" },
+                })
+                .collect(),
+            outcome: n.outcome.as_str(),
+            attempts: n.attempts,
+            error: &n.error,
+        })
+        .collect();
     json(StatusCode::OK, &out)
 }
 

@@ -5,8 +5,9 @@
 //! that), then every `group_interval`. A flush runs, for the group's receiver:
 //! inhibition → mute/active time intervals → silences → for each notifier entry
 //! (integration): dedup against the notification log → retry until the next flush is
-//! due → record in the log. Resolved alerts leave the group after a flush that
-//! succeeded, unless they changed meanwhile.
+//! due → journal the outcome (see `persist`), then record it in the log and its
+//! history. Resolved alerts leave the group after a flush that succeeded, unless they
+//! changed meanwhile.
 //!
 //! The state machine ([`Dispatcher`]) is synchronous and takes "now" as an argument;
 //! the async [`flush`] runs a flush's pipeline against the [`Notify`] seam. So timers,
@@ -23,6 +24,8 @@ use pharos_plugin_host::{Alert as NAlert, AlertStatus, Notification};
 use crate::clock::Clock;
 use crate::config::{NotifierConfig, RouteConfig, RouterConfig};
 
+use super::nflog::{LogEntry, LogKey, NotificationLog, Outcome, Sent};
+use super::persist::{Journal, Record};
 use super::silences::Silences;
 use super::store::{Alert, LabelSet, Store, fingerprint_hex};
 use super::tree::{Route, inhibited_by, label_set_string};
@@ -53,34 +56,18 @@ pub trait Notify: Send + Sync {
         integration: Integration<'a>,
         n: &'a Notification,
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
+
+    /// The running version of the plugin called `plugin`, for the notification
+    /// history; empty when unknown.
+    fn version(&self, plugin: &str) -> String {
+        let _ = plugin;
+        String::new()
+    }
 }
 
 /// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 500;
 const MAX_BACKOFF_MS: i64 = 60_000;
-/// How long a notification log entry is kept (upstream's data retention default).
-const LOG_RETENTION_MS: i64 = 120 * 3_600_000;
-
-/// What the log remembers of the last notification of one integration for one group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub firing: BTreeSet<u64>,
-    pub resolved: BTreeSet<u64>,
-    pub at: i64,
-}
-
-/// The notification log: (group key, receiver, entry index) → last notification.
-#[derive(Debug, Default)]
-pub struct NotificationLog {
-    entries: HashMap<(String, String, usize), LogEntry>,
-}
-
-impl NotificationLog {
-    /// Drops entries older than the retention.
-    pub fn gc(&mut self, now: i64) {
-        self.entries.retain(|_, e| e.at + LOG_RETENTION_MS > now);
-    }
-}
 
 /// Upstream's `DedupStage.needsUpdate`.
 fn needs_update(
@@ -221,9 +208,14 @@ pub struct Pipeline<'a> {
     pub store: &'a Mutex<Store>,
     pub silences: &'a Mutex<Silences>,
     pub log: &'a Mutex<NotificationLog>,
+    /// Where outcomes are made durable before they enter the log; `None` keeps the
+    /// state in memory only.
+    pub journal: Option<&'a Journal>,
     pub notify: &'a dyn Notify,
     pub clock: &'a dyn Clock,
     pub metrics: &'a super::Metrics,
+    /// `--web.external-url`, sent as the notifications' `externalURL`.
+    pub external_url: &'a str,
 }
 
 /// Upstream's `AlertSlice` order: by `job`, then `instance` (alerts having them
@@ -259,7 +251,13 @@ fn common(sets: &[&LabelSet]) -> LabelSet {
 
 /// The notification of `alerts` (sorted) for a group, as the webhook's v4 payload
 /// carries it; firing alerts have no end time.
-fn notification(receiver: &str, flush: &Flush, alerts: &[&(u64, Alert)], now: i64) -> Notification {
+fn notification(
+    p: &Pipeline<'_>,
+    receiver: &str,
+    flush: &Flush,
+    alerts: &[&(u64, Alert)],
+    now: i64,
+) -> Notification {
     let firing = alerts.iter().any(|(_, a)| !a.resolved_at(now));
     let labels: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &a.labels).collect();
     let notes: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &a.annotations).collect();
@@ -292,7 +290,7 @@ fn notification(receiver: &str, flush: &Flush, alerts: &[&(u64, Alert)], now: i6
         group_labels: to_labels(&flush.labels),
         common_labels: to_labels(&common(&labels)),
         common_annotations: to_labels(&common(&notes)),
-        external_url: String::new(),
+        external_url: p.external_url.to_owned(),
         group_key: flush.key.clone(),
         truncated_alerts: 0,
     }
@@ -364,7 +362,7 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
         let due = {
             let log = p.log.lock().unwrap_or_else(PoisonError::into_inner);
             needs_update(
-                log.entries.get(&log_key),
+                log.get(&log_key),
                 &firing,
                 &resolved,
                 entry.send_resolved,
@@ -380,54 +378,148 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
             .copied()
             .filter(|(_, a)| entry.send_resolved || !a.resolved_at(now))
             .collect();
-        if !sent.is_empty() {
-            let n = notification(&receiver.name, flush, &sent, now);
-            let integration = Integration {
-                receiver: &receiver.name,
-                index: i,
-                entry,
-            };
-            let counted = [receiver.name.as_str(), entry.plugin.as_str()];
-            if let Err(e) = retry(p, integration, &n, flush.deadline).await {
-                p.metrics.notifications_failed.with(&counted).inc();
-                tracing::warn!(receiver = %receiver.name, plugin = %entry.plugin, group = %flush.key, error = %e.message, "notify failed");
-                ok = false;
-                continue;
-            }
-            p.metrics.notifications.with(&counted).inc();
+        let logged = LogEntry {
+            firing: firing.clone(),
+            resolved: resolved.clone(),
+            at: now,
+        };
+        if sent.is_empty() {
+            record(p, Some((log_key, logged)), None, &[]);
+            continue;
         }
-        p.log
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entries
-            .insert(
-                log_key,
-                LogEntry {
-                    firing: firing.clone(),
-                    resolved: resolved.clone(),
-                    at: now,
-                },
-            );
+        let n = notification(p, &receiver.name, flush, &sent, now);
+        let integration = Integration {
+            receiver: &receiver.name,
+            index: i,
+            entry,
+        };
+        let (result, attempts) = retry(p, integration, &n, flush.deadline).await;
+        let outcome = match &result {
+            Ok(()) => Outcome::Delivered,
+            Err(e) if !e.retryable => Outcome::FailedPermanent,
+            Err(_) => Outcome::FailedAfterRetries,
+        };
+        let history = Sent {
+            id: 0,
+            started_at: now,
+            at: p.clock.now_ms(),
+            receiver: receiver.name.clone(),
+            index: i,
+            plugin: entry.plugin.clone(),
+            plugin_version: p.notify.version(&entry.plugin),
+            group_key: flush.key.clone(),
+            group_labels: flush.labels.clone(),
+            alerts: sent
+                .iter()
+                .map(|(fp, a)| (*fp, a.resolved_at(now)))
+                .collect(),
+            outcome,
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+            attempts,
+        };
+        let counted = [receiver.name.as_str(), entry.plugin.as_str()];
+        match result {
+            Ok(()) => {
+                p.metrics.notifications.with(&counted).inc();
+                record(p, Some((log_key, logged)), Some(history), &sent);
+            }
+            Err(e) => {
+                p.metrics.notifications_failed.with(&counted).inc();
+                tracing::warn!(receiver = %receiver.name, plugin = %entry.plugin, group = %flush.key, attempts, error = %e.message, "notify failed");
+                record(p, None, Some(history), &[]);
+                ok = false;
+            }
+        }
     }
     ok
 }
 
+/// Makes an outcome durable in the journal, then enters it in the log and its
+/// history, so what the API lists and dedup relies on survives a crash. The journal
+/// stays locked until both are done, so a snapshot sees neither or both. The alerts
+/// of a delivered notification are journaled with it: alerts are otherwise only in
+/// the periodic snapshots, and the ones a receiver was told of must be there after a
+/// crash for their group to go on (and send their resolution).
+fn record(
+    p: &Pipeline<'_>,
+    logged: Option<(LogKey, LogEntry)>,
+    sent: Option<Sent>,
+    alerts: &[&(u64, Alert)],
+) {
+    let mut journal = p.journal.map(Journal::lock);
+    let sent = sent.map(|mut s| {
+        s.id = p
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_id();
+        s
+    });
+    if let Some(j) = &mut journal {
+        let mut records: Vec<Record> = alerts
+            .iter()
+            .map(|(_, a)| Record::Alert(a.into()))
+            .collect();
+        if let Some(((group_key, receiver, index), entry)) = &logged {
+            records.push(Record::Log {
+                group_key: group_key.clone(),
+                receiver: receiver.clone(),
+                index: *index,
+                entry: entry.clone(),
+            });
+        }
+        if let Some(s) = &sent {
+            records.push(Record::Sent(s.clone()));
+        }
+        let appended = j.append(&records);
+        p.metrics.persisted("journal", appended.is_ok());
+        if let Err(e) = appended {
+            tracing::error!(dir = %p.journal.map(|j| j.dir().display().to_string()).unwrap_or_default(), error = %e, "journaling a notification failed; it is kept in memory but a crash before the next snapshot forgets it");
+        }
+    }
+    let mut log = p.log.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((key, entry)) = logged {
+        log.set(key, entry);
+    }
+    if let Some(s) = sent {
+        log.push(s);
+    }
+}
+
 /// Calls the notifier until it succeeds, fails for good, or the next backoff would end
-/// after `deadline`.
+/// after `deadline`; returns the last result and the number of attempts. Each attempt
+/// is counted and timed, as upstream's retry stage does.
 async fn retry(
     p: &Pipeline<'_>,
     integration: Integration<'_>,
     n: &Notification,
     deadline: i64,
-) -> Result<(), NotifyError> {
+) -> (Result<(), NotifyError>, u32) {
     let mut backoff = FIRST_BACKOFF_MS;
+    let mut attempts = 0;
+    let labels = [integration.receiver, integration.entry.plugin.as_str()];
     loop {
-        match p.notify.notify(integration, n).await {
-            Ok(()) => return Ok(()),
-            Err(e) if !e.retryable => return Err(e),
+        attempts += 1;
+        let started = std::time::Instant::now();
+        let result = p.notify.notify(integration, n).await;
+        p.metrics
+            .latency
+            .with(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        p.metrics.requests.with(&labels).inc();
+        if result.is_err() {
+            p.metrics.requests_failed.with(&labels).inc();
+        }
+        match result {
+            Ok(()) => return (Ok(()), attempts),
+            Err(e) if !e.retryable => return (Err(e), attempts),
             Err(e) => {
                 if p.clock.now_ms().saturating_add(backoff) >= deadline {
-                    return Err(e);
+                    return (Err(e), attempts);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(backoff.unsigned_abs())).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF_MS);
@@ -551,9 +643,11 @@ mod tests {
                         store: &self.store,
                         silences: &self.silences,
                         log: &self.log,
+                        journal: None,
                         notify: &self.fake,
                         clock: &self.clock,
                         metrics: &self.metrics,
+                        external_url: "http://pharos.example:9093",
                     };
                     let ok = flush(&p, &f).await;
                     self.d.done(&f, ok, now);
@@ -647,6 +741,7 @@ mod tests {
         assert_eq!(last.alerts[0].ends_at_ms, Some(1_011_000));
         assert_eq!(sent[0].1.alerts[0].ends_at_ms, None);
         assert_eq!(sent[0].1.group_key, "{}:{}");
+        assert_eq!(sent[0].1.external_url, "http://pharos.example:9093");
         drop(sent);
         assert_eq!(w.d.next_due(), None);
     }
@@ -682,6 +777,38 @@ mod tests {
             w.run_to(3_500).await,
             [("firing".into(), names(&["a", "b"]))]
         );
+        // Transient errors until the next flush is due: given up, listed as such.
+        w.post("c", Some(1_000_000 + 60_000));
+        for _ in 0..5 {
+            w.fake
+                .fail
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(NotifyError {
+                    retryable: true,
+                    message: "503".into(),
+                });
+        }
+        assert_eq!(w.run_to(4_500).await, []);
+        let log = w.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcomes: Vec<(Outcome, u32, &str)> = log
+            .history()
+            .map(|s| (s.outcome, s.attempts, s.error.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (Outcome::Delivered, 2, ""),
+                (Outcome::FailedPermanent, 1, "400"),
+                (Outcome::Delivered, 1, ""),
+                (Outcome::FailedAfterRetries, 2, "503"),
+            ]
+        );
+        let last = log
+            .history()
+            .last()
+            .map(|s| (s.id, s.alerts.len(), s.group_key.clone()));
+        assert_eq!(last, Some((3, 3, "{}:{}".to_owned())));
     }
 
     #[tokio::test]

@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use pharos_model::MatchOp;
+
 use crate::config::LabelMatcher;
 
 use super::store::LabelSet;
@@ -42,6 +44,35 @@ pub struct SilenceMatcher {
     pub is_equal: bool,
     /// Built from the three above.
     pub matcher: LabelMatcher,
+}
+
+impl SilenceMatcher {
+    /// A matcher from the API's four fields.
+    ///
+    /// # Errors
+    ///
+    /// The value is a regex that does not compile.
+    pub fn new(
+        name: String,
+        value: String,
+        is_regex: bool,
+        is_equal: bool,
+    ) -> Result<SilenceMatcher, String> {
+        let op = match (is_regex, is_equal) {
+            (false, true) => MatchOp::Equal,
+            (false, false) => MatchOp::NotEqual,
+            (true, true) => MatchOp::Regex,
+            (true, false) => MatchOp::NotRegex,
+        };
+        let matcher = LabelMatcher::new(op, &name, &value)?;
+        Ok(SilenceMatcher {
+            name,
+            value,
+            is_regex,
+            is_equal,
+            matcher,
+        })
+    }
 }
 
 impl PartialEq for SilenceMatcher {
@@ -166,6 +197,18 @@ impl Silences {
         true
     }
 
+    /// Puts back a silence read from disk as it was (no update rules, no new ID); an
+    /// older version than the one held (a journal record replayed over a newer
+    /// snapshot) is ignored.
+    pub fn restore(&mut self, silence: Silence) {
+        match self.by_id.get(&silence.id) {
+            Some(old) if old.updated_at > silence.updated_at => {}
+            _ => {
+                self.by_id.insert(silence.id.clone(), silence);
+            }
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<&Silence> {
         self.by_id.get(id)
     }
@@ -208,8 +251,6 @@ pub fn sort(list: &mut [&Silence], now: i64) {
 
 #[cfg(test)]
 mod tests {
-    use pharos_model::MatchOp;
-
     use super::*;
 
     fn silence(id: &str, value: &str, start: i64, end: i64) -> Silence {

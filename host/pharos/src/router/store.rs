@@ -102,6 +102,18 @@ impl Store {
         (fp, merged)
     }
 
+    /// Puts back an alert read from disk: of two versions, the later update wins
+    /// (a journal record replayed over a newer snapshot is ignored).
+    pub fn restore(&mut self, alert: Alert) {
+        let fp = fingerprint(&alert.labels);
+        match self.alerts.get(&fp) {
+            Some(old) if old.updated_at > alert.updated_at => {}
+            _ => {
+                self.alerts.insert(fp, alert);
+            }
+        }
+    }
+
     /// Every alert, resolved ones included.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Alert)> {
         self.alerts.iter().map(|(fp, a)| (*fp, a))
