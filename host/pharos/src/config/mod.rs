@@ -653,7 +653,10 @@ mod tests {
             .collect();
         assert_eq!(errs.len(), 3, "{errs:?}");
         assert!(
-            errs[0].starts_with("templates[0]: template: ") && errs[0].contains("c.tmpl"),
+            errs[0].starts_with(&format!(
+                "templates[0]: {}: template: c.tmpl:1: ",
+                dir.path().join("c.tmpl").display()
+            )),
             "{errs:?}"
         );
         assert!(

@@ -752,14 +752,19 @@ pub fn load_template_files(
                     continue;
                 }
             };
+            // Named by the file's base name, as Go's ParseGlob names it.
+            let base_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.clone());
             let mut set = pharos_template::Templates::with_options(alertmanager::options());
             let checked = set
-                .add(&name, &text)
+                .add(&base_name, &text)
                 .map(|_| ())
                 .and_then(|()| set.check_functions(&funcs));
             match checked {
                 Ok(()) => files.push(TemplateFile { name, text }),
-                Err(e) => errs.push(&at.index(i), format!("{e}")),
+                Err(e) => errs.push(&at.index(i), format!("{name}: {e}")),
             }
         }
     }

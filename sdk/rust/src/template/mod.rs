@@ -147,7 +147,10 @@ impl Templates {
             PluginError::invalid_config(format!("the plugin's default templates: {e}"))
         })?;
         for source in sources(config)? {
-            set.add(&source.name, &source.text).map_err(|e| {
+            // Named by the file's base name, as Go's ParseGlob names it, so
+            // `{{ template "mine.tmpl" . }}` runs a file's body as upstream.
+            let base_name = source.name.rsplit('/').next().unwrap_or(&source.name);
+            set.add(base_name, &source.text).map_err(|e| {
                 PluginError::invalid_config(format!("template file {}: {e}", source.name))
             })?;
         }
@@ -321,7 +324,19 @@ mod tests {
             .to_string();
         let e = Templates::load(defaults, &bad).unwrap_err();
         assert!(matches!(e, PluginError::InvalidConfig(_)), "{e:?}");
-        assert!(e.reason().starts_with("template file b.tmpl: "), "{e:?}");
+        assert!(
+            e.reason()
+                .starts_with("template file b.tmpl: template: b.tmpl:1: "),
+            "{e:?}"
+        );
+        // A file's body is a template named by the file's base name.
+        let by_name = serde_json::json!({TEMPLATES_KEY: [{"name": "/etc/t/body.tmpl", "text": "[{{ .Status }}]"}]})
+            .to_string();
+        let t2 = Templates::load(defaults, &by_name).unwrap();
+        assert_eq!(
+            t2.render(r#"{{ template "body.tmpl" . }}"#, &d).unwrap(),
+            "[resolved]"
+        );
         let unknown_fn =
             serde_json::json!({TEMPLATES_KEY: [{"name": "c.tmpl", "text": "{{ nope }}"}]})
                 .to_string();
