@@ -295,6 +295,8 @@ pub fn free_port() -> u16 {
 /// What a fixture HTTP server was asked.
 #[derive(Debug)]
 pub struct FixtureRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
     pub path: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
@@ -369,6 +371,7 @@ pub fn serve(handler: impl Fn(&FixtureRequest) -> Option<Reply> + Send + Sync + 
                         headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
                     }
                 }
+                let method = first.split_whitespace().next().unwrap_or("").to_owned();
                 let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let length = headers
                     .iter()
@@ -404,6 +407,7 @@ pub fn serve(handler: impl Fn(&FixtureRequest) -> Option<Reply> + Send + Sync + 
                     }
                 }
                 let Some(reply) = handler(&FixtureRequest {
+                    method,
                     path,
                     headers,
                     body,

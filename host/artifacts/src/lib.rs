@@ -117,9 +117,14 @@ mod tests {
             shipped,
             [
                 ("cardinality-guard", PluginKind::Relabeler),
+                ("discord", PluginKind::Notifier),
                 ("http-json", PluginKind::Exporter),
+                ("msteams", PluginKind::Notifier),
+                ("pagerduty", PluginKind::Notifier),
                 ("procfs", PluginKind::Exporter),
                 ("redact", PluginKind::Relabeler),
+                ("slack", PluginKind::Notifier),
+                ("telegram", PluginKind::Notifier),
                 ("webhook", PluginKind::Notifier),
             ]
         );

@@ -48,8 +48,8 @@ pub use pushgateway::{DEFAULT_TTL_HEADER, PushgatewayConfig};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelProgram, RelabelStage, RelabelStep};
 pub use routing::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, DEFAULT_SEND_RESOLVED,
-    GroupBy, InhibitRule, NotifierConfig, ReceiverConfig, RouteConfig, RouterConfig, TimeInterval,
-    TimeIntervalSet,
+    GroupBy, InhibitRule, NotifierConfig, ReceiverConfig, RouteConfig, RouterConfig, TemplateFile,
+    TimeInterval, TimeIntervalSet,
 };
 pub use rule_files::{
     RuleConfig, RuleGroupConfig, RuleKind, load_rule_file, load_rule_files, parse_rule_file,
@@ -160,7 +160,7 @@ impl Decode for Config {
 }
 
 /// The alertmanager.yml sections. `route` is what makes a node an alert router; the
-/// other three mean nothing without it and are refused alone rather than ignored.
+/// others mean nothing without it and are refused alone rather than ignored.
 fn decode_router(doc: &mut Object<'_, '_, '_>, path: &Path<'_>) -> Option<Option<RouterConfig>> {
     let route = doc
         .take("route")
@@ -168,12 +168,15 @@ fn decode_router(doc: &mut Object<'_, '_, '_>, path: &Path<'_>) -> Option<Option
     let receivers = doc.optional::<Vec<ReceiverConfig>>("receivers");
     let inhibit_rules = doc.optional::<Vec<InhibitRule>>("inhibit_rules");
     let time_intervals = doc.optional::<Vec<TimeIntervalSet>>("time_intervals");
-    let (receivers, inhibit_rules, time_intervals) = (receivers?, inhibit_rules?, time_intervals?);
+    let templates = doc.optional::<Vec<String>>("templates");
+    let (receivers, inhibit_rules, time_intervals, templates) =
+        (receivers?, inhibit_rules?, time_intervals?, templates?);
     let Some(route) = route else {
         for (key, present) in [
             ("receivers", receivers.is_some()),
             ("inhibit_rules", inhibit_rules.is_some()),
             ("time_intervals", time_intervals.is_some()),
+            ("templates", templates.is_some()),
         ] {
             if present {
                 doc.error(
@@ -189,6 +192,8 @@ fn decode_router(doc: &mut Object<'_, '_, '_>, path: &Path<'_>) -> Option<Option
         receivers: receivers.unwrap_or_default(),
         inhibit_rules: inhibit_rules.unwrap_or_default(),
         time_intervals: time_intervals.unwrap_or_default(),
+        templates: templates.unwrap_or_default(),
+        template_files: Vec::new(),
     }))
 }
 
@@ -310,6 +315,10 @@ pub fn parse_in(text: &str, base: &std::path::Path) -> Result<Config, ConfigErro
         .and_then(|v| Config::decode(&v, &Path::Root, &mut errs))
         .map(|mut config| {
             config.rule_groups = rule_files::load_rule_files(&config.rule_files, base, &mut errs);
+            if let Some(router) = &mut config.router {
+                router.template_files =
+                    routing::load_template_files(&router.templates, base, &mut errs);
+            }
             config
         });
     match config {
@@ -592,13 +601,76 @@ mod tests {
             }
         }
         let all: Vec<String> = sections.iter().map(|s| format!("\"{s}\": {{}}")).collect();
-        let got = errors(&format!("{{{}, \"templates\": []}}", all.join(", ")));
+        let got = errors(&format!("{{{}, \"tracing\": []}}", all.join(", ")));
         let mut want: Vec<String> = sections
             .iter()
             .map(|s| format!("{s}: not supported yet"))
             .collect();
-        want.push("templates: unknown key".to_owned());
+        want.push("tracing: unknown key".to_owned());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn notification_templates_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.tmpl"),
+            r#"{{ define "x" }}{{ .Status | toUpper }}{{ end }}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("b.tmpl"), "{{ define \"y\" }}y{{ end }}").unwrap();
+        let doc = |templates: &str| {
+            format!(
+                r#"{{"route": {{"receiver": "r"}}, "receivers": [{{"name": "r"}}], "templates": {templates}}}"#
+            )
+        };
+        let config = parse_in(&doc(r#"["*.tmpl", "none/*.tmpl"]"#), dir.path()).unwrap();
+        let router = config.router.unwrap();
+        assert_eq!(router.templates, ["*.tmpl", "none/*.tmpl"]);
+        let names: Vec<&str> = router
+            .template_files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                dir.path().join("a.tmpl").display().to_string(),
+                dir.path().join("b.tmpl").display().to_string()
+            ]
+        );
+        assert_eq!(
+            router.template_files[1].text,
+            "{{ define \"y\" }}y{{ end }}"
+        );
+
+        std::fs::write(dir.path().join("c.tmpl"), "{{ if }}").unwrap();
+        std::fs::write(dir.path().join("d.tmpl"), "{{ query \"up\" }}").unwrap();
+        let errs: Vec<String> = parse_in(&doc(r#"["*.tmpl", "["]"#), dir.path())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].starts_with(&format!(
+                "templates[0]: {}: template: c.tmpl:1: ",
+                dir.path().join("c.tmpl").display()
+            )),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains(r#"function "query" not defined"#),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].starts_with("templates[1]: invalid pattern \"[\""),
+            "{errs:?}"
+        );
+        assert_eq!(
+            errors(r#"{"templates": ["*.tmpl"]}"#),
+            ["templates: needs a route section (the alert router is configured by route)"]
+        );
     }
 
     #[test]

@@ -698,6 +698,77 @@ pub struct RouterConfig {
     pub receivers: Vec<ReceiverConfig>,
     pub inhibit_rules: Vec<InhibitRule>,
     pub time_intervals: Vec<TimeIntervalSet>,
+    /// alertmanager.yml's `templates`: glob patterns of notification template files
+    /// (relative to the configuration file's directory).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<String>,
+    /// The files `templates` matched when the document was loaded, in order, each
+    /// checked to parse; handed to every notifier instance (see `plugins`).
+    #[serde(skip)]
+    pub template_files: Vec<TemplateFile>,
+}
+
+/// One notification template file: its path and contents.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TemplateFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Reads the files `patterns` match (in glob order, each pattern's matches sorted, as
+/// Go's `ParseGlob` takes them) and checks that each parses as a notification template
+/// calling only Alertmanager's functions. A pattern matching nothing is fine, as
+/// upstream allows; a bad pattern, an unreadable file or a template error is reported
+/// at `templates[i]`, so the document is refused.
+pub fn load_template_files(
+    patterns: &[String],
+    base: &std::path::Path,
+    errs: &mut ConfigErrors,
+) -> Vec<TemplateFile> {
+    use pharos_template::alertmanager;
+    let root = Path::Root;
+    let at = root.key("templates");
+    let funcs = alertmanager::functions();
+    let mut files = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let full = base.join(pattern).display().to_string();
+        let mut paths: Vec<std::path::PathBuf> = match glob::glob(&full) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(e) => {
+                errs.push(
+                    &at.index(i),
+                    format!("invalid pattern {}: {e}", quote(pattern)),
+                );
+                continue;
+            }
+        };
+        paths.sort();
+        for path in paths {
+            let name = path.display().to_string();
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    errs.push(&at.index(i), format!("cannot read {name}: {e}"));
+                    continue;
+                }
+            };
+            // Named by the file's base name, as Go's ParseGlob names it.
+            let base_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name.clone());
+            let mut set = pharos_template::Templates::with_options(alertmanager::options());
+            let checked = set
+                .add(&base_name, &text)
+                .map(|_| ())
+                .and_then(|()| set.check_functions(&funcs));
+            match checked {
+                Ok(()) => files.push(TemplateFile { name, text }),
+                Err(e) => errs.push(&at.index(i), format!("{name}: {e}")),
+            }
+        }
+    }
+    files
 }
 
 /// Checks what upstream checks across sections: unique receiver and interval names,

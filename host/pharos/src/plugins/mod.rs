@@ -30,7 +30,7 @@ use pharos_plugin_host::{
 use tokio::task::JoinHandle;
 
 use crate::component::{Component, Context};
-use crate::config::{Config, PluginConfig, PluginKind};
+use crate::config::{Config, PluginConfig, PluginKind, TemplateFile};
 use crate::telemetry::metrics::Collect;
 use relabel::Relabelers;
 
@@ -79,6 +79,8 @@ pub struct Registry {
     integrations: tokio::sync::Mutex<HashMap<String, IntegrationInstance>>,
     /// The runtime while the plugins component runs, for its metrics.
     runtime: RwLock<Option<Runtime>>,
+    /// The router's notification template files, handed to every notifier instance.
+    templates: RwLock<Arc<Vec<TemplateFile>>>,
 }
 
 impl Registry {
@@ -153,6 +155,60 @@ fn merged_config(base: &serde_json::Value, entry: &serde_json::Value) -> serde_j
     }
 }
 
+/// The key of a notifier's configuration under which the router's template files are
+/// handed over (`pharos_sdk::config::TEMPLATES_KEY`): a list of `{"name", "text"}`.
+const TEMPLATES_KEY: &str = "__templates";
+
+/// What a notifier instance is configured with besides its merged settings:
+/// - each top-level `<key>_file` (alertmanager.yml's way of keeping a secret such as
+///   `routing_key_file` or `bot_token_file` out of the document) becomes `<key>` with
+///   the file's contents, trimmed — plugins cannot read files; giving both is an error;
+/// - the router's template files go under [`TEMPLATES_KEY`] when there are any.
+///
+/// Files are read when the instance is (re)loaded: on a configuration reload or the
+/// plugin's hot-load, as the rest of its configuration.
+fn notifier_config(
+    mut config: serde_json::Value,
+    templates: &[TemplateFile],
+) -> Result<serde_json::Value, String> {
+    let serde_json::Value::Object(map) = &mut config else {
+        return Ok(config);
+    };
+    let files: Vec<(String, String)> = map
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_suffix("_file").filter(|key| !key.is_empty())?;
+            Some((key.to_string(), v.as_str()?.to_string()))
+        })
+        .collect();
+    for (key, path) in files {
+        map.remove(&format!("{key}_file"));
+        if path.is_empty() {
+            continue;
+        }
+        if map.get(&key).is_some_and(|v| v != "" && !v.is_null()) {
+            return Err(format!(
+                "at most one of {key} and {key}_file must be configured"
+            ));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {key}_file {path}: {e}"))?;
+        map.insert(key, serde_json::Value::String(text.trim().to_string()));
+    }
+    if !templates.is_empty() {
+        map.insert(
+            TEMPLATES_KEY.to_string(),
+            serde_json::Value::Array(
+                templates
+                    .iter()
+                    .map(|t| serde_json::json!({"name": t.name, "text": t.text}))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(config)
+}
+
 /// Each notifier entry of a receiver is its own instance of its plugin, configured with
 /// the entry's settings merged over the plugin's.
 impl Registry {
@@ -182,7 +238,16 @@ impl Registry {
             "{}/{}/{}",
             entry.plugin, integration.receiver, integration.index
         );
-        let config = merged_config(&base.config.config, &entry.config);
+        let templates = self
+            .templates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let config = notifier_config(
+            merged_config(&base.config.config, &entry.config),
+            &templates,
+        )
+        .map_err(final_error)?;
         let text = config.to_string();
         let base_version = base.plugin.version();
         let mut cache = self.integrations.lock().await;
@@ -217,11 +282,16 @@ impl Registry {
         Ok(plugin)
     }
 
-    /// Loads the instance of every notifier entry of `router`, so the first
+    /// Takes `router`'s template files for every notifier instance, and loads the
+    /// instance of every notifier entry of `router`, so the first
     /// notification does not wait for a compile and a bad entry is reported when the
     /// configuration is applied; failures are logged (the entry's notifications fail
     /// until it is fixed).
     pub async fn prepare_integrations(&self, router: &crate::config::RouterConfig) {
+        *self
+            .templates
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(router.template_files.clone());
         for r in &router.receivers {
             for (index, entry) in r.notifiers.iter().enumerate() {
                 let integration = crate::router::dispatch::Integration {
@@ -541,4 +611,43 @@ async fn spec(config: &PluginConfig) -> Result<PluginSpec, String> {
         allow_hosts: config.allow_hosts.clone(),
         read_dirs: config.read_dirs.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifier_config_reads_secret_files_and_adds_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "s3cret\n").unwrap();
+        let templates = [TemplateFile {
+            name: "a.tmpl".into(),
+            text: "{{ define \"x\" }}y{{ end }}".into(),
+        }];
+        let config = serde_json::json!({"routing_key_file": key.display().to_string(), "url": "u"});
+        assert_eq!(
+            notifier_config(config, &templates).unwrap(),
+            serde_json::json!({"routing_key": "s3cret", "url": "u",
+                "__templates": [{"name": "a.tmpl", "text": "{{ define \"x\" }}y{{ end }}"}]})
+        );
+        let both =
+            serde_json::json!({"routing_key": "a", "routing_key_file": key.display().to_string()});
+        assert_eq!(
+            notifier_config(both, &[]).unwrap_err(),
+            "at most one of routing_key and routing_key_file must be configured"
+        );
+        let missing =
+            serde_json::json!({"bot_token_file": dir.path().join("nope").display().to_string()});
+        assert!(
+            notifier_config(missing, &[])
+                .unwrap_err()
+                .starts_with("cannot read bot_token_file ")
+        );
+        assert_eq!(
+            notifier_config(serde_json::json!({"url": "u"}), &[]).unwrap(),
+            serde_json::json!({"url": "u"})
+        );
+    }
 }
