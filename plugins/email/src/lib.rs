@@ -1,0 +1,435 @@
+//! `email`: a notifier that sends each notification as an email through an SMTP
+//! smarthost, as Alertmanager's `email_configs` do.
+//!
+//! ```json
+//! {"to": "oncall@example.com", "from": "pharos@example.com",
+//!  "smarthost": "mail.example.com:25", "require_tls": false,
+//!  "auth_username": "pharos", "auth_password": "...",
+//!  "headers": {"Reply-To": "noc@example.com"}}
+//! ```
+//!
+//! The keys are upstream's: `to`, `from`, `smarthost` (`host:port`, required to
+//! send), `hello` (default `localhost`), `auth_username`, `auth_password`,
+//! `auth_password_file`, `auth_identity`, `headers`, `html`, `text`,
+//! `require_tls` (default `true`). The smarthost's host must be in the plugin's
+//! `allow_hosts`; the plugin connects over the host's TCP sockets.
+//!
+//! What is not built: TLS. `require_tls: true` (upstream's default) and port 465
+//! are refused at configure once a smarthost is set, so an operator must say
+//! `require_tls: false` to send in clear text. `auth_password_file` is refused
+//! too: a notifier has no file access. `html` and `text` are taken as they are
+//! written (no template language yet); without them the body is a plain-text
+//! summary of the notification.
+//!
+//! A 4xx reply and connection failures are transient (the router retries), a 5xx
+//! reply is permanent, as is a connection the host refused (the smarthost is not
+//! allowed).
+
+mod content;
+mod mime;
+mod smtp;
+
+use pharos_sdk::{Notification, Notifier, PluginError, config};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    smarthost: String,
+    #[serde(default = "default_hello")]
+    hello: String,
+    #[serde(default)]
+    auth_username: String,
+    #[serde(default)]
+    auth_password: String,
+    #[serde(default)]
+    auth_password_file: String,
+    #[serde(default)]
+    auth_identity: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    html: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default = "default_require_tls")]
+    require_tls: bool,
+}
+
+fn default_hello() -> String {
+    "localhost".to_owned()
+}
+
+fn default_require_tls() -> bool {
+    true
+}
+
+/// A header name as Go's `textproto` canonicalises it (`reply-to` → `Reply-To`),
+/// which is how upstream compares configured headers.
+fn canonical_header(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
+        upper = c == '-';
+    }
+    out
+}
+
+/// `host:port`, the port required, IPv6 in brackets.
+fn split_host_port(smarthost: &str) -> Option<(&str, u16)> {
+    let (host, port) = smarthost.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let v6 = bracketed.strip_suffix(']')?;
+            v6.parse::<std::net::Ipv6Addr>().ok()?;
+            v6
+        }
+        None if host.is_empty() || host.contains([':', '[', ']']) => return None,
+        None => host,
+    };
+    Some((host, port.parse().ok()?))
+}
+
+/// The address part of each entry of an address list (`Name <a@x>, b@y`).
+fn addresses(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| match (a.rfind('<'), a.rfind('>')) {
+            (Some(open), Some(close)) if open < close => a[open + 1..close].trim().to_owned(),
+            _ => a.to_owned(),
+        })
+        .collect()
+}
+
+/// Whether an address can go into `MAIL FROM:<...>` / `RCPT TO:<...>` as is.
+fn plausible_address(a: &str) -> bool {
+    !a.is_empty() && a.contains('@') && !a.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+struct Email {
+    config: Config,
+    /// Configured headers, canonical names.
+    headers: BTreeMap<String, String>,
+}
+
+impl Email {
+    fn from_config(config: Config) -> Result<Email, PluginError> {
+        let mut headers = BTreeMap::new();
+        for (name, value) in &config.headers {
+            let canonical = canonical_header(name);
+            if canonical.is_empty() || !canonical.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(config::invalid("headers", format!("{name:?} is not a header name")));
+            }
+            if value.contains(['\r', '\n']) {
+                return Err(config::invalid("headers", format!("the value of {name:?} holds a line break")));
+            }
+            if headers.insert(canonical.clone(), value.clone()).is_some() {
+                return Err(config::invalid("headers", format!("duplicate header {canonical:?}")));
+            }
+        }
+        if config.hello.is_empty() || config.hello.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(config::invalid("hello", format!("{:?} is not a host name", config.hello)));
+        }
+        if !config.auth_password_file.is_empty() {
+            return Err(config::invalid(
+                "auth_password_file",
+                "a notifier plugin cannot read files; put the password in auth_password",
+            ));
+        }
+        if !config.smarthost.is_empty() {
+            let (_, port) = split_host_port(&config.smarthost).ok_or_else(|| {
+                config::invalid("smarthost", format!("{:?} is not host:port", config.smarthost))
+            })?;
+            if config.require_tls {
+                return Err(config::invalid(
+                    "require_tls",
+                    "true (the default) needs STARTTLS, which this plugin does not support yet; \
+                     set require_tls: false to send without TLS",
+                ));
+            }
+            if port == 465 {
+                return Err(config::invalid(
+                    "smarthost",
+                    "port 465 means TLS from the first byte, which this plugin does not support yet",
+                ));
+            }
+        }
+        for (key, list) in [("from", &config.from), ("to", &config.to)] {
+            if let Some(bad) = addresses(list).into_iter().find(|a| !plausible_address(a)) {
+                return Err(config::invalid(key, format!("{bad:?} is not an email address")));
+            }
+        }
+        if addresses(&config.from).len() > 1 {
+            return Err(config::invalid("from", "must be exactly one address"));
+        }
+        Ok(Email { config, headers })
+    }
+
+    /// The message for `n`, lines ending in CRLF.
+    fn message(&self, n: &Notification, now_ms: i64, random: [u64; 2]) -> String {
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let configured = |name: &str| self.headers.get(name).cloned();
+        headers.push(("Subject".to_owned(), configured("Subject").unwrap_or_else(|| content::subject(n))));
+        headers.push(("To".to_owned(), configured("To").unwrap_or_else(|| self.config.to.clone())));
+        headers.push(("From".to_owned(), configured("From").unwrap_or_else(|| self.config.from.clone())));
+        for (name, value) in &self.headers {
+            if !matches!(name.as_str(), "Subject" | "To" | "From") {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        if !self.headers.contains_key("Message-Id") {
+            let id = format!("<{}.{}@{}>", now_ms.saturating_mul(1_000_000), random[0], self.config.hello);
+            headers.push(("Message-Id".to_owned(), id));
+        }
+        let text = if self.config.text.is_empty() && self.config.html.is_empty() {
+            content::text(n)
+        } else {
+            self.config.text.clone()
+        };
+        let mut parts = Vec::new();
+        if !text.is_empty() {
+            parts.push(mime::Part {
+                media_type: "text/plain",
+                body: &text,
+            });
+        }
+        if !self.config.html.is_empty() {
+            parts.push(mime::Part {
+                media_type: "text/html",
+                body: &self.config.html,
+            });
+        }
+        let boundary = format!("{:016x}{:016x}", random[0] ^ random[1].rotate_left(17), random[1]);
+        mime::message(&headers, &mime::rfc5322_date(now_ms), &boundary, &parts)
+    }
+
+    fn send(&self, message: &str) -> Result<(), PluginError> {
+        let c = &self.config;
+        let (host, port) = split_host_port(&c.smarthost)
+            .ok_or_else(|| PluginError::permanent("no smarthost: set one in the receiver's notifier entry config"))?;
+        let from = addresses(&c.from);
+        let to = addresses(&c.to);
+        let Some(from) = from.first() else {
+            return Err(PluginError::permanent("no from address"));
+        };
+        if to.is_empty() {
+            return Err(PluginError::permanent("no to address"));
+        }
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                PluginError::transient(format!(
+                    "resolving {host}: {e} (the host resolves only names in the plugin's allow_hosts, \
+                     and keeps loopback and private addresses only when they are listed themselves)"
+                ))
+            })?
+            .collect();
+        let stream = TcpStream::connect(&addrs[..]).map_err(|e| connect_error(&c.smarthost, &e))?;
+        let mut client = smtp::Client::open(stream)?;
+        client.hello(&c.hello)?;
+        if !c.auth_username.is_empty() && client.extension("AUTH").is_some() {
+            let authenticated = client.authenticate(&c.auth_identity, &c.auth_username, &c.auth_password)?;
+            if !authenticated {
+                return Err(PluginError::permanent(format!(
+                    "{}: none of the server's AUTH mechanisms ({}) is PLAIN or LOGIN",
+                    c.smarthost,
+                    client.extension("AUTH").unwrap_or("")
+                )));
+            }
+        }
+        client.send(from, &to, message)?;
+        client.quit();
+        Ok(())
+    }
+}
+
+/// Why the connection to the smarthost failed: a refusal by the host's
+/// allow-list is permanent (nothing changes until the operator does), the
+/// rest may pass.
+fn connect_error(smarthost: &str, e: &io::Error) -> PluginError {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        PluginError::permanent(format!(
+            "connecting to {smarthost}: refused by the host, the smarthost is not in the plugin's allow_hosts ({e})"
+        ))
+    } else {
+        PluginError::transient(format!("connecting to {smarthost}: {e}"))
+    }
+}
+
+/// The civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Two random words from the platform's randomness (std seeds `RandomState`
+/// from `wasi:random`), for the Message-Id and the MIME boundary.
+fn random() -> [u64; 2] {
+    [RandomState::new().hash_one(1u8), RandomState::new().hash_one(2u8)]
+}
+
+impl Notifier for Email {
+    fn configure(config: &str) -> Result<Self, PluginError> {
+        Email::from_config(config::parse(config)?)
+    }
+
+    fn notify(&mut self, n: Notification) -> Result<(), PluginError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let message = self.message(&n, now_ms, random());
+        self.send(&message)
+    }
+}
+
+pharos_sdk::export_notifier!(Email);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharos_sdk::{Alert, AlertStatus, Label};
+
+    fn parse(json: &str) -> Result<Email, PluginError> {
+        Email::from_config(config::parse(json)?)
+    }
+
+    fn label(n: &str, v: &str) -> Label {
+        Label {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    pub(crate) fn notification() -> Notification {
+        Notification {
+            receiver: "ops".into(),
+            status: AlertStatus::Firing,
+            alerts: vec![Alert {
+                status: AlertStatus::Firing,
+                labels: vec![label("alertname", "Disk"), label("instance", "a:9100")],
+                annotations: vec![label("summary", "disk full")],
+                starts_at: 1_700_000_000_000,
+                ends_at: None,
+                generator_url: "http://prom/graph".into(),
+                fingerprint: "0123456789abcdef".into(),
+            }],
+            group_labels: vec![label("alertname", "Disk")],
+            common_labels: vec![label("alertname", "Disk"), label("instance", "a:9100")],
+            common_annotations: vec![label("summary", "disk full")],
+            external_url: String::new(),
+            group_key: "{}:{alertname=\"Disk\"}".into(),
+            truncated_alerts: 0,
+        }
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        // The plugin's own instance is configured with nothing.
+        let e = parse("").unwrap();
+        assert!(e.config.require_tls);
+        assert_eq!(e.config.hello, "localhost");
+        let refused = |json: &str, part: &str| {
+            let e = parse(json).err().unwrap_or_else(|| panic!("{json} accepted"));
+            assert!(matches!(e, PluginError::InvalidConfig(_)), "{e:?}");
+            assert!(e.reason().contains(part), "{json}: {}", e.reason());
+        };
+        refused(r#"{"smarthost": "mx:25"}"#, "require_tls");
+        refused(r#"{"smarthost": "mx", "require_tls": false}"#, "host:port");
+        refused(r#"{"smarthost": "mx:465", "require_tls": false}"#, "465");
+        refused(r#"{"auth_password_file": "/p"}"#, "cannot read files");
+        refused(r#"{"headers": {"subject": "a", "Subject": "b"}}"#, "duplicate header \"Subject\"");
+        refused(r#"{"headers": {"X-A": "a\nBcc: evil@x"}}"#, "line break");
+        refused(r#"{"to": "a@x, not an address"}"#, "not an email address");
+        refused(r#"{"from": "a@x, b@y"}"#, "exactly one");
+        refused(r#"{"hello": "a b"}"#, "hello");
+        refused(r#"{"smtp": "x"}"#, "unknown field");
+        parse(r#"{"smarthost": "[::1]:2525", "require_tls": false, "to": "Ops <ops@x>, b@y"}"#).unwrap();
+    }
+
+    #[test]
+    fn addresses_and_header_names() {
+        assert_eq!(addresses("Ops <ops@x>, b@y ,"), ["ops@x", "b@y"]);
+        assert_eq!(canonical_header("reply-to"), "Reply-To");
+        assert_eq!(canonical_header("MESSAGE-ID"), "Message-Id");
+        assert_eq!(split_host_port("[::1]:25"), Some(("::1", 25)));
+        assert_eq!(split_host_port("mx.example:2525"), Some(("mx.example", 2525)));
+        assert_eq!(split_host_port("::1:25"), None);
+    }
+
+    #[test]
+    fn message_headers_as_upstream() {
+        let e = parse(
+            r#"{"to": "ops@example.com", "from": "Pharos <pharos@example.com>", "hello": "pharos.example",
+                "headers": {"reply-to": "noc@example.com"}}"#,
+        )
+        .unwrap();
+        let m = e.message(&notification(), 1_700_000_000_000, [7, 9]);
+        let (head, body) = m.split_once("\r\n\r\n").unwrap();
+        let head: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(head[0], "Subject: [FIRING:1] Disk (a:9100)");
+        assert_eq!(head[1], "To: ops@example.com");
+        assert_eq!(head[2], "From: Pharos <pharos@example.com>");
+        assert_eq!(head[3], "Reply-To: noc@example.com");
+        assert_eq!(head[4], "Message-Id: <1700000000000000000.7@pharos.example>");
+        assert_eq!(head[5], "Date: Tue, 14 Nov 2023 22:13:20 +0000");
+        assert!(head[6].starts_with("Content-Type: multipart/alternative;  boundary="), "{}", head[6]);
+        assert_eq!(head[7], "MIME-Version: 1.0");
+        assert!(body.contains("Content-Type: text/plain; charset=UTF-8"), "{body}");
+        assert!(body.contains("disk full"), "{body}");
+        assert!(!body.contains("text/html"), "{body}");
+    }
+
+    #[test]
+    fn configured_bodies_and_headers_win() {
+        let e = parse(
+            r#"{"to": "a@x", "headers": {"Subject": "custom", "Message-Id": "<m@x>"},
+                "html": "<b>hi</b>", "text": "hi"}"#,
+        )
+        .unwrap();
+        let m = e.message(&notification(), 0, [1, 2]);
+        assert!(m.starts_with("Subject: custom\r\n"), "{m}");
+        assert_eq!(m.matches("Message-Id:").count(), 1, "{m}");
+        assert!(m.contains("Message-Id: <m@x>\r\n"), "{m}");
+        let text = m.find("text/plain").unwrap();
+        let html = m.find("text/html").unwrap();
+        assert!(text < html, "the preferred html part comes last: {m}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_permanent_and_names_allow_hosts() {
+        let e = connect_error("mx:25", &io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(matches!(&e, PluginError::Permanent(m) if m.contains("allow_hosts")), "{e:?}");
+        let e = connect_error("mx:25", &io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(matches!(e, PluginError::Transient(_)), "{e:?}");
+    }
+
+    #[test]
+    fn sending_without_a_smarthost_fails_for_good() {
+        let e = parse(r#"{"to": "a@x", "from": "b@y"}"#).unwrap();
+        assert!(matches!(e.send("x"), Err(PluginError::Permanent(_))));
+    }
+}
