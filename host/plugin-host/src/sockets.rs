@@ -48,8 +48,11 @@ struct Inner {
 }
 
 /// What a store's WASI context asks before it uses a socket address.
-pub(crate) type AddrCheck =
-    Box<dyn Fn(SocketAddr, SocketAddrUse) -> Pin<Box<dyn Future<Output = bool> + Send + Sync>> + Send + Sync>;
+pub(crate) type AddrCheck = Box<
+    dyn Fn(SocketAddr, SocketAddrUse) -> Pin<Box<dyn Future<Output = bool> + Send + Sync>>
+        + Send
+        + Sync,
+>;
 
 impl Sockets {
     /// Sockets limited to `egress` (a notifier's allow-list).
@@ -130,13 +133,15 @@ impl Sockets {
             tracing::debug!(name, "plugin name lookup refused: not in allow_hosts");
             return Err(ErrorCode::AccessDenied);
         }
-        let candidates: Vec<IpAddr> =
-            tokio::time::timeout(egress.timeout(), tokio::net::lookup_host((name.as_str(), 0)))
-                .await
-                .map_err(|_| ErrorCode::Timeout)?
-                .map_err(|_| ErrorCode::NameUnresolvable)?
-                .map(|a| a.ip().to_canonical())
-                .collect();
+        let candidates: Vec<IpAddr> = tokio::time::timeout(
+            egress.timeout(),
+            tokio::net::lookup_host((name.as_str(), 0)),
+        )
+        .await
+        .map_err(|_| ErrorCode::Timeout)?
+        .map_err(|_| ErrorCode::NameUnresolvable)?
+        .map(|a| a.ip().to_canonical())
+        .collect();
         let mut vetted: Vec<IpAddr> = Vec::new();
         for ip in candidates.iter().copied() {
             if (!is_special(ip) || egress.address_listed(ip, None)) && !vetted.contains(&ip) {
@@ -144,7 +149,11 @@ impl Sockets {
             }
         }
         if vetted.is_empty() {
-            tracing::debug!(name, ?candidates, "plugin name lookup refused: only special addresses");
+            tracing::debug!(
+                name,
+                ?candidates,
+                "plugin name lookup refused: only special addresses"
+            );
             return Err(if candidates.is_empty() {
                 ErrorCode::NameUnresolvable
             } else {

@@ -20,7 +20,11 @@ fn values(labels: &[Label]) -> Vec<&str> {
 pub fn subject(n: &Notification) -> String {
     let mut out = match n.status {
         AlertStatus::Firing => {
-            let firing = n.alerts.iter().filter(|a| a.status == AlertStatus::Firing).count();
+            let firing = n
+                .alerts
+                .iter()
+                .filter(|a| a.status == AlertStatus::Firing)
+                .count();
             format!("[FIRING:{firing}] ")
         }
         AlertStatus::Resolved => "[RESOLVED] ".to_owned(),
@@ -99,8 +103,16 @@ pub fn text(n: &Notification) -> String {
     if !n.group_labels.is_empty() {
         let _ = writeln!(out, "Group: {}", pairs(&n.group_labels));
     }
-    let firing: Vec<&Alert> = n.alerts.iter().filter(|a| a.status == AlertStatus::Firing).collect();
-    let resolved: Vec<&Alert> = n.alerts.iter().filter(|a| a.status == AlertStatus::Resolved).collect();
+    let firing: Vec<&Alert> = n
+        .alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect();
+    let resolved: Vec<&Alert> = n
+        .alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Resolved)
+        .collect();
     section(&mut out, "Firing", &firing);
     section(&mut out, "Resolved", &resolved);
     if n.truncated_alerts > 0 {
@@ -138,9 +150,18 @@ mod tests {
         });
         n.truncated_alerts = 2;
         let t = text(&n);
-        assert!(t.starts_with("[FIRING:1] Disk (a:9100)\n\nReceiver: ops\nGroup: alertname=Disk\n"), "{t}");
-        assert!(t.contains("Firing (1):\n\n- Disk\n  Labels: alertname=Disk, instance=a:9100\n"), "{t}");
-        assert!(t.contains("  Annotations: summary=disk full\n  Started: 2023-11-14 22:13:20 UTC\n"), "{t}");
+        assert!(
+            t.starts_with("[FIRING:1] Disk (a:9100)\n\nReceiver: ops\nGroup: alertname=Disk\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Firing (1):\n\n- Disk\n  Labels: alertname=Disk, instance=a:9100\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  Annotations: summary=disk full\n  Started: 2023-11-14 22:13:20 UTC\n"),
+            "{t}"
+        );
         assert!(t.contains("Resolved (1):"), "{t}");
         assert!(t.contains("  Ended: 2023-11-14 22:14:20 UTC\n"), "{t}");
         assert!(t.contains("  Source: http://prom/graph\n"), "{t}");

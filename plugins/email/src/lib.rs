@@ -120,7 +120,11 @@ fn addresses(list: &str) -> Vec<String> {
 
 /// Whether an address can go into `MAIL FROM:<...>` / `RCPT TO:<...>` as is.
 fn plausible_address(a: &str) -> bool {
-    !a.is_empty() && a.contains('@') && !a.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    !a.is_empty()
+        && a.contains('@')
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
 }
 
 struct Email {
@@ -134,18 +138,35 @@ impl Email {
         let mut headers = BTreeMap::new();
         for (name, value) in &config.headers {
             let canonical = canonical_header(name);
-            if canonical.is_empty() || !canonical.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-                return Err(config::invalid("headers", format!("{name:?} is not a header name")));
+            if canonical.is_empty() || !canonical.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+            {
+                return Err(config::invalid(
+                    "headers",
+                    format!("{name:?} is not a header name"),
+                ));
             }
             if value.contains(['\r', '\n']) {
-                return Err(config::invalid("headers", format!("the value of {name:?} holds a line break")));
+                return Err(config::invalid(
+                    "headers",
+                    format!("the value of {name:?} holds a line break"),
+                ));
             }
             if headers.insert(canonical.clone(), value.clone()).is_some() {
-                return Err(config::invalid("headers", format!("duplicate header {canonical:?}")));
+                return Err(config::invalid(
+                    "headers",
+                    format!("duplicate header {canonical:?}"),
+                ));
             }
         }
-        if config.hello.is_empty() || config.hello.contains(|c: char| c.is_whitespace() || c.is_control()) {
-            return Err(config::invalid("hello", format!("{:?} is not a host name", config.hello)));
+        if config.hello.is_empty()
+            || config
+                .hello
+                .contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            return Err(config::invalid(
+                "hello",
+                format!("{:?} is not a host name", config.hello),
+            ));
         }
         if !config.auth_password_file.is_empty() {
             return Err(config::invalid(
@@ -155,7 +176,10 @@ impl Email {
         }
         if !config.smarthost.is_empty() {
             let (_, port) = split_host_port(&config.smarthost).ok_or_else(|| {
-                config::invalid("smarthost", format!("{:?} is not host:port", config.smarthost))
+                config::invalid(
+                    "smarthost",
+                    format!("{:?} is not host:port", config.smarthost),
+                )
             })?;
             if config.require_tls {
                 return Err(config::invalid(
@@ -173,7 +197,10 @@ impl Email {
         }
         for (key, list) in [("from", &config.from), ("to", &config.to)] {
             if let Some(bad) = addresses(list).into_iter().find(|a| !plausible_address(a)) {
-                return Err(config::invalid(key, format!("{bad:?} is not an email address")));
+                return Err(config::invalid(
+                    key,
+                    format!("{bad:?} is not an email address"),
+                ));
             }
         }
         if addresses(&config.from).len() > 1 {
@@ -186,16 +213,30 @@ impl Email {
     fn message(&self, n: &Notification, now_ms: i64, random: [u64; 2]) -> String {
         let mut headers: Vec<(String, String)> = Vec::new();
         let configured = |name: &str| self.headers.get(name).cloned();
-        headers.push(("Subject".to_owned(), configured("Subject").unwrap_or_else(|| content::subject(n))));
-        headers.push(("To".to_owned(), configured("To").unwrap_or_else(|| self.config.to.clone())));
-        headers.push(("From".to_owned(), configured("From").unwrap_or_else(|| self.config.from.clone())));
+        headers.push((
+            "Subject".to_owned(),
+            configured("Subject").unwrap_or_else(|| content::subject(n)),
+        ));
+        headers.push((
+            "To".to_owned(),
+            configured("To").unwrap_or_else(|| self.config.to.clone()),
+        ));
+        headers.push((
+            "From".to_owned(),
+            configured("From").unwrap_or_else(|| self.config.from.clone()),
+        ));
         for (name, value) in &self.headers {
             if !matches!(name.as_str(), "Subject" | "To" | "From") {
                 headers.push((name.clone(), value.clone()));
             }
         }
         if !self.headers.contains_key("Message-Id") {
-            let id = format!("<{}.{}@{}>", now_ms.saturating_mul(1_000_000), random[0], self.config.hello);
+            let id = format!(
+                "<{}.{}@{}>",
+                now_ms.saturating_mul(1_000_000),
+                random[0],
+                self.config.hello
+            );
             headers.push(("Message-Id".to_owned(), id));
         }
         let text = if self.config.text.is_empty() && self.config.html.is_empty() {
@@ -216,14 +257,19 @@ impl Email {
                 body: &self.config.html,
             });
         }
-        let boundary = format!("{:016x}{:016x}", random[0] ^ random[1].rotate_left(17), random[1]);
+        let boundary = format!(
+            "{:016x}{:016x}",
+            random[0] ^ random[1].rotate_left(17),
+            random[1]
+        );
         mime::message(&headers, &mime::rfc5322_date(now_ms), &boundary, &parts)
     }
 
     fn send(&self, message: &str) -> Result<(), PluginError> {
         let c = &self.config;
-        let (host, port) = split_host_port(&c.smarthost)
-            .ok_or_else(|| PluginError::permanent("no smarthost: set one in the receiver's notifier entry config"))?;
+        let (host, port) = split_host_port(&c.smarthost).ok_or_else(|| {
+            PluginError::permanent("no smarthost: set one in the receiver's notifier entry config")
+        })?;
         let from = addresses(&c.from);
         let to = addresses(&c.to);
         let Some(from) = from.first() else {
@@ -245,7 +291,8 @@ impl Email {
         let mut client = smtp::Client::open(stream)?;
         client.hello(&c.hello)?;
         if !c.auth_username.is_empty() && client.extension("AUTH").is_some() {
-            let authenticated = client.authenticate(&c.auth_identity, &c.auth_username, &c.auth_password)?;
+            let authenticated =
+                client.authenticate(&c.auth_identity, &c.auth_username, &c.auth_password)?;
             if !authenticated {
                 return Err(PluginError::permanent(format!(
                     "{}: none of the server's AUTH mechanisms ({}) is PLAIN or LOGIN",
@@ -289,7 +336,10 @@ fn civil(days: i64) -> (i64, i64, i64) {
 /// Two random words from the platform's randomness (std seeds `RandomState`
 /// from `wasi:random`), for the Message-Id and the MIME boundary.
 fn random() -> [u64; 2] {
-    [RandomState::new().hash_one(1u8), RandomState::new().hash_one(2u8)]
+    [
+        RandomState::new().hash_one(1u8),
+        RandomState::new().hash_one(2u8),
+    ]
 }
 
 impl Notifier for Email {
@@ -353,7 +403,9 @@ mod tests {
         assert!(e.config.require_tls);
         assert_eq!(e.config.hello, "localhost");
         let refused = |json: &str, part: &str| {
-            let e = parse(json).err().unwrap_or_else(|| panic!("{json} accepted"));
+            let e = parse(json)
+                .err()
+                .unwrap_or_else(|| panic!("{json} accepted"));
             assert!(matches!(e, PluginError::InvalidConfig(_)), "{e:?}");
             assert!(e.reason().contains(part), "{json}: {}", e.reason());
         };
@@ -361,13 +413,17 @@ mod tests {
         refused(r#"{"smarthost": "mx", "require_tls": false}"#, "host:port");
         refused(r#"{"smarthost": "mx:465", "require_tls": false}"#, "465");
         refused(r#"{"auth_password_file": "/p"}"#, "cannot read files");
-        refused(r#"{"headers": {"subject": "a", "Subject": "b"}}"#, "duplicate header \"Subject\"");
+        refused(
+            r#"{"headers": {"subject": "a", "Subject": "b"}}"#,
+            "duplicate header \"Subject\"",
+        );
         refused(r#"{"headers": {"X-A": "a\nBcc: evil@x"}}"#, "line break");
         refused(r#"{"to": "a@x, not an address"}"#, "not an email address");
         refused(r#"{"from": "a@x, b@y"}"#, "exactly one");
         refused(r#"{"hello": "a b"}"#, "hello");
         refused(r#"{"smtp": "x"}"#, "unknown field");
-        parse(r#"{"smarthost": "[::1]:2525", "require_tls": false, "to": "Ops <ops@x>, b@y"}"#).unwrap();
+        parse(r#"{"smarthost": "[::1]:2525", "require_tls": false, "to": "Ops <ops@x>, b@y"}"#)
+            .unwrap();
     }
 
     #[test]
@@ -376,7 +432,10 @@ mod tests {
         assert_eq!(canonical_header("reply-to"), "Reply-To");
         assert_eq!(canonical_header("MESSAGE-ID"), "Message-Id");
         assert_eq!(split_host_port("[::1]:25"), Some(("::1", 25)));
-        assert_eq!(split_host_port("mx.example:2525"), Some(("mx.example", 2525)));
+        assert_eq!(
+            split_host_port("mx.example:2525"),
+            Some(("mx.example", 2525))
+        );
         assert_eq!(split_host_port("::1:25"), None);
     }
 
@@ -394,11 +453,21 @@ mod tests {
         assert_eq!(head[1], "To: ops@example.com");
         assert_eq!(head[2], "From: Pharos <pharos@example.com>");
         assert_eq!(head[3], "Reply-To: noc@example.com");
-        assert_eq!(head[4], "Message-Id: <1700000000000000000.7@pharos.example>");
+        assert_eq!(
+            head[4],
+            "Message-Id: <1700000000000000000.7@pharos.example>"
+        );
         assert_eq!(head[5], "Date: Tue, 14 Nov 2023 22:13:20 +0000");
-        assert!(head[6].starts_with("Content-Type: multipart/alternative;  boundary="), "{}", head[6]);
+        assert!(
+            head[6].starts_with("Content-Type: multipart/alternative;  boundary="),
+            "{}",
+            head[6]
+        );
         assert_eq!(head[7], "MIME-Version: 1.0");
-        assert!(body.contains("Content-Type: text/plain; charset=UTF-8"), "{body}");
+        assert!(
+            body.contains("Content-Type: text/plain; charset=UTF-8"),
+            "{body}"
+        );
         assert!(body.contains("disk full"), "{body}");
         assert!(!body.contains("text/html"), "{body}");
     }
@@ -422,7 +491,10 @@ mod tests {
     #[test]
     fn a_refused_connection_is_permanent_and_names_allow_hosts() {
         let e = connect_error("mx:25", &io::Error::from(io::ErrorKind::PermissionDenied));
-        assert!(matches!(&e, PluginError::Permanent(m) if m.contains("allow_hosts")), "{e:?}");
+        assert!(
+            matches!(&e, PluginError::Permanent(m) if m.contains("allow_hosts")),
+            "{e:?}"
+        );
         let e = connect_error("mx:25", &io::Error::from(io::ErrorKind::ConnectionRefused));
         assert!(matches!(e, PluginError::Transient(_)), "{e:?}");
     }

@@ -19,13 +19,21 @@ pub struct Part<'a> {
 /// Builds the whole message, lines ending in CRLF. `headers` come first in
 /// the given order, then `Date`, the multipart `Content-Type` and
 /// `MIME-Version`; `parts` in order of preference, least preferred first.
-pub fn message(headers: &[(String, String)], date: &str, boundary: &str, parts: &[Part<'_>]) -> String {
+pub fn message(
+    headers: &[(String, String)],
+    date: &str,
+    boundary: &str,
+    parts: &[Part<'_>],
+) -> String {
     let mut out = String::new();
     for (name, value) in headers {
         let _ = write!(out, "{name}: {}\r\n", encode_header(value));
     }
     let _ = write!(out, "Date: {date}\r\n");
-    let _ = write!(out, "Content-Type: multipart/alternative;  boundary={boundary}\r\n");
+    let _ = write!(
+        out,
+        "Content-Type: multipart/alternative;  boundary={boundary}\r\n"
+    );
     out.push_str("MIME-Version: 1.0\r\n\r\n");
     for part in parts {
         let _ = write!(
@@ -45,7 +53,9 @@ pub fn message(headers: &[(String, String)], date: &str, boundary: &str, parts: 
 /// allowed), else as `=?utf-8?q?...?=` words of at most 75 characters, never
 /// splitting a character between words.
 pub fn encode_header(value: &str) -> String {
-    let plain = value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+    let plain = value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
     if plain {
         return value.to_owned();
     }
@@ -91,7 +101,8 @@ pub fn quoted_printable(text: &str) -> String {
         let mut width = 0;
         for (j, &b) in bytes.iter().enumerate() {
             let last = j + 1 == bytes.len();
-            let literal = matches!(b, b'!'..=b'<' | b'>'..=b'~') || ((b == b' ' || b == b'\t') && !last);
+            let literal =
+                matches!(b, b'!'..=b'<' | b'>'..=b'~') || ((b == b' ' || b == b'\t') && !last);
             let piece_len = if literal { 1 } else { 3 };
             // Keep room for the soft break's `=`.
             if width + piece_len > MAX_QP_LINE - 1 {
@@ -138,15 +149,28 @@ mod tests {
 
     #[test]
     fn ascii_headers_stay_and_others_become_encoded_words() {
-        assert_eq!(encode_header("[FIRING:1] Disk full"), "[FIRING:1] Disk full");
-        assert_eq!(encode_header("Disque plein à 95%"), "=?utf-8?q?Disque_plein_=C3=A0_95=25?=");
+        assert_eq!(
+            encode_header("[FIRING:1] Disk full"),
+            "[FIRING:1] Disk full"
+        );
+        assert_eq!(
+            encode_header("Disque plein à 95%"),
+            "=?utf-8?q?Disque_plein_=C3=A0_95=25?="
+        );
         let long = "é".repeat(30);
         let encoded = encode_header(&long);
         for word in encoded.split(' ') {
             assert!(word.len() <= MAX_ENCODED_WORD, "{word}");
-            assert!(word.starts_with("=?utf-8?q?") && word.ends_with("?="), "{word}");
+            assert!(
+                word.starts_with("=?utf-8?q?") && word.ends_with("?="),
+                "{word}"
+            );
             // Each character's two bytes stay in one word.
-            assert_eq!(word.matches("=C3=A9").count() * 6 + 12, word.len(), "{word}");
+            assert_eq!(
+                word.matches("=C3=A9").count() * 6 + 12,
+                word.len(),
+                "{word}"
+            );
         }
     }
 
@@ -165,7 +189,10 @@ mod tests {
     #[test]
     fn dates_as_rfc5322_in_utc() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_700_000_000_999), "Tue, 14 Nov 2023 22:13:20 +0000");
+        assert_eq!(
+            rfc5322_date(1_700_000_000_999),
+            "Tue, 14 Nov 2023 22:13:20 +0000"
+        );
     }
 
     #[test]

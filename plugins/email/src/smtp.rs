@@ -43,16 +43,18 @@ impl From<Failure> for PluginError {
     fn from(f: Failure) -> PluginError {
         match f {
             Failure::Rejected { step, reply } => {
-                let message = format!("{step}: the server answered {} {}", reply.code, reply.text());
+                let message = format!(
+                    "{step}: the server answered {} {}",
+                    reply.code,
+                    reply.text()
+                );
                 if (400..500).contains(&reply.code) {
                     PluginError::transient(message)
                 } else {
                     PluginError::permanent(message)
                 }
             }
-            Failure::Io { step, error } => {
-                PluginError::transient(format!("{step}: {error}"))
-            }
+            Failure::Io { step, error } => PluginError::transient(format!("{step}: {error}")),
             Failure::Protocol { step, detail } => {
                 PluginError::permanent(format!("{step}: {detail}"))
             }
@@ -137,8 +139,16 @@ impl<S: Read + Write> Client<S> {
                 }
                 "LOGIN" => {
                     self.command_expect("AUTH LOGIN", "AUTH LOGIN", &[334])?;
-                    self.command_expect("AUTH LOGIN username", &base64(username.as_bytes()), &[334])?;
-                    self.command_expect("AUTH LOGIN password", &base64(password.as_bytes()), &[235])?;
+                    self.command_expect(
+                        "AUTH LOGIN username",
+                        &base64(username.as_bytes()),
+                        &[334],
+                    )?;
+                    self.command_expect(
+                        "AUTH LOGIN password",
+                        &base64(password.as_bytes()),
+                        &[235],
+                    )?;
                     return Ok(true);
                 }
                 _ => {}
@@ -230,7 +240,9 @@ impl<S: Read + Write> Client<S> {
                 });
             }
             if raw.last() != Some(&b'\n') {
-                return Err(protocol(format!("a reply line is longer than {MAX_LINE} bytes")));
+                return Err(protocol(format!(
+                    "a reply line is longer than {MAX_LINE} bytes"
+                )));
             }
             let line = String::from_utf8_lossy(&raw);
             let line = line.trim_end_matches(['\r', '\n']);
@@ -240,7 +252,9 @@ impl<S: Read + Write> Client<S> {
                 .and_then(|c| c.parse().ok())
                 .ok_or_else(|| protocol(format!("not an SMTP reply: {line:?}")))?;
             if code.is_some_and(|c| c != this) {
-                return Err(protocol(format!("reply codes differ within one reply: {line:?}")));
+                return Err(protocol(format!(
+                    "reply codes differ within one reply: {line:?}"
+                )));
             }
             code = Some(this);
             let (more, text) = match line.as_bytes().get(3) {
@@ -264,7 +278,9 @@ impl<S: Read + Write> Client<S> {
 /// with `.` gets a second one, and the terminating `.` line follows.
 pub fn dot_stuff(message: &str) -> String {
     let mut out = String::with_capacity(message.len() + 16);
-    let body = message.strip_suffix('\n').map_or(message, |m| m.strip_suffix('\r').unwrap_or(m));
+    let body = message
+        .strip_suffix('\n')
+        .map_or(message, |m| m.strip_suffix('\r').unwrap_or(m));
     if !body.is_empty() {
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
@@ -376,7 +392,8 @@ mod tests {
 
     #[test]
     fn login_answers_both_challenges() {
-        let s = server("220 mx\n250-mx\n250 AUTH LOGIN\n334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n235 ok\n");
+        let s =
+            server("220 mx\n250-mx\n250 AUTH LOGIN\n334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n235 ok\n");
         let mut c = Client::open(s).unwrap();
         c.hello("h").unwrap();
         assert!(c.authenticate("", "user", "pw").unwrap());
@@ -398,12 +415,18 @@ mod tests {
         let mut c = Client::open(server("220 mx\n250 mx\n451 try later\n")).unwrap();
         c.hello("h").unwrap();
         let e = PluginError::from(c.send("a@x", &[], "x").unwrap_err());
-        assert_eq!(e, PluginError::transient("MAIL FROM: the server answered 451 try later"));
+        assert_eq!(
+            e,
+            PluginError::transient("MAIL FROM: the server answered 451 try later")
+        );
 
         let mut c = Client::open(server("220 mx\n250 mx\n250 ok\n550 no such user\n")).unwrap();
         c.hello("h").unwrap();
         let e = PluginError::from(c.send("a@x", &["b@y".to_owned()], "x").unwrap_err());
-        assert_eq!(e, PluginError::permanent("RCPT TO: the server answered 550 no such user"));
+        assert_eq!(
+            e,
+            PluginError::permanent("RCPT TO: the server answered 550 no such user")
+        );
 
         // A connection that ends early is transient; garbage is permanent.
         let e = PluginError::from(Client::open(server("")).err().unwrap());
@@ -419,9 +442,15 @@ mod tests {
     #[test]
     fn long_lines_and_endless_replies_are_refused() {
         let long = format!("220 {}\n", "x".repeat(MAX_LINE + 10));
-        assert!(matches!(Client::open(server(&long)), Err(Failure::Protocol { .. })));
+        assert!(matches!(
+            Client::open(server(&long)),
+            Err(Failure::Protocol { .. })
+        ));
         let endless = "220-x\n".repeat(MAX_LINES + 1);
-        assert!(matches!(Client::open(server(&endless)), Err(Failure::Protocol { .. })));
+        assert!(matches!(
+            Client::open(server(&endless)),
+            Err(Failure::Protocol { .. })
+        ));
     }
 
     #[test]
