@@ -49,9 +49,10 @@ fn run() -> BuildResult<()> {
         .ok_or_else(|| format!("{} has no grandparent directory", manifest_dir.display()))?;
     let plugins_dir = repo.join("plugins");
 
-    // The plugins, the SDK they link and the WIT it is generated from, plus
-    // the root manifest the SDK inherits its dependency versions from.
-    for dir in ["plugins", "sdk/rust", "wit"] {
+    // The plugins, the SDK they link, the WIT it is generated from and the template
+    // engine its `templates` feature links, plus the root manifest the SDK inherits
+    // its dependency versions from.
+    for dir in ["plugins", "sdk/rust", "wit", "host/template"] {
         watch(&repo.join(dir))?;
     }
     rerun_if_changed(&repo.join("Cargo.toml"));

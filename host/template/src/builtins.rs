@@ -51,6 +51,18 @@ pub(crate) fn arity_error(name: &str, args: &[Value]) -> Option<String> {
 
 /// Calls builtin `name` (never `and`/`or`). The error is the message after "error calling".
 pub(crate) fn call(name: &str, args: &[Value]) -> Result<Value, String> {
+    // The printers see named types as they are (to print them with their `String`
+    // method); every other builtin works on the underlying map or list.
+    let plain: Vec<Value>;
+    let args = if matches!(
+        name,
+        "print" | "println" | "printf" | "html" | "js" | "urlquery"
+    ) {
+        args
+    } else {
+        plain = args.iter().map(|a| a.underlying().clone()).collect();
+        &plain
+    };
     match name {
         "not" => Ok(Value::Bool(!args[0].is_true())),
         "len" => len(&args[0]).map(Value::Int),
@@ -135,7 +147,7 @@ fn map_key(v: &Value) -> Result<&str, String> {
 pub(crate) fn index(item: &Value, indices: &[Value]) -> Result<Value, String> {
     let mut v = item.clone();
     for idx in indices {
-        v = match &v {
+        v = match v.underlying() {
             Value::List(l) => l[index_of(idx, l.len())?].clone(),
             Value::String(s) => Value::Int(i64::from(s.as_bytes()[index_of(idx, s.len())?])),
             Value::Map(m) => m.get(map_key(idx)?).cloned().unwrap_or(Value::Nil),

@@ -195,7 +195,7 @@ impl<'a> State<'a> {
     fn walk_range(&mut self, dot: &Value, c: &'a Control) -> R<()> {
         let mark = self.vars.len();
         let v = self.eval_pipeline(dot, &c.pipe)?;
-        let items: Vec<(Value, Value)> = match &v {
+        let items: Vec<(Value, Value)> = match v.underlying() {
             Value::List(l) => l
                 .iter()
                 .enumerate()
@@ -514,6 +514,21 @@ impl<'a> State<'a> {
                     )),
                 }
             }
+            Value::Named(n) => {
+                // Go looks for a method first, then treats the value as what it is.
+                let mut argv = Vec::new();
+                for a in args.iter().skip(1) {
+                    argv.push(self.eval_arg(dot, a)?);
+                }
+                argv.extend(fin.clone());
+                match (n.methods)(&n.value, name, &argv) {
+                    Some(Ok(v)) => Ok(v),
+                    Some(Err(e)) => {
+                        Err(self.error(pos, node, format!("error calling {name}: {e}")))
+                    }
+                    None => self.eval_field(dot, name, node, args, fin, n.value.clone()),
+                }
+            }
             other => Err(self.error(
                 pos,
                 node,
@@ -566,7 +581,12 @@ impl<'a> State<'a> {
         }
         argv.extend(fin);
         let result = match user {
-            Some(f) => f(&argv),
+            Some(f) => {
+                // Functions take plain values, as Go converts a named type to the
+                // parameter's underlying type.
+                let argv: Vec<Value> = argv.iter().map(|a| a.underlying().clone()).collect();
+                f(&argv)
+            }
             None => {
                 if let Some(e) = builtins::arity_error(name, &argv) {
                     return Err(self.error(pos, node, e));

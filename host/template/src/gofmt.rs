@@ -247,6 +247,16 @@ fn format_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, depth: usize
             }
             out.push(']');
         }
+        Value::Named(n) => {
+            // Go's fmt prints a value through its `String` method for these verbs.
+            if matches!(verb, 'v' | 's' | 'q' | 'x' | 'X')
+                && let Some(Ok(Value::String(s))) = (n.methods)(&n.value, "String", &[])
+            {
+                fmt_str(out, &s, verb, spec, v);
+            } else {
+                format_arg(out, &n.value, verb, spec, depth);
+            }
+        }
         Value::Struct(s) => {
             out.push('{');
             for (i, (name, e)) in s.fields.iter().enumerate() {

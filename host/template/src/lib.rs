@@ -1,6 +1,6 @@
 //! Go's `text/template` language, as Prometheus uses it for alerting-rule labels and
 //! annotations and Alertmanager for notification templates, plus Prometheus's template
-//! functions (`humanize`, `query`, ...).
+//! functions (`humanize`, `query`, ...) and Alertmanager's ([`alertmanager`]).
 //!
 //! ```
 //! use pharos_template::{Funcs, Template, Value};
@@ -22,17 +22,24 @@
 //! # Data
 //! Templates read [`Value`]s: nil, bool, int, float, string, list, map (iterated in key
 //! order, as Go does), string map (label sets), struct (fixed fields, a missing one is an
-//! error), time and duration.
+//! error), time, duration, and named map or list types with methods (Alertmanager's `KV`).
+//!
+//! # Features
+//! `prometheus` (default): Prometheus's rule-template functions, which need
+//! `pharos-model`. Notifier plugins, built for WebAssembly, leave it out.
 //!
 //! # Safety limits
 //! No input panics. Parsing bounds nesting depth; execution bounds template-call depth,
 //! total steps and output size ([`Options`]), so a template from a rule file cannot hang or
 //! exhaust the process.
 
+pub mod alertmanager;
 mod builtins;
 mod exec;
+mod funcs;
 mod gofmt;
 mod parse;
+#[cfg(feature = "prometheus")]
 mod prometheus;
 mod timefmt;
 mod value;
@@ -41,13 +48,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use funcs::{
+    humanize, humanize_1024, humanize_duration, humanize_percentage, humanize_timestamp,
+};
 pub use gofmt::sprintf;
+#[cfg(feature = "prometheus")]
 pub use prometheus::{
-    PrometheusContext, QueryFn, QuerySample, alert_error_text, expand_alert_text, humanize,
-    humanize_1024, humanize_duration, humanize_percentage, humanize_timestamp,
+    PrometheusContext, QueryFn, QuerySample, alert_error_text, expand_alert_text,
     prometheus_functions,
 };
-pub use value::{Duration, Struct, Time, Value};
+pub use value::{Duration, Methods, Named, Struct, Time, Value};
 
 /// A parse or execution error, worded as Go words it
 /// (`template: name:1:12: executing "name" at <.foo>: ...`).
@@ -200,6 +210,20 @@ impl Templates {
         Ok(())
     }
 
+    /// Runs `text` as a new, unnamed template of this set, which it may call into with
+    /// `{{ template "name" . }}` (its own `{{ define }}`s apply to this run only): how
+    /// Alertmanager expands a notifier's configured fields (`ExecuteTextString`). Empty
+    /// text gives empty output.
+    pub fn execute_text(&self, text: &str, data: &Value, funcs: &Funcs) -> Result<String, Error> {
+        if text.is_empty() {
+            return Ok(String::new());
+        }
+        let mut set = self.clone();
+        set.add("", text)?;
+        set.check_functions(funcs)?;
+        set.execute("", data, funcs)
+    }
+
     /// Runs template `name` with `data` as dot and `$`.
     pub fn execute(&self, name: &str, data: &Value, funcs: &Funcs) -> Result<String, Error> {
         let Some(tree) = self.trees.get(name) else {
@@ -251,5 +275,6 @@ impl Template {
     }
 }
 
-#[cfg(test)]
+/// The engine's tests use Prometheus's functions throughout.
+#[cfg(all(test, feature = "prometheus"))]
 mod tests;

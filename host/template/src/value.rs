@@ -9,12 +9,16 @@
 //! - a string-valued map ([`Value::StrMap`], e.g. a label set) yields `""` for a missing
 //!   key where Go's zero value of `string` would, while a generic [`Value::Map`] yields no
 //!   value;
-//! - a [`Value::Struct`] has a fixed set of fields: a missing one is an error, as in Go.
+//! - a [`Value::Struct`] has a fixed set of fields: a missing one is an error, as in Go;
+//! - a [`Value::Named`] is a map or list of a Go named type with methods (Alertmanager's
+//!   `KV`, `Alerts`, `Pairs`): `.Name` calls the method before looking up a key, and it
+//!   prints through its `String` method when it has one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "prometheus")]
 use pharos_model::labels::Labels;
 
 /// One template value. Cloning is cheap: lists, maps and structs are shared.
@@ -41,6 +45,28 @@ pub enum Value {
     Time(Time),
     /// A Go `time.Duration`.
     Duration(Duration),
+    /// A value of a Go named type with methods, e.g. Alertmanager's `template.KV`.
+    Named(Arc<Named>),
+}
+
+/// The methods of a named type: `Some` result for a method the type has, `None` otherwise.
+/// Called with the underlying value, the method's name and its arguments.
+pub type Methods = fn(&Value, &str, &[Value]) -> Option<Result<Value, String>>;
+
+/// A Go named type's value: everywhere but method calls and printing it is its
+/// underlying `value` (indexing, `len`, `range`, comparisons, function arguments).
+#[derive(Debug, Clone)]
+pub struct Named {
+    /// The Go type name, for error messages (`template.KV`).
+    pub type_name: String,
+    pub value: Value,
+    pub methods: Methods,
+}
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Named) -> bool {
+        self.type_name == other.type_name && self.value == other.value
+    }
 }
 
 /// A Go struct value: a type name (for error messages) and its fields in order.
@@ -191,7 +217,26 @@ impl Value {
             Value::StrMap(m) => !m.is_empty(),
             Value::Struct(_) | Value::Time(_) => true,
             Value::Duration(d) => d.0 != 0,
+            Value::Named(n) => n.value.is_true(),
         }
+    }
+
+    /// A value of Go named type `type_name` over `value`, with `methods`.
+    pub fn named(type_name: &str, value: Value, methods: Methods) -> Value {
+        Value::Named(Arc::new(Named {
+            type_name: type_name.to_string(),
+            value,
+            methods,
+        }))
+    }
+
+    /// The value under any named types: what builtins and functions operate on.
+    pub fn underlying(&self) -> &Value {
+        let mut v = self;
+        while let Value::Named(n) = v {
+            v = &n.value;
+        }
+        v
     }
 
     /// The Go type name, for error messages (`wrong type`, `%!d(string=x)`).
@@ -208,6 +253,7 @@ impl Value {
             Value::Struct(s) => s.type_name.clone(),
             Value::Time(_) => "time.Time".into(),
             Value::Duration(_) => "time.Duration".into(),
+            Value::Named(n) => n.type_name.clone(),
         }
     }
 
@@ -242,6 +288,7 @@ impl PartialEq for Value {
             (Value::Struct(a), Value::Struct(b)) => a == b,
             (Value::Time(a), Value::Time(b)) => a == b,
             (Value::Duration(a), Value::Duration(b)) => a == b,
+            (Value::Named(a), Value::Named(b)) => a == b,
             _ => false,
         }
     }
@@ -328,6 +375,7 @@ impl From<HashMap<String, String>> for Value {
         Value::StrMap(Arc::new(m.into_iter().collect()))
     }
 }
+#[cfg(feature = "prometheus")]
 impl From<&Labels> for Value {
     /// A label set is a `map[string]string` in Prometheus's template data.
     fn from(l: &Labels) -> Value {

@@ -57,12 +57,23 @@ use crate::types::PluginError;
 /// all-whitespace document (the operator configured nothing) reads as `{}`,
 /// so a type whose fields all have defaults accepts it and one with required
 /// fields names the first one missing.
+///
+/// The host's reserved key [`TEMPLATES_KEY`] is left out before `T` sees the
+/// document, so a type with `deny_unknown_fields` accepts a configuration the
+/// router added template files to (errors then name the path but not a line).
 pub fn parse<T: DeserializeOwned>(config: &str) -> Result<T, PluginError> {
     let document = if config.trim().is_empty() {
         "{}"
     } else {
         config
     };
+    if document.contains(TEMPLATES_KEY)
+        && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(document)
+        && object.remove(TEMPLATES_KEY).is_some()
+    {
+        return serde_path_to_error::deserialize(serde_json::Value::Object(object))
+            .map_err(describe);
+    }
     let mut deserializer = serde_json::Deserializer::from_str(document);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(describe)?;
     // Trailing characters after the document are an error too.
@@ -71,6 +82,13 @@ pub fn parse<T: DeserializeOwned>(config: &str) -> Result<T, PluginError> {
         .map_err(|error| PluginError::invalid_config(format!("invalid configuration: {error}")))?;
     Ok(value)
 }
+
+/// The key under which the alert router adds the operator's notification
+/// template files (alertmanager.yml's `templates`) to a notifier's
+/// configuration document: a list of `{"name": <file path>, "text": <contents>}`
+/// in the order the files were read. [`parse`] ignores it; the `templates`
+/// feature's [`Templates::load`](crate::template::Templates) reads it.
+pub const TEMPLATES_KEY: &str = "__templates";
 
 /// An [`PluginError::InvalidConfig`] about the value at `path`, in the shape
 /// [`parse`] uses: `invalid configuration at `path`: reason`.
@@ -306,5 +324,20 @@ mod tests {
             invalid("", "nothing to do").reason(),
             "invalid configuration: nothing to do"
         );
+    }
+
+    #[test]
+    fn config_parse_ignores_the_reserved_key() {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct C {
+            url: String,
+        }
+        let config = serde_json::json!({"url": "u", TEMPLATES_KEY: []}).to_string();
+        let c: C = parse(&config).unwrap();
+        assert_eq!(c.url, "u");
+        let bad = serde_json::json!({"url": 1, TEMPLATES_KEY: []}).to_string();
+        let e = parse::<C>(&bad).unwrap_err();
+        assert!(e.reason().contains("`url`"), "{e:?}");
     }
 }

@@ -60,6 +60,7 @@
 //! | [`http`] | a blocking HTTP client over `wasi:http` for exporters and notifiers, with deadlines, a body cap and errors already classified as transient or permanent |
 //! | [`log`] | the host's log stream: `info!` and friends, and a [`Throttle`](log::Throttle) for recurring lines |
 //! | [`Labels`] | reading and editing a label set by name |
+//! | `template` (feature `templates`) | notifiers: Alertmanager's notification templates — the plugin's defaults, the operator's template files, Alertmanager's data and functions |
 //!
 //! Everything but the calls into the host (logging and HTTP) is plain Rust
 //! that also compiles natively.
@@ -78,6 +79,8 @@ pub mod log;
 pub mod metrics;
 mod notifier;
 mod relabeler;
+#[cfg(feature = "templates")]
+pub mod template;
 mod types;
 
 pub use exporter::Exporter;
