@@ -152,7 +152,8 @@ fn an_alert_is_delivered_as_an_email() {
     let entry = format!(
         r#"{{"to": "Ops <ops@example.com>, dev@example.com", "smarthost": "{host}",
              "hello": "pharos.test", "auth_username": "pharos", "auth_password": "secret",
-             "headers": {{"x-team": "storage"}}}}"#
+             "headers": {{"x-team": "{{{{ .GroupLabels.alertname }}}}-storage"}},
+             "text": "{{{{ template \"email.default.text\" . }}}}"}}"#
     );
     let p = start(&router(&format!(r#""{host}""#), &entry));
     post(
@@ -173,19 +174,19 @@ fn an_alert_is_delivered_as_an_email() {
     assert_eq!(m["login"], "pharos");
     let data = m["data"].as_str().unwrap_or("");
     let (headers, body) = split_message(data);
-    assert_eq!(header(&headers, "Subject"), "[FIRING:1] DiskFull (db1:9100)");
+    assert_eq!(
+        header(&headers, "Subject"),
+        "[FIRING:1] DiskFull (db1:9100)"
+    );
     assert_eq!(
         header(&headers, "To"),
         "Ops <ops@example.com>, dev@example.com"
     );
     assert_eq!(header(&headers, "From"), "Pharos <pharos@example.com>");
-    assert_eq!(header(&headers, "X-Team"), "storage");
+    assert_eq!(header(&headers, "X-Team"), "DiskFull-storage");
     assert_eq!(header(&headers, "MIME-Version"), "1.0");
     let id = header(&headers, "Message-Id");
-    assert!(
-        id.starts_with('<') && id.ends_with("@pharos.test>"),
-        "{id}"
-    );
+    assert!(id.starts_with('<') && id.ends_with("@pharos.test>"), "{id}");
     let date = header(&headers, "Date");
     assert!(date.ends_with(" +0000") && date.len() == 31, "{date}");
     let content_type = header(&headers, "Content-Type");
@@ -194,20 +195,21 @@ fn an_alert_is_delivered_as_an_email() {
         .unwrap_or_else(|| panic!("{content_type}"));
     assert!(body.starts_with(&format!("--{boundary}\r\n")), "{body}");
     assert!(body.ends_with(&format!("--{boundary}--\r\n")), "{body}");
+    // The text part (asked for), then the html part (the default), preferred last.
+    let text_at = body.find("Content-Type: text/plain; charset=UTF-8");
+    let html_at = body.find("Content-Type: text/html; charset=UTF-8");
     assert!(
-        body.contains("Content-Type: text/plain; charset=UTF-8"),
+        matches!((text_at, html_at), (Some(t), Some(h)) if t < h),
         "{body}"
     );
-    let text = unquote(&body);
-    assert!(
-        text.contains("  Labels: alertname=DiskFull, instance=db1:9100\r\n"),
-        "{body}"
-    );
-    // The annotation's second line starts with a dot: sent as `..hidden`, the
+    let decoded = unquote(&body);
+    assert!(decoded.contains("    instance = db1:9100\r\n"), "{decoded}");
+    assert!(decoded.contains(">db1:9100</td>"), "{decoded}");
+    // The summary's second line starts with a dot: sent as `..hidden`, the
     // server took one dot away again.
     assert!(
-        text.contains("summary=disk full\r\n.hidden line starts with a dot\r\n"),
-        "{body}"
+        decoded.contains("* disk full\r\n.hidden line starts with a dot\r\n"),
+        "{decoded}"
     );
 }
 
@@ -260,7 +262,7 @@ fn a_4xx_reply_is_retried() {
         let (headers, _) = split_message(a["data"].as_str().unwrap_or(""));
         header(&headers, "Subject").to_owned()
     };
-    assert_eq!(subject(&attempts[0]), "[FIRING:1] DiskFull ");
+    assert_eq!(subject(&attempts[0]), "[FIRING:1] DiskFull");
     assert_eq!(subject(&attempts[1]), subject(&attempts[0]));
     let sent = p
         .metric("pharos_router_notifications_total{receiver=\"mail\",plugin=\"email\"}")

@@ -654,7 +654,7 @@ async fn a_notifier_may_connect_over_tcp_to_a_listed_address() {
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let said = &sessions[0];
     assert!(said.starts_with("EHLO localhost\r\nMAIL FROM:<pharos@example.com>\r\nRCPT TO:<ops@example.com>\r\nDATA\r\n"), "{said}");
-    assert!(said.contains("Subject: [FIRING:1] Down \r\n"), "{said}");
+    assert!(said.contains("Subject: [FIRING:1] Down\r\n"), "{said}");
     assert!(said.ends_with("\r\n.\r\nQUIT\r\n"), "{said}");
 }
 

@@ -10,25 +10,29 @@
 //!
 //! The keys are upstream's: `to`, `from`, `smarthost` (`host:port`, required to
 //! send), `hello` (default `localhost`), `auth_username`, `auth_password`,
-//! `auth_password_file`, `auth_identity`, `headers`, `html`, `text`,
-//! `require_tls` (default `true`). The smarthost's host must be in the plugin's
-//! `allow_hosts`; the plugin connects over the host's TCP sockets.
+//! `auth_password_file`, `auth_identity`, `headers`, `html` (default
+//! `{{ template "email.default.html" . }}`), `text` (default empty),
+//! `require_tls` (default `true`). `to`, `from`, header values, `html` and
+//! `text` are templates (the SDK's Alertmanager templates; the defaults are in
+//! `default.tmpl`); the `Subject` header defaults to
+//! `{{ template "email.default.subject" . }}`. The smarthost's host must be in
+//! the plugin's `allow_hosts`: the plugin connects over the host's TCP sockets.
 //!
 //! What is not built: TLS. `require_tls: true` (upstream's default) and port 465
 //! are refused at configure once a smarthost is set, so an operator must say
 //! `require_tls: false` to send in clear text. `auth_password_file` is refused
-//! too: a notifier has no file access. `html` and `text` are taken as they are
-//! written (no template language yet); without them the body is a plain-text
-//! summary of the notification.
+//! too: a notifier has no file access. `html` is rendered as text, without
+//! html/template's contextual escaping (the default template escapes what it
+//! prints).
 //!
 //! A 4xx reply and connection failures are transient (the router retries), a 5xx
 //! reply is permanent, as is a connection the host refused (the smarthost is not
-//! allowed).
+//! allowed) and a template that fails.
 
-mod content;
 mod mime;
 mod smtp;
 
+use pharos_sdk::template::{Data, Templates};
 use pharos_sdk::{Notification, Notifier, PluginError, config};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -59,7 +63,7 @@ struct Config {
     auth_identity: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default = "default_html")]
     html: String,
     #[serde(default)]
     text: String,
@@ -74,6 +78,16 @@ fn default_hello() -> String {
 fn default_require_tls() -> bool {
     true
 }
+
+fn default_html() -> String {
+    r#"{{ template "email.default.html" . }}"#.to_owned()
+}
+
+/// The subject when the configuration sets no `Subject` header.
+const DEFAULT_SUBJECT: &str = r#"{{ template "email.default.subject" . }}"#;
+
+/// The plugin's default templates.
+const DEFAULTS: &str = include_str!("default.tmpl");
 
 /// A header name as Go's `textproto` canonicalises it (`reply-to` → `Reply-To`),
 /// which is how upstream compares configured headers.
@@ -129,12 +143,40 @@ fn plausible_address(a: &str) -> bool {
 
 struct Email {
     config: Config,
-    /// Configured headers, canonical names.
+    templates: Templates,
+    /// Every header to send, canonical names, values as templates: the
+    /// configured ones plus `Subject`, `To` and `From` where not configured.
     headers: BTreeMap<String, String>,
 }
 
+/// What one notification renders to.
+struct Rendered {
+    headers: Vec<(String, String)>,
+    from: String,
+    to: Vec<String>,
+    text: String,
+    html: String,
+}
+
+/// An address list that is plain text (not a template) must hold addresses.
+fn check_addresses(key: &str, list: &str) -> Result<(), PluginError> {
+    if list.contains("{{") {
+        return Ok(());
+    }
+    if let Some(bad) = addresses(list).into_iter().find(|a| !plausible_address(a)) {
+        return Err(config::invalid(
+            key,
+            format!("{bad:?} is not an email address"),
+        ));
+    }
+    if key == "from" && addresses(list).len() > 1 {
+        return Err(config::invalid("from", "must be exactly one address"));
+    }
+    Ok(())
+}
+
 impl Email {
-    fn from_config(config: Config) -> Result<Email, PluginError> {
+    fn from_config(config: Config, templates: Templates) -> Result<Email, PluginError> {
         let mut headers = BTreeMap::new();
         for (name, value) in &config.headers {
             let canonical = canonical_header(name);
@@ -145,12 +187,7 @@ impl Email {
                     format!("{name:?} is not a header name"),
                 ));
             }
-            if value.contains(['\r', '\n']) {
-                return Err(config::invalid(
-                    "headers",
-                    format!("the value of {name:?} holds a line break"),
-                ));
-            }
+            templates.check(&format!("headers.{name}"), value)?;
             if headers.insert(canonical.clone(), value.clone()).is_some() {
                 return Err(config::invalid(
                     "headers",
@@ -158,6 +195,15 @@ impl Email {
                 ));
             }
         }
+        headers
+            .entry("Subject".to_owned())
+            .or_insert_with(|| DEFAULT_SUBJECT.to_owned());
+        headers
+            .entry("To".to_owned())
+            .or_insert_with(|| config.to.clone());
+        headers
+            .entry("From".to_owned())
+            .or_insert_with(|| config.from.clone());
         if config.hello.is_empty()
             || config
                 .hello
@@ -195,41 +241,71 @@ impl Email {
                 ));
             }
         }
-        for (key, list) in [("from", &config.from), ("to", &config.to)] {
-            if let Some(bad) = addresses(list).into_iter().find(|a| !plausible_address(a)) {
-                return Err(config::invalid(
-                    key,
-                    format!("{bad:?} is not an email address"),
-                ));
-            }
+        for (key, text) in [
+            ("from", &config.from),
+            ("to", &config.to),
+            ("html", &config.html),
+            ("text", &config.text),
+        ] {
+            templates.check(key, text)?;
         }
-        if addresses(&config.from).len() > 1 {
-            return Err(config::invalid("from", "must be exactly one address"));
-        }
-        Ok(Email { config, headers })
+        check_addresses("from", &config.from)?;
+        check_addresses("to", &config.to)?;
+        Ok(Email {
+            config,
+            templates,
+            headers,
+        })
     }
 
-    /// The message for `n`, lines ending in CRLF.
-    fn message(&self, n: &Notification, now_ms: i64, random: [u64; 2]) -> String {
-        let mut headers: Vec<(String, String)> = Vec::new();
-        let configured = |name: &str| self.headers.get(name).cloned();
-        headers.push((
-            "Subject".to_owned(),
-            configured("Subject").unwrap_or_else(|| content::subject(n)),
-        ));
-        headers.push((
-            "To".to_owned(),
-            configured("To").unwrap_or_else(|| self.config.to.clone()),
-        ));
-        headers.push((
-            "From".to_owned(),
-            configured("From").unwrap_or_else(|| self.config.from.clone()),
-        ));
-        for (name, value) in &self.headers {
-            if !matches!(name.as_str(), "Subject" | "To" | "From") {
-                headers.push((name.clone(), value.clone()));
+    /// Renders every template of the configuration for `n`.
+    fn render(&self, n: &Notification) -> Result<Rendered, PluginError> {
+        let data: Data = Templates::data(n);
+        let render = |text: &str| self.templates.render(text, &data);
+        let from = addresses(&render(&self.config.from)?);
+        let [from] = from.as_slice() else {
+            return Err(PluginError::permanent(format!(
+                "from must be exactly one address, and is {from:?}"
+            )));
+        };
+        let to = addresses(&render(&self.config.to)?);
+        if to.is_empty() {
+            return Err(PluginError::permanent("no to address"));
+        }
+        if let Some(bad) = std::iter::once(from)
+            .chain(&to)
+            .find(|a| !plausible_address(a))
+        {
+            return Err(PluginError::permanent(format!(
+                "{bad:?} is not an email address"
+            )));
+        }
+        // Subject, To and From first, the rest in name order.
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for name in ["Subject", "To", "From"] {
+            if let Some(value) = self.headers.get(name) {
+                headers.push((name.to_owned(), render(value)?));
             }
         }
+        for (name, value) in &self.headers {
+            if !matches!(name.as_str(), "Subject" | "To" | "From") {
+                headers.push((name.clone(), render(value)?));
+            }
+        }
+        Ok(Rendered {
+            headers,
+            from: from.clone(),
+            to,
+            text: render(&self.config.text)?,
+            html: render(&self.config.html)?,
+        })
+    }
+
+    /// The message, lines ending in CRLF: the rendered headers, a Message-Id
+    /// unless one is configured, and the text and html parts that are not
+    /// empty.
+    fn message(&self, r: &Rendered, now_ms: i64, random: [u64; 2]) -> String {
+        let mut headers = r.headers.clone();
         if !self.headers.contains_key("Message-Id") {
             let id = format!(
                 "<{}.{}@{}>",
@@ -239,22 +315,17 @@ impl Email {
             );
             headers.push(("Message-Id".to_owned(), id));
         }
-        let text = if self.config.text.is_empty() && self.config.html.is_empty() {
-            content::text(n)
-        } else {
-            self.config.text.clone()
-        };
         let mut parts = Vec::new();
-        if !text.is_empty() {
+        if !r.text.is_empty() {
             parts.push(mime::Part {
                 media_type: "text/plain",
-                body: &text,
+                body: &r.text,
             });
         }
-        if !self.config.html.is_empty() {
+        if !r.html.is_empty() {
             parts.push(mime::Part {
                 media_type: "text/html",
-                body: &self.config.html,
+                body: &r.html,
             });
         }
         let boundary = format!(
@@ -265,19 +336,12 @@ impl Email {
         mime::message(&headers, &mime::rfc5322_date(now_ms), &boundary, &parts)
     }
 
-    fn send(&self, message: &str) -> Result<(), PluginError> {
+    /// Delivers `message` from `from` to `to` through the smarthost.
+    fn send(&self, from: &str, to: &[String], message: &str) -> Result<(), PluginError> {
         let c = &self.config;
         let (host, port) = split_host_port(&c.smarthost).ok_or_else(|| {
             PluginError::permanent("no smarthost: set one in the receiver's notifier entry config")
         })?;
-        let from = addresses(&c.from);
-        let to = addresses(&c.to);
-        let Some(from) = from.first() else {
-            return Err(PluginError::permanent("no from address"));
-        };
-        if to.is_empty() {
-            return Err(PluginError::permanent("no to address"));
-        }
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| {
@@ -301,7 +365,7 @@ impl Email {
                 )));
             }
         }
-        client.send(from, &to, message)?;
+        client.send(from, to, message)?;
         client.quit();
         Ok(())
     }
@@ -344,15 +408,22 @@ fn random() -> [u64; 2] {
 
 impl Notifier for Email {
     fn configure(config: &str) -> Result<Self, PluginError> {
-        Email::from_config(config::parse(config)?)
+        let templates = Templates::load(DEFAULTS, config)?;
+        Email::from_config(config::parse(config)?, templates)
     }
 
     fn notify(&mut self, n: Notification) -> Result<(), PluginError> {
+        if self.config.smarthost.is_empty() {
+            return Err(PluginError::permanent(
+                "no smarthost: set one in the receiver's notifier entry config",
+            ));
+        }
+        let rendered = self.render(&n)?;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let message = self.message(&n, now_ms, random());
-        self.send(&message)
+        let message = self.message(&rendered, now_ms, random());
+        self.send(&rendered.from, &rendered.to, &message)
     }
 }
 
@@ -364,7 +435,7 @@ mod tests {
     use pharos_sdk::{Alert, AlertStatus, Label};
 
     fn parse(json: &str) -> Result<Email, PluginError> {
-        Email::from_config(config::parse(json)?)
+        Email::configure(json)
     }
 
     fn label(n: &str, v: &str) -> Label {
@@ -374,14 +445,14 @@ mod tests {
         }
     }
 
-    pub(crate) fn notification() -> Notification {
+    fn notification() -> Notification {
         Notification {
             receiver: "ops".into(),
             status: AlertStatus::Firing,
             alerts: vec![Alert {
                 status: AlertStatus::Firing,
                 labels: vec![label("alertname", "Disk"), label("instance", "a:9100")],
-                annotations: vec![label("summary", "disk full")],
+                annotations: vec![label("summary", "disk <full>")],
                 starts_at: 1_700_000_000_000,
                 ends_at: None,
                 generator_url: "http://prom/graph".into(),
@@ -389,7 +460,7 @@ mod tests {
             }],
             group_labels: vec![label("alertname", "Disk")],
             common_labels: vec![label("alertname", "Disk"), label("instance", "a:9100")],
-            common_annotations: vec![label("summary", "disk full")],
+            common_annotations: vec![label("summary", "disk <full>")],
             external_url: String::new(),
             group_key: "{}:{alertname=\"Disk\"}".into(),
             truncated_alerts: 0,
@@ -402,6 +473,8 @@ mod tests {
         let e = parse("").unwrap();
         assert!(e.config.require_tls);
         assert_eq!(e.config.hello, "localhost");
+        assert_eq!(e.config.html, r#"{{ template "email.default.html" . }}"#);
+        assert!(e.config.text.is_empty());
         let refused = |json: &str, part: &str| {
             let e = parse(json)
                 .err()
@@ -417,13 +490,16 @@ mod tests {
             r#"{"headers": {"subject": "a", "Subject": "b"}}"#,
             "duplicate header \"Subject\"",
         );
-        refused(r#"{"headers": {"X-A": "a\nBcc: evil@x"}}"#, "line break");
+        refused(r#"{"headers": {"X-A": "{{ .Nope "}}"#, "headers.X-A");
+        refused(r#"{"html": "{{ nosuchfunction }}"}"#, "html");
         refused(r#"{"to": "a@x, not an address"}"#, "not an email address");
         refused(r#"{"from": "a@x, b@y"}"#, "exactly one");
         refused(r#"{"hello": "a b"}"#, "hello");
         refused(r#"{"smtp": "x"}"#, "unknown field");
         parse(r#"{"smarthost": "[::1]:2525", "require_tls": false, "to": "Ops <ops@x>, b@y"}"#)
             .unwrap();
+        // Templated addresses are checked when they are rendered.
+        parse(r#"{"to": "{{ .CommonLabels.team }}@example.com"}"#).unwrap();
     }
 
     #[test]
@@ -443,16 +519,19 @@ mod tests {
     fn message_headers_as_upstream() {
         let e = parse(
             r#"{"to": "ops@example.com", "from": "Pharos <pharos@example.com>", "hello": "pharos.example",
-                "headers": {"reply-to": "noc@example.com"}}"#,
+                "headers": {"reply-to": "noc+{{ .GroupLabels.alertname }}@example.com"}}"#,
         )
         .unwrap();
-        let m = e.message(&notification(), 1_700_000_000_000, [7, 9]);
+        let r = e.render(&notification()).unwrap();
+        assert_eq!(r.from, "pharos@example.com");
+        assert_eq!(r.to, ["ops@example.com"]);
+        let m = e.message(&r, 1_700_000_000_000, [7, 9]);
         let (head, body) = m.split_once("\r\n\r\n").unwrap();
         let head: Vec<&str> = head.split("\r\n").collect();
         assert_eq!(head[0], "Subject: [FIRING:1] Disk (a:9100)");
         assert_eq!(head[1], "To: ops@example.com");
         assert_eq!(head[2], "From: Pharos <pharos@example.com>");
-        assert_eq!(head[3], "Reply-To: noc@example.com");
+        assert_eq!(head[3], "Reply-To: noc+Disk@example.com");
         assert_eq!(
             head[4],
             "Message-Id: <1700000000000000000.7@pharos.example>"
@@ -464,28 +543,58 @@ mod tests {
             head[6]
         );
         assert_eq!(head[7], "MIME-Version: 1.0");
+        // Only the html part by default, as upstream, with what it prints escaped.
         assert!(
-            body.contains("Content-Type: text/plain; charset=UTF-8"),
+            body.contains("Content-Type: text/html; charset=UTF-8"),
             "{body}"
         );
-        assert!(body.contains("disk full"), "{body}");
-        assert!(!body.contains("text/html"), "{body}");
+        assert!(!body.contains("text/plain"), "{body}");
+        assert!(r.html.contains("disk &lt;full&gt;"), "{}", r.html);
+        assert!(r.html.contains(">a:9100</td>"), "{}", r.html);
+    }
+
+    #[test]
+    fn the_default_text_template() {
+        let e = parse(
+            r#"{"to": "a@x", "from": "b@y", "text": "{{ template \"email.default.text\" . }}"}"#,
+        )
+        .unwrap();
+        let mut n = notification();
+        n.external_url = "http://pharos:9093".into();
+        let r = e.render(&n).unwrap();
+        assert_eq!(
+            r.text,
+            "[FIRING:1] Disk (a:9100)\n\nFiring (1):\n* disk <full>\n    alertname = Disk\n    \
+             instance = a:9100\n    from http://prom/graph\n\nSent by Pharos: \
+             http://pharos:9093/api/v2/alerts/groups?receiver=ops\n"
+        );
     }
 
     #[test]
     fn configured_bodies_and_headers_win() {
         let e = parse(
-            r#"{"to": "a@x", "headers": {"Subject": "custom", "Message-Id": "<m@x>"},
+            r#"{"to": "a@x", "from": "b@y", "headers": {"Subject": "custom {{ .Status }}", "Message-Id": "<m@x>"},
                 "html": "<b>hi</b>", "text": "hi"}"#,
         )
         .unwrap();
-        let m = e.message(&notification(), 0, [1, 2]);
-        assert!(m.starts_with("Subject: custom\r\n"), "{m}");
+        let r = e.render(&notification()).unwrap();
+        let m = e.message(&r, 0, [1, 2]);
+        assert!(m.starts_with("Subject: custom firing\r\n"), "{m}");
         assert_eq!(m.matches("Message-Id:").count(), 1, "{m}");
         assert!(m.contains("Message-Id: <m@x>\r\n"), "{m}");
         let text = m.find("text/plain").unwrap();
         let html = m.find("text/html").unwrap();
         assert!(text < html, "the preferred html part comes last: {m}");
+    }
+
+    #[test]
+    fn rendered_addresses_are_checked() {
+        let e = parse(r#"{"to": "{{ .CommonLabels.team }}", "from": "b@y"}"#).unwrap();
+        let err = e.render(&notification()).err().unwrap();
+        assert_eq!(err, PluginError::permanent("no to address"));
+        let e = parse(r#"{"to": "a@x", "from": "{{ .Receiver }}"}"#).unwrap();
+        let err = e.render(&notification()).err().unwrap();
+        assert!(matches!(err, PluginError::Permanent(_)), "{err:?}");
     }
 
     #[test]
@@ -500,8 +609,11 @@ mod tests {
     }
 
     #[test]
-    fn sending_without_a_smarthost_fails_for_good() {
-        let e = parse(r#"{"to": "a@x", "from": "b@y"}"#).unwrap();
-        assert!(matches!(e.send("x"), Err(PluginError::Permanent(_))));
+    fn notifying_without_a_smarthost_fails_for_good() {
+        let mut e = parse(r#"{"to": "a@x", "from": "b@y"}"#).unwrap();
+        assert!(matches!(
+            e.notify(notification()),
+            Err(PluginError::Permanent(_))
+        ));
     }
 }
