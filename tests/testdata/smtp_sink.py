@@ -1,19 +1,21 @@
 """An SMTP server for the email notifier's black-box tests (aiosmtpd).
 
-    python3 smtp_sink.py PORT OUT [FAIL_FIRST]
+    python3 smtp_sink.py PORT OUT [FAIL_FIRST [CERT KEY]]
 
 Listens on 127.0.0.1:PORT, offers AUTH PLAIN and LOGIN without TLS (user
 `pharos`, password `secret`; authenticating is optional) and appends one JSON
 line per delivery attempt to OUT: the envelope, the login used and the message
 as received (after the server has undone dot-stuffing). The first FAIL_FIRST
 messages (default 0) are answered `451` at the end of DATA and recorded with
-`"rejected": true`. Prints `ready` once it accepts connections, then serves
-until it is killed.
+`"rejected": true`. With CERT and KEY (PEM files) it offers STARTTLS and
+refuses mail before it, and records `"tls": true` for messages that came over
+it. Prints `ready` once it accepts connections, then serves until it is killed.
 """
 
 import json
-import sys
 import logging
+import ssl
+import sys
 import threading
 
 from aiosmtpd.controller import Controller
@@ -37,6 +39,7 @@ class Sink:
             "rcpt_tos": envelope.rcpt_tos,
             "login": login,
             "data": envelope.content.decode("utf-8", "replace"),
+            "tls": session.ssl is not None,
         }
         with self.lock:
             reject = self.fail_left > 0
@@ -64,6 +67,11 @@ def main():
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     port, out = int(sys.argv[1]), sys.argv[2]
     fail_first = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    tls = {}
+    if len(sys.argv) > 5:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        tls = {"tls_context": context, "require_starttls": True}
     controller = Controller(
         Sink(out, fail_first),
         hostname="127.0.0.1",
@@ -71,6 +79,7 @@ def main():
         authenticator=authenticate,
         auth_require_tls=False,
         auth_required=False,
+        **tls,
     )
     controller.start()
     print("ready", flush=True)

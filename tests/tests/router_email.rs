@@ -20,6 +20,12 @@ struct Sink {
 impl Sink {
     /// Starts the sink; it answers 451 to the first `fail_first` messages.
     fn start(fail_first: u32) -> Sink {
+        Sink::start_with(fail_first, None)
+    }
+
+    /// Starts the sink, with STARTTLS required when `tls` names a certificate
+    /// and key file.
+    fn start_with(fail_first: u32, tls: Option<(&Path, &Path)>) -> Sink {
         let python = require_tool("python3");
         let probe = Command::new(&python)
             .args(["-c", "import aiosmtpd"])
@@ -39,6 +45,7 @@ impl Sink {
             .arg(port.to_string())
             .arg(&out)
             .arg(fail_first.to_string())
+            .args(tls.map(|(cert, key)| [cert, key]).into_iter().flatten())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -268,4 +275,72 @@ fn a_4xx_reply_is_retried() {
         .metric("pharos_router_notifications_total{receiver=\"mail\",plugin=\"email\"}")
         .unwrap_or(-1.0);
     assert!(sent >= 1.0, "{sent}");
+}
+
+/// With `require_tls` (upstream's default) the plugin upgrades the session with
+/// STARTTLS, verifying the server against the CA the configuration gives;
+/// without that CA the certificate is refused and nothing is sent.
+#[test]
+fn require_tls_upgrades_with_starttls() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new(require_tool("openssl"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = std::fs::read_to_string(&cert).unwrap_or_default();
+    let sink = Sink::start_with(0, Some((&cert, &key)));
+    let host = format!("127.0.0.1:{}", sink.port);
+    let entry = |ca: &str| {
+        format!(
+            r#"{{"to": "ops@example.com", "smarthost": "{host}", "require_tls": true,
+                 "auth_username": "pharos", "auth_password": "secret",
+                 "tls_config": {{"ca": {}}}}}"#,
+            serde_json::Value::String(ca.to_owned())
+        )
+    };
+
+    // Mozilla's roots do not hold the test CA: the handshake fails for good.
+    let p = start(&router(&format!(r#""{host}""#), &entry("")));
+    post(&p, r#"[{"labels": {"alertname": "DiskFull"}}]"#);
+    wait_for(Duration::from_secs(15), || {
+        Ok(p.log_lines()
+            .iter()
+            .any(|l| l.contains("notify failed") && l.contains("TLS handshake")))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", p.log_lines()));
+    assert!(sink.attempts().is_empty(), "{:?}", sink.attempts());
+    drop(p);
+
+    let p = start(&router(&format!(r#""{host}""#), &entry(&pem)));
+    post(&p, r#"[{"labels": {"alertname": "DiskFull"}}]"#);
+    wait_for(Duration::from_secs(15), || Ok(!sink.attempts().is_empty()))
+        .unwrap_or_else(|e| panic!("no email arrived: {e}; log: {:?}", p.log_lines()));
+    let attempts = sink.attempts();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["tls"], true);
+    assert_eq!(attempts[0]["login"], "pharos");
+    assert_eq!(
+        attempts[0]["rcpt_tos"],
+        serde_json::json!(["ops@example.com"])
+    );
 }

@@ -12,18 +12,20 @@
 //! send), `hello` (default `localhost`), `auth_username`, `auth_password`,
 //! `auth_password_file`, `auth_identity`, `headers`, `html` (default
 //! `{{ template "email.default.html" . }}`), `text` (default empty),
-//! `require_tls` (default `true`). `to`, `from`, header values, `html` and
-//! `text` are templates (the SDK's Alertmanager templates; the defaults are in
-//! `default.tmpl`); the `Subject` header defaults to
+//! `require_tls` (default `true`), `tls_config` (`server_name`, and `ca`: PEM
+//! certificates to trust instead of Mozilla's roots). `to`, `from`, header
+//! values, `html` and `text` are templates (the SDK's Alertmanager templates;
+//! the defaults are in `default.tmpl`); the `Subject` header defaults to
 //! `{{ template "email.default.subject" . }}`. The smarthost's host must be in
 //! the plugin's `allow_hosts`: the plugin connects over the host's TCP sockets.
 //!
-//! What is not built: TLS. `require_tls: true` (upstream's default) and port 465
-//! are refused at configure once a smarthost is set, so an operator must say
-//! `require_tls: false` to send in clear text. `auth_password_file` is refused
-//! too: a notifier has no file access. `html` is rendered as text, without
-//! html/template's contextual escaping (the default template escapes what it
-//! prints).
+//! TLS as upstream: `require_tls` makes the plugin upgrade with STARTTLS after
+//! EHLO (and fail if the server does not offer it), port 465 speaks TLS from
+//! the first byte, and otherwise the dialogue is in clear text. Not built:
+//! `auth_password_file` and `tls_config.ca_file` (a notifier cannot read files),
+//! `insecure_skip_verify`, client certificates, CRAM-MD5. `html` is rendered
+//! as text, without html/template's contextual escaping (the default template
+//! escapes what it prints).
 //!
 //! A 4xx reply and connection failures are transient (the router retries), a 5xx
 //! reply is permanent, as is a connection the host refused (the smarthost is not
@@ -31,6 +33,7 @@
 
 mod mime;
 mod smtp;
+mod tls;
 
 use pharos_sdk::template::{Data, Templates};
 use pharos_sdk::{Notification, Notifier, PluginError, config};
@@ -38,8 +41,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +73,25 @@ struct Config {
     text: String,
     #[serde(default = "default_require_tls")]
     require_tls: bool,
+    #[serde(default)]
+    tls_config: TlsConfig,
+}
+
+/// Upstream's `tls_config`, as far as a notifier without files can take it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsConfig {
+    /// PEM CA certificates to trust instead of Mozilla's roots (Pharos's
+    /// stand-in for `ca_file`).
+    #[serde(default)]
+    ca: String,
+    #[serde(default)]
+    ca_file: String,
+    /// The name the certificate must hold; the smarthost's host by default.
+    #[serde(default)]
+    server_name: String,
+    #[serde(default)]
+    insecure_skip_verify: bool,
 }
 
 fn default_hello() -> String {
@@ -143,6 +166,8 @@ fn plausible_address(a: &str) -> bool {
 
 struct Email {
     config: Config,
+    /// TLS client settings, built at configure.
+    tls: Arc<rustls::ClientConfig>,
     templates: Templates,
     /// Every header to send, canonical names, values as templates: the
     /// configured ones plus `Subject`, `To` and `From` where not configured.
@@ -221,26 +246,33 @@ impl Email {
             ));
         }
         if !config.smarthost.is_empty() {
-            let (_, port) = split_host_port(&config.smarthost).ok_or_else(|| {
+            split_host_port(&config.smarthost).ok_or_else(|| {
                 config::invalid(
                     "smarthost",
                     format!("{:?} is not host:port", config.smarthost),
                 )
             })?;
-            if config.require_tls {
-                return Err(config::invalid(
-                    "require_tls",
-                    "true (the default) needs STARTTLS, which this plugin does not support yet; \
-                     set require_tls: false to send without TLS",
-                ));
-            }
-            if port == 465 {
-                return Err(config::invalid(
-                    "smarthost",
-                    "port 465 means TLS from the first byte, which this plugin does not support yet",
-                ));
-            }
         }
+        let t = &config.tls_config;
+        if !t.ca_file.is_empty() {
+            return Err(config::invalid(
+                "tls_config.ca_file",
+                "a notifier plugin cannot read files; put the PEM certificates in tls_config.ca",
+            ));
+        }
+        if t.insecure_skip_verify {
+            return Err(config::invalid(
+                "tls_config.insecure_skip_verify",
+                "not supported: trust the server's CA with tls_config.ca instead",
+            ));
+        }
+        if !t.server_name.is_empty() && !tls::valid_server_name(&t.server_name) {
+            return Err(config::invalid(
+                "tls_config.server_name",
+                format!("{:?} is not a host name or address", t.server_name),
+            ));
+        }
+        let tls = tls::config(&t.ca).map_err(|e| config::invalid("tls_config.ca", e))?;
         for (key, text) in [
             ("from", &config.from),
             ("to", &config.to),
@@ -253,6 +285,7 @@ impl Email {
         check_addresses("to", &config.to)?;
         Ok(Email {
             config,
+            tls,
             templates,
             headers,
         })
@@ -352,8 +385,43 @@ impl Email {
             })?
             .collect();
         let stream = TcpStream::connect(&addrs[..]).map_err(|e| connect_error(&c.smarthost, &e))?;
+        let server_name = if c.tls_config.server_name.is_empty() {
+            host
+        } else {
+            &c.tls_config.server_name
+        };
+        let handshake = |s| tls::connect(s, &self.tls, server_name);
+        // Port 465 speaks TLS from the first byte, as upstream's does.
+        if port == 465 {
+            let mut client = smtp::Client::open(handshake(stream)?)?;
+            client.hello(&c.hello)?;
+            return self.deliver(client, from, to, message);
+        }
         let mut client = smtp::Client::open(stream)?;
         client.hello(&c.hello)?;
+        if !c.require_tls {
+            return self.deliver(client, from, to, message);
+        }
+        if client.extension("STARTTLS").is_none() {
+            return Err(PluginError::transient(format!(
+                "require_tls is true (the default), but {} does not offer STARTTLS",
+                c.smarthost
+            )));
+        }
+        let mut client = client.starttls(handshake)?;
+        client.hello(&c.hello)?;
+        self.deliver(client, from, to, message)
+    }
+
+    /// Authenticates if configured and the server offers it, then sends.
+    fn deliver<S: Read + Write>(
+        &self,
+        mut client: smtp::Client<S>,
+        from: &str,
+        to: &[String],
+        message: &str,
+    ) -> Result<(), PluginError> {
+        let c = &self.config;
         if !c.auth_username.is_empty() && client.extension("AUTH").is_some() {
             let authenticated =
                 client.authenticate(&c.auth_identity, &c.auth_username, &c.auth_password)?;
@@ -482,9 +550,19 @@ mod tests {
             assert!(matches!(e, PluginError::InvalidConfig(_)), "{e:?}");
             assert!(e.reason().contains(part), "{json}: {}", e.reason());
         };
-        refused(r#"{"smarthost": "mx:25"}"#, "require_tls");
         refused(r#"{"smarthost": "mx", "require_tls": false}"#, "host:port");
-        refused(r#"{"smarthost": "mx:465", "require_tls": false}"#, "465");
+        refused(r#"{"tls_config": {"ca_file": "/ca.pem"}}"#, "tls_config.ca");
+        refused(
+            r#"{"tls_config": {"insecure_skip_verify": true}}"#,
+            "not supported",
+        );
+        refused(r#"{"tls_config": {"server_name": "a b"}}"#, "server_name");
+        refused(
+            r#"{"tls_config": {"ca": "nothing"}}"#,
+            "holds no certificate",
+        );
+        refused(r#"{"tls_config": {"cert_file": "/c"}}"#, "unknown field");
+        parse(r#"{"smarthost": "mx:465", "tls_config": {"server_name": "mx.example"}}"#).unwrap();
         refused(r#"{"auth_password_file": "/p"}"#, "cannot read files");
         refused(
             r#"{"headers": {"subject": "a", "Subject": "b"}}"#,

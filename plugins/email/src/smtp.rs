@@ -108,6 +108,27 @@ impl<S: Read + Write> Client<S> {
         })
     }
 
+    /// Upgrades the session with STARTTLS (RFC 3207): the server must accept
+    /// the command, then `wrap` runs the handshake over the connection. The
+    /// caller says EHLO again afterwards; what the server announced before is
+    /// forgotten.
+    pub fn starttls<T: Read + Write>(
+        mut self,
+        wrap: impl FnOnce(S) -> Result<T, Failure>,
+    ) -> Result<Client<T>, Failure> {
+        self.command_expect("STARTTLS", "STARTTLS", &[220])?;
+        if !self.stream.buffer().is_empty() {
+            return Err(Failure::Protocol {
+                step: "STARTTLS".to_owned(),
+                detail: "the server sent more before the handshake".to_owned(),
+            });
+        }
+        Ok(Client {
+            stream: BufReader::new(wrap(self.stream.into_inner())?),
+            extensions: Vec::new(),
+        })
+    }
+
     /// The parameters of an extension the server announced, if it did.
     pub fn extension(&self, keyword: &str) -> Option<&str> {
         self.extensions
@@ -388,6 +409,21 @@ mod tests {
             "EHLO h\r\nAUTH PLAIN aWQAdXNlcgBwdw==\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n\
              RCPT TO:<c@z>\r\nDATA\r\nSubject: s\r\n\r\n..hidden\r\nok\r\n.\r\n"
         );
+    }
+
+    #[test]
+    fn starttls_hands_the_connection_over_and_forgets_extensions() {
+        let mut c = Client::open(server("220 mx\n250-mx\n250 STARTTLS\n220 go ahead\n")).unwrap();
+        c.hello("h").unwrap();
+        assert_eq!(c.extension("starttls"), Some(""));
+        let c = c.starttls(Ok).unwrap();
+        assert_eq!(c.extension("STARTTLS"), None);
+        assert_eq!(written(c), "EHLO h\r\nSTARTTLS\r\n");
+
+        let mut c = Client::open(server("220 mx\n250 mx\n454 not now\n")).unwrap();
+        c.hello("h").unwrap();
+        let e = PluginError::from(c.starttls(Ok).err().unwrap());
+        assert!(matches!(e, PluginError::Transient(_)), "{e:?}");
     }
 
     #[test]
