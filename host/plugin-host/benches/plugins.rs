@@ -265,6 +265,37 @@ async fn run() -> Result<()> {
         println!("{:<58} {:>9.1} ms", "  cold cache (compile + write)", cold);
         println!("{:<58} {:>9.1} ms", "  warm cache (load artifact)", warm);
     }
+    // First-party notifiers: webhook (HTTP through the host) and email (its own
+    // SMTP client and a TLS stack in the component, so the largest plugin).
+    for (name, config) in [
+        ("webhook", r#"{"url": "http://127.0.0.1:1/"}"#),
+        ("email", r#"{"require_tls": false}"#),
+    ] {
+        let Some(first) = pharos_artifacts::first_party()
+            .iter()
+            .find(|p| p.name == name)
+        else {
+            println!("{name}: not embedded; skipped");
+            continue;
+        };
+        let kib = first.wasm.len() / 1024;
+        let (none, cold, warm) = compile_ms(
+            name,
+            Kind::Notifier,
+            config,
+            first.wasm,
+            3,
+            &cache.path().join("compile"),
+        )
+        .await?;
+        println!(
+            "{:<58} {:>9.1} ms",
+            format!("load first-party {name} ({kib} KiB), no cache (compile)"),
+            none
+        );
+        println!("{:<58} {:>9.1} ms", "  cold cache (compile + write)", cold);
+        println!("{:<58} {:>9.1} ms", "  warm cache (load artifact)", warm);
+    }
     // The example exporters in other languages, when scripts/setup has built them.
     // Python and JavaScript components carry their language's runtime, so one
     // compile takes seconds: one round each.

@@ -49,6 +49,7 @@ pub mod notifier {
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
         },
     });
 }

@@ -97,11 +97,15 @@ impl Policy {
         self.allowed.iter().any(|a| a.matches(host, port))
     }
 
-    /// Whether a special-range address was listed literally.
-    fn address_listed(&self, ip: IpAddr, port: u16) -> bool {
+    /// Whether an address was listed literally, for `port` or, with `None`,
+    /// for any port.
+    fn address_listed(&self, ip: IpAddr, port: Option<u16>) -> bool {
         self.allowed.iter().any(|a| {
             a.host.parse::<IpAddr>().is_ok_and(|listed| listed == ip)
-                && a.port.is_none_or(|p| p == port)
+                && match (a.port, port) {
+                    (Some(listed), Some(port)) => listed == port,
+                    _ => true,
+                }
         })
     }
 }
@@ -126,6 +130,28 @@ impl Egress {
             allowed: Vec::new(),
             timeout: Duration::ZERO,
         }))
+    }
+
+    /// Whether `name` (lower-case, no brackets) is listed with any port: what
+    /// a socket name lookup, which has no port yet, may resolve.
+    pub(crate) fn name_listed(&self, name: &str) -> bool {
+        self.0.allowed.iter().any(|a| a.host == name)
+    }
+
+    /// Whether `host` may be reached on `port`.
+    pub(crate) fn host_allowed(&self, host: &str, port: u16) -> bool {
+        self.0.host_allowed(host, port)
+    }
+
+    /// Whether the address `ip` is itself listed, for `port` or, with `None`,
+    /// for any port.
+    pub(crate) fn address_listed(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        self.0.address_listed(ip, port)
+    }
+
+    /// The plugin's deadline, which also bounds a name lookup.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.0.timeout
     }
 }
 
@@ -240,7 +266,7 @@ async fn send(
     let vetted: Vec<SocketAddr> = candidates
         .iter()
         .copied()
-        .filter(|a| !is_special(a.ip()) || policy.address_listed(a.ip(), port))
+        .filter(|a| !is_special(a.ip()) || policy.address_listed(a.ip(), Some(port)))
         .collect();
     if vetted.is_empty() {
         tracing::debug!(
@@ -473,8 +499,10 @@ mod tests {
         assert!(!p.host_allowed("sub.example.com", 443));
         assert!(p.host_allowed("::1", 9000));
         assert!(p.host_allowed("::2", 1));
-        assert!(p.address_listed("127.0.0.1".parse().unwrap(), 1234));
-        assert!(!p.address_listed("127.0.0.2".parse().unwrap(), 1234));
+        assert!(p.address_listed("127.0.0.1".parse().unwrap(), Some(1234)));
+        assert!(!p.address_listed("127.0.0.2".parse().unwrap(), Some(1234)));
+        assert!(p.address_listed("::1".parse().unwrap(), None));
+        assert!(!p.address_listed("::1".parse().unwrap(), Some(9001)));
         for bad in [
             "",
             "a b",

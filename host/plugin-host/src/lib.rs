@@ -38,6 +38,7 @@ mod error;
 mod inspect;
 mod metrics;
 mod runtime;
+mod sockets;
 mod store;
 mod types;
 pub mod watch;

@@ -168,6 +168,7 @@ struct RuntimeInner {
 fn linker(engine: &Engine, http: bool) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::sockets::add_to_linker(&mut linker)?;
     if http {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     }
@@ -350,6 +351,7 @@ impl Runtime {
                 metrics: metrics.clone(),
                 memory,
                 egress,
+                sockets: kind == Kind::Notifier,
                 read_dirs: spec.read_dirs.clone(),
             },
             identity,

@@ -6,6 +6,7 @@ use crate::bindings::Level;
 use crate::bindings::relabeler::pharos::plugin::log;
 use crate::egress::Egress;
 use crate::metrics::VersionMetrics;
+use crate::sockets::{Sockets, SocketsView};
 use bytes::Bytes;
 use std::io;
 use std::path::PathBuf;
@@ -245,6 +246,8 @@ pub(crate) struct StoreConfig {
     pub metrics: Arc<VersionMetrics>,
     pub memory: usize,
     pub egress: Option<Egress>,
+    /// Whether the plugin may open TCP connections (within `egress`): notifiers.
+    pub sockets: bool,
     pub read_dirs: Vec<PathBuf>,
 }
 
@@ -254,6 +257,7 @@ pub(crate) struct StoreState {
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: Egress,
+    sockets: Sockets,
     pub limiter: Limiter,
     pub log: LogSink,
     stdout: GuestOutput,
@@ -266,16 +270,26 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     /// A store state for `config`: WASI grants nothing but the read-only
-    /// directories listed (exporters only), stdio goes to bounded buffers.
+    /// directories listed (exporters only) and TCP connections within the
+    /// allow-list (notifiers only); stdio goes to bounded buffers.
     pub fn new(config: &StoreConfig) -> wasmtime::Result<StoreState> {
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
+        let egress = config.egress.clone().unwrap_or_else(Egress::deny_all);
+        let sockets = if config.sockets {
+            Sockets::allowed(egress.clone())
+        } else {
+            Sockets::denied()
+        };
         let mut wasi = WasiCtx::builder();
+        // Name lookups are answered by the host's own `ip-name-lookup`
+        // (`sockets::add_to_linker`), not by wasmtime-wasi's.
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
-            .allow_tcp(false)
+            .allow_tcp(sockets.tcp())
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(sockets.check());
         for dir in &config.read_dirs {
             let guest_path = dir.to_str().ok_or_else(|| {
                 wasmtime::format_err!("read_dirs entry {} is not valid UTF-8", dir.display())
@@ -289,7 +303,8 @@ impl StoreState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: config.egress.clone().unwrap_or_else(Egress::deny_all),
+            egress,
+            sockets,
             limiter: Limiter {
                 memory: config.memory,
                 high_water: 0,
@@ -338,6 +353,16 @@ impl WasiView for StoreState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl SocketsView for StoreState {
+    fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 

@@ -541,6 +541,178 @@ async fn notify_reaches_a_loopback_server_that_is_listed() {
     assert_eq!(server.seen.lock().unwrap().len(), 1);
 }
 
+/// An SMTP server on 127.0.0.1 that accepts everything: the connections it
+/// took and, for each, what the client said (the message included).
+struct SmtpServer {
+    port: u16,
+    sessions: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn smtp_session(stream: tokio::net::TcpStream) -> String {
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read);
+    let mut said = String::new();
+    let _ = write.write_all(b"220 test ESMTP\r\n").await;
+    let mut in_data = false;
+    loop {
+        let mut line = String::new();
+        match tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await {
+            Ok(0) | Err(_) => return said,
+            Ok(_) => said.push_str(&line),
+        }
+        let reply: &[u8] = if in_data {
+            if line != ".\r\n" {
+                continue;
+            }
+            in_data = false;
+            b"250 queued\r\n"
+        } else if line.starts_with("EHLO") {
+            b"250 test\r\n"
+        } else if line.starts_with("DATA") {
+            in_data = true;
+            b"354 go on\r\n"
+        } else if line.starts_with("QUIT") {
+            let _ = write.write_all(b"221 bye\r\n").await;
+            return said;
+        } else {
+            b"250 ok\r\n"
+        };
+        let _ = write.write_all(reply).await;
+    }
+}
+
+async fn smtp_server() -> SmtpServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sessions = Arc::new(Mutex::new(Vec::new()));
+    let log = sessions.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let index = {
+                let mut log = log.lock().unwrap();
+                log.push(String::new());
+                log.len() - 1
+            };
+            let said = smtp_session(stream).await;
+            log.lock().unwrap()[index] = said;
+        }
+    });
+    SmtpServer {
+        port,
+        sessions,
+        task,
+    }
+}
+
+fn first_party(name: &str, kind: Kind, config: &str, allow: &[String]) -> PluginSpec {
+    let Some(first) = pharos_artifacts::first_party()
+        .iter()
+        .find(|p| p.name == name)
+    else {
+        panic!("{name} is not embedded");
+    };
+    PluginSpec {
+        name: name.to_owned(),
+        kind,
+        wasm: Arc::from(first.wasm),
+        origin: "embedded".to_owned(),
+        config: config.to_owned(),
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            ..Limits::default()
+        },
+        allow_hosts: allow.to_vec(),
+        read_dirs: Vec::new(),
+    }
+}
+
+fn email(smarthost: &str, allow: &[String]) -> PluginSpec {
+    let config = format!(
+        r#"{{"smarthost": "{smarthost}", "require_tls": false, "from": "pharos@example.com", "to": "ops@example.com"}}"#
+    );
+    first_party("email", Kind::Notifier, &config, allow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifier_may_connect_over_tcp_to_a_listed_address() {
+    let server = smtp_server().await;
+    let rt = runtime();
+    let smarthost = format!("127.0.0.1:{}", server.port);
+    let plugin = rt
+        .load(email(&smarthost, std::slice::from_ref(&smarthost)))
+        .await
+        .unwrap();
+    plugin.notify(&notification()).await.unwrap();
+    let sessions = server.sessions.lock().unwrap().clone();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let said = &sessions[0];
+    assert!(said.starts_with("EHLO localhost\r\nMAIL FROM:<pharos@example.com>\r\nRCPT TO:<ops@example.com>\r\nDATA\r\n"), "{said}");
+    assert!(said.contains("Subject: [FIRING:1] Down\r\n"), "{said}");
+    assert!(said.ends_with("\r\n.\r\nQUIT\r\n"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_to_an_address_not_listed_is_refused() {
+    let server = smtp_server().await;
+    let rt = runtime();
+    let smarthost = format!("127.0.0.1:{}", server.port);
+    // The same address on another port, and a public name: neither lets it through.
+    let allow = ["127.0.0.1:1".to_owned(), "example.com".to_owned()];
+    let plugin = rt.load(email(&smarthost, &allow)).await.unwrap();
+    let e = plugin.notify(&notification()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{e}");
+    assert!(e.message.contains("allow_hosts"), "{e}");
+    assert!(server.sessions.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_to_loopback_behind_an_allowed_name_is_refused_unless_listed() {
+    let server = smtp_server().await;
+    let rt = runtime();
+    let smarthost = format!("localhost:{}", server.port);
+    let plugin = rt
+        .load(email(&smarthost, &["localhost".to_owned()]))
+        .await
+        .unwrap();
+    let e = plugin.notify(&notification()).await.unwrap_err();
+    assert!(e.message.contains("resolving localhost"), "{e}");
+    assert!(server.sessions.lock().unwrap().is_empty());
+
+    // Listing the address itself lets the name reach it.
+    let plugin = rt
+        .load(email(
+            &smarthost,
+            &["localhost".to_owned(), "127.0.0.1".to_owned()],
+        ))
+        .await
+        .unwrap();
+    plugin.notify(&notification()).await.unwrap();
+    assert_eq!(server.sessions.lock().unwrap().len(), 1);
+}
+
+/// The notifier world gained socket imports; a notifier that imports none of
+/// them (as every one built before they were added) still loads and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_party_webhook_still_loads() {
+    let server = test_server().await;
+    let rt = runtime();
+    let config = format!(r#"{{"url": "http://127.0.0.1:{}/hook"}}"#, server.port);
+    let allow = [format!("127.0.0.1:{}", server.port)];
+    let plugin = rt
+        .load(first_party("webhook", Kind::Notifier, &config, &allow))
+        .await
+        .unwrap();
+    plugin.notify(&notification()).await.unwrap();
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_dirs_are_granted_read_only_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,9 @@ pub mod exporter {
     });
 }
 
-/// Bindings of the `notifier` world; everything it imports already exists.
+/// Bindings of the `notifier` world; everything it imports already exists but
+/// `wasi:sockets`, which is generated here (Rust plugins normally reach it
+/// through `std::net` instead).
 pub mod notifier {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -63,6 +65,7 @@ pub mod notifier {
             "wasi:io/streams@0.2.12": crate::bindings::exporter::wasi::io::streams,
             "wasi:clocks/monotonic-clock@0.2.12": crate::bindings::exporter::wasi::clocks::monotonic_clock,
         },
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "export",
         default_bindings_module: "::pharos_sdk::__private::notifier",
