@@ -125,14 +125,13 @@ impl RouterState {
         let running = Arc::new(Running::new(section));
         *self.running.write().unwrap_or_else(PoisonError::into_inner) = running.clone();
         let now = self.now_ms();
-        let mut fresh = Dispatcher::default();
-        for (fp, a) in self.alerts().iter() {
-            fresh.insert(&running.tree, fp, a, now);
-        }
-        *self
+        let alerts = self.alerts();
+        let mut dispatcher = self
             .dispatcher
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = fresh;
+            .unwrap_or_else(PoisonError::into_inner);
+        *dispatcher = dispatcher.rebuilt(&running.tree, alerts.iter(), now);
+        drop((dispatcher, alerts));
         self.wake.notify_one();
     }
 
@@ -151,6 +150,10 @@ impl RouterState {
                 let s = s.clone();
                 tokio::spawn(async move {
                     let running = s.running();
+                    let current = |receiver: &str, index: usize| {
+                        dispatch::notifier_entry(&s.running().section.router, receiver, index)
+                            .cloned()
+                    };
                     let pipeline = Pipeline {
                         config: &running.section.router,
                         store: &s.alerts,
@@ -159,6 +162,7 @@ impl RouterState {
                         notify: s.notify.as_ref(),
                         clock: s.clock.as_ref(),
                         metrics: &s.metrics,
+                        current_entry: &current,
                     };
                     let ok = dispatch::flush(&pipeline, &flush).await;
                     let now = s.now_ms();
