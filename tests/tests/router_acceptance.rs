@@ -223,10 +223,22 @@ fn re_posted_alerts_merge() {
     s.sleep_until(3.6);
     push(&p.base, &s, &[test().annotate("ann", "v2").active(1.5)]);
     s.sleep_until(4.6);
-    push(&p.base, &s, &[test().annotate("ann", "v2").resolved(3.0, 4.5)]);
+    push(
+        &p.base,
+        &s,
+        &[test().annotate("ann", "v2").resolved(3.0, 4.5)],
+    );
     s.sleep_until(4.8);
-    push(&p.base, &s, &[test().annotate("ann", "v3").resolved(2.9, 4.8)]);
-    push(&p.base, &s, &[test().annotate("ann", "v3").resolved(2.9, 4.1)]);
+    push(
+        &p.base,
+        &s,
+        &[test().annotate("ann", "v3").resolved(2.9, 4.8)],
+    );
+    push(
+        &p.base,
+        &s,
+        &[test().annotate("ann", "v3").resolved(2.9, 4.1)],
+    );
     s.sleep_until(5.3);
     push(&p.base, &s, &[test()]);
     s.sleep_until(6.9);
@@ -378,10 +390,20 @@ fn alerts_matching_both_sides_do_not_inhibit_each_other() {
         &p.base,
         &s,
         &[
-            alert(&[("alertname", "a"), ("severity", "page"), ("team", "db"), ("cluster", "c1")])
-                .active(0.0),
-            alert(&[("alertname", "b"), ("severity", "page"), ("team", "db"), ("cluster", "c1")])
-                .active(0.0),
+            alert(&[
+                ("alertname", "a"),
+                ("severity", "page"),
+                ("team", "db"),
+                ("cluster", "c1"),
+            ])
+            .active(0.0),
+            alert(&[
+                ("alertname", "b"),
+                ("severity", "page"),
+                ("team", "db"),
+                ("cluster", "c1"),
+            ])
+            .active(0.0),
             alert(&[("alertname", "c"), ("team", "db"), ("cluster", "c1")]).active(0.0),
             // Another cluster: not equal, so not muted.
             alert(&[("alertname", "d"), ("team", "db"), ("cluster", "c2")]).active(0.0),
@@ -428,7 +450,10 @@ fn webhook_timeout_is_retried_and_delivered_once() {
     expect(&hook, &s, &[(3.0, 4.0, &["alertname=test1 firing 1.0"])]);
     let calls = hook.calls();
     assert_eq!(calls.len(), 2, "{calls:#?}");
-    let first = calls[0].at.saturating_duration_since(s.instant).as_secs_f64();
+    let first = calls[0]
+        .at
+        .saturating_duration_since(s.instant)
+        .as_secs_f64();
     assert!((2.0..=2.5 + SLACK).contains(&first), "{first}");
     let delivered = p
         .metric("pharos_router_notifications_total{receiver=\"default\",plugin=\"webhook\"}")
@@ -505,9 +530,7 @@ fn deliveries(hook: &Hook) -> Vec<(String, char, String)> {
                         .collect()
                 })
                 .unwrap_or_default();
-            names
-                .into_iter()
-                .map(move |n| (n, build, c.path.clone()))
+            names.into_iter().map(move |n| (n, build, c.path.clone()))
         })
         .collect()
 }
@@ -581,7 +604,11 @@ fn hot_loading_the_notifier_loses_and_repeats_nothing() {
         std::thread::sleep(Duration::from_millis(40));
     }
     let got = delivered_once(&hook, &flow);
-    assert_ne!(plugin_version(&p, "hook"), first, "the new file was not loaded");
+    assert_ne!(
+        plugin_version(&p, "hook"),
+        first,
+        "the new file was not loaded"
+    );
     // In arrival order: the first build, then the second, never back.
     let builds: Vec<char> = deliveries(&hook).iter().map(|(_, b, _)| *b).collect();
     let switch = builds.iter().position(|b| *b == '2');

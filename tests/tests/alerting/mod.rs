@@ -340,7 +340,10 @@ impl Alertmanager {
         let child = Command::new(require_tool("prometheus-alertmanager"))
             .arg(format!("--config.file={}", path.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
             .stderr(log)
