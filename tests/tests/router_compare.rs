@@ -84,7 +84,10 @@ fn notes(hook: &Hook, start: &Start) -> BTreeMap<String, Vec<Note>> {
         let ext = payload
             .as_object_mut()
             .and_then(|o| o.remove("externalURL"));
-        assert!(ext.is_some_and(|v| v.is_string()), "no externalURL: {payload}");
+        assert!(
+            ext.is_some_and(|v| v.is_string()),
+            "no externalURL: {payload}"
+        );
         let mut times = Vec::new();
         if let Some(alerts) = payload["alerts"].as_array_mut() {
             for a in alerts {
@@ -98,7 +101,10 @@ fn notes(hook: &Hook, start: &Start) -> BTreeMap<String, Vec<Note>> {
             }
         }
         by_group.entry(key).or_default().push(Note {
-            at: call.at.saturating_duration_since(start.instant).as_secs_f64(),
+            at: call
+                .at
+                .saturating_duration_since(start.instant)
+                .as_secs_f64(),
             path: call.path,
             payload,
             times,
@@ -178,11 +184,8 @@ fn notifications_match_debian_alertmanager() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let summary = format!(
-        "alertmanager:\n{}\npharos:\n{}",
-        shown(&want),
-        shown(&got)
-    );
+    let summary = format!("alertmanager:\n{}\npharos:\n{}", shown(&want), shown(&got));
+    eprintln!("{summary}");
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         got.keys().collect::<Vec<_>>(),
