@@ -625,22 +625,32 @@ fn hot_loading_the_notifier_loses_and_repeats_nothing() {
     for name in &queued {
         post(name);
     }
-    let attempted = |names: &[String]| {
+    // Every name has had a refused attempt that `sent_by` accepts. A group's attempts
+    // run one after another, so once one is seen through the new build (or URL), so
+    // is every later one; a send already under way at the swap may still have used
+    // the old one, and the receiver recovers only once none can be left.
+    let attempted = |names: &[String], sent_by: &dyn Fn(&alerting::Call) -> bool| {
         let calls = hook.calls();
         names.iter().all(|n| {
-            calls
-                .iter()
-                .any(|c| !c.status.starts_with('2') && c.body.to_string().contains(n.as_str()))
+            calls.iter().any(|c| {
+                !c.status.starts_with('2') && sent_by(c) && c.body.to_string().contains(n.as_str())
+            })
         })
     };
-    pharos_tests::wait_for(Duration::from_secs(10), || Ok(attempted(&queued)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    pharos_tests::wait_for(Duration::from_secs(10), || {
+        Ok(attempted(&queued, &|_| true))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     let before = plugin_version(&p, "hook");
     deploy(&file, &webhook_build(b'3'));
     pharos_tests::wait_for(Duration::from_secs(30), || {
         Ok(plugin_version(&p, "hook") != before)
     })
     .unwrap_or_else(|e| panic!("{e}"));
+    pharos_tests::wait_for(Duration::from_secs(30), || {
+        Ok(attempted(&queued, &|c| build_of(&c.body) == '3'))
+    })
+    .unwrap_or_else(|e| panic!("{e}: queued sends are not retried through the new build"));
     failing.store(false, Ordering::SeqCst);
     let got = delivered_once(&hook, &queued);
     assert!(got.iter().all(|(_, b, _)| *b == '3'), "{got:?}");
@@ -651,10 +661,16 @@ fn hot_loading_the_notifier_loses_and_repeats_nothing() {
     for name in &reloaded {
         post(name);
     }
-    pharos_tests::wait_for(Duration::from_secs(10), || Ok(attempted(&reloaded)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    pharos_tests::wait_for(Duration::from_secs(10), || {
+        Ok(attempted(&reloaded, &|_| true))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&p.config_path, config("b")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.post("/-/reload").ok(), Some((200, String::new())));
+    pharos_tests::wait_for(Duration::from_secs(30), || {
+        Ok(attempted(&reloaded, &|c| c.path == "/b"))
+    })
+    .unwrap_or_else(|e| panic!("{e}: queued sends are not retried with the new URL"));
     failing.store(false, Ordering::SeqCst);
     let got = delivered_once(&hook, &reloaded);
     assert!(got.iter().all(|(_, _, path)| path == "/b"), "{got:?}");
