@@ -69,6 +69,19 @@ pub trait Notify: Send + Sync {
 const FIRST_BACKOFF_MS: i64 = 500;
 const MAX_BACKOFF_MS: i64 = 60_000;
 
+/// Entry `index` of the receiver called `receiver` in `config`.
+pub fn notifier_entry<'a>(
+    config: &'a RouterConfig,
+    receiver: &str,
+    index: usize,
+) -> Option<&'a NotifierConfig> {
+    config
+        .receivers
+        .iter()
+        .find(|r| r.name == receiver)
+        .and_then(|r| r.notifiers.get(index))
+}
+
 /// Upstream's `DedupStage.needsUpdate`.
 fn needs_update(
     entry: Option<&LogEntry>,
@@ -150,6 +163,29 @@ impl Dispatcher {
         }
     }
 
+    /// The groups of `alerts` under a new routing tree, as a reload rebuilds them. A
+    /// group whose flush is still running here stays busy there, so the rebuilt group
+    /// does not flush beside it (both would find the log without the other's entry and
+    /// send the same notification); it flushes once that flush is done, and the log
+    /// then keeps it from repeating it.
+    pub fn rebuilt<'a>(
+        &self,
+        tree: &Route,
+        alerts: impl Iterator<Item = (u64, &'a Alert)>,
+        now: i64,
+    ) -> Dispatcher {
+        let mut fresh = Dispatcher::default();
+        for (fp, a) in alerts {
+            fresh.insert(tree, fp, a, now);
+        }
+        for (key, g) in &self.groups {
+            if let Some(new) = fresh.groups.get_mut(key) {
+                new.busy = g.busy;
+            }
+        }
+        fresh
+    }
+
     /// The earliest time a group is due.
     pub fn next_due(&self) -> Option<i64> {
         self.groups
@@ -216,6 +252,10 @@ pub struct Pipeline<'a> {
     pub metrics: &'a super::Metrics,
     /// `--web.external-url`, sent as the notifications' `externalURL`.
     pub external_url: &'a str,
+    /// A receiver's notifier entry (by receiver name and index) in the configuration
+    /// running now: each retry reads it, so a send retrying across a reload goes out
+    /// with the entry's new settings, and stops if the reload removed the entry.
+    pub current_entry: &'a (dyn Fn(&str, usize) -> Option<NotifierConfig> + Send + Sync),
 }
 
 /// Upstream's `AlertSlice` order: by `job`, then `instance` (alerts having them
@@ -501,9 +541,20 @@ async fn retry(
 ) -> (Result<(), NotifyError>, u32) {
     let mut backoff = FIRST_BACKOFF_MS;
     let mut attempts = 0;
-    let labels = [integration.receiver, integration.entry.plugin.as_str()];
     loop {
+        let Some(entry) = (p.current_entry)(integration.receiver, integration.index) else {
+            let removed = NotifyError {
+                retryable: false,
+                message: "a reload removed the notifier entry".into(),
+            };
+            return (Err(removed), attempts);
+        };
+        let integration = Integration {
+            entry: &entry,
+            ..integration
+        };
         attempts += 1;
+        let labels = [integration.receiver, integration.entry.plugin.as_str()];
         let started = std::time::Instant::now();
         let result = p.notify.notify(integration, n).await;
         p.metrics
@@ -638,8 +689,10 @@ mod tests {
                 }
                 let now = self.now();
                 for f in self.d.due(now) {
+                    let config = &self.config;
+                    let current = |r: &str, i: usize| notifier_entry(config, r, i).cloned();
                     let p = Pipeline {
-                        config: &self.config,
+                        config,
                         store: &self.store,
                         silences: &self.silences,
                         log: &self.log,
@@ -648,6 +701,7 @@ mod tests {
                         clock: &self.clock,
                         metrics: &self.metrics,
                         external_url: "http://pharos.example:9093",
+                        current_entry: &current,
                     };
                     let ok = flush(&p, &f).await;
                     self.d.done(&f, ok, now);
@@ -825,6 +879,24 @@ mod tests {
         w.post("tgt", far);
         w.post("muted", far);
         assert_eq!(w.run_to(1_500).await, [("firing".into(), names(&["src"]))]);
+    }
+
+    #[tokio::test]
+    async fn a_reload_does_not_flush_a_group_beside_its_running_flush() {
+        let mut w = World::new(BATCHING);
+        w.post("a", Some(1_000_000 + 60_000));
+        w.clock.advance(1_500);
+        let now = w.now();
+        let running = w.d.due(now);
+        assert_eq!(running.len(), 1);
+        // The alert started longer than group_wait ago: the rebuilt group is due at
+        // once, but waits for the flush still running.
+        let store = w.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rebuilt = w.d.rebuilt(&w.tree, store.iter(), now);
+        drop(store);
+        assert!(rebuilt.due(now).is_empty());
+        rebuilt.done(&running[0], true, now);
+        assert_eq!(rebuilt.due(now).len(), 1);
     }
 
     #[test]

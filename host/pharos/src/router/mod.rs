@@ -321,14 +321,13 @@ impl RouterState {
     /// Replaces the groups with ones built from the store.
     fn rebuild_groups(&self, running: &Running) {
         let now = self.now_ms();
-        let mut fresh = Dispatcher::default();
-        for (fp, a) in self.alerts().iter() {
-            fresh.insert(&running.tree, fp, a, now);
-        }
-        *self
+        let alerts = self.alerts();
+        let mut dispatcher = self
             .dispatcher
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = fresh;
+            .unwrap_or_else(PoisonError::into_inner);
+        *dispatcher = dispatcher.rebuilt(&running.tree, alerts.iter(), now);
+        drop((dispatcher, alerts));
         self.wake.notify_one();
     }
 
@@ -347,6 +346,10 @@ impl RouterState {
                 let s = s.clone();
                 tokio::spawn(async move {
                     let running = s.running();
+                    let current = |receiver: &str, index: usize| {
+                        dispatch::notifier_entry(&s.running().section.router, receiver, index)
+                            .cloned()
+                    };
                     let pipeline = Pipeline {
                         config: &running.section.router,
                         store: &s.alerts,
@@ -357,6 +360,7 @@ impl RouterState {
                         clock: s.clock.as_ref(),
                         metrics: &s.metrics,
                         external_url: &s.external_url,
+                        current_entry: &current,
                     };
                     let ok = dispatch::flush(&pipeline, &flush).await;
                     let now = s.now_ms();
