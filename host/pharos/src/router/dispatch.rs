@@ -28,7 +28,7 @@ use super::nflog::{LogEntry, LogKey, NotificationLog, Outcome, Sent};
 use super::persist::{Journal, Record};
 use super::silences::Silences;
 use super::store::{Alert, LabelSet, Store, fingerprint_hex};
-use super::tree::{Route, inhibited_by, label_set_string};
+use super::tree::{Route, can_inhibit, inhibited_by, label_set_string};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -344,25 +344,26 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
     let Some(receiver) = p.config.receivers.iter().find(|r| r.name == route.receiver) else {
         return true;
     };
-    // Inhibition, against every unresolved alert of the store.
+    // Inhibition, against the unresolved alerts of the store that can inhibit: only
+    // those matching some rule's source side are copied out of the lock, and none when
+    // there are no rules (a flush would otherwise copy the whole store's labels).
+    let rules = &p.config.inhibit_rules;
     let mut alerts: Vec<&(u64, Alert)> = {
         let store = p.store.lock().unwrap_or_else(PoisonError::into_inner);
-        let sources: Vec<(u64, LabelSet)> = store
-            .iter()
-            .filter(|(_, a)| !a.resolved_at(now))
-            .map(|(fp, a)| (fp, a.labels.clone()))
-            .collect();
+        let sources: Vec<(u64, LabelSet)> = if rules.is_empty() {
+            Vec::new()
+        } else {
+            store
+                .iter()
+                .filter(|(_, a)| !a.resolved_at(now) && can_inhibit(rules, &a.labels))
+                .map(|(fp, a)| (fp, a.labels.clone()))
+                .collect()
+        };
         flush
             .alerts
             .iter()
             .filter(|(fp, a)| {
-                inhibited_by(
-                    &p.config.inhibit_rules,
-                    &a.labels,
-                    *fp,
-                    sources.iter().map(|(f, l)| (*f, l)),
-                )
-                .is_none()
+                inhibited_by(rules, &a.labels, *fp, sources.iter().map(|(f, l)| (*f, l))).is_none()
             })
             .collect()
     };

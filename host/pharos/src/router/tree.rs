@@ -88,6 +88,11 @@ pub fn label_set_string(labels: &LabelSet) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
+/// Whether `labels` match the source side of some rule: only such alerts can inhibit.
+pub fn can_inhibit(rules: &[InhibitRule], labels: &LabelSet) -> bool {
+    rules.iter().any(|r| all_match(&r.source_matchers, labels))
+}
+
 /// Whether `target` is inhibited by one of `sources` (firing alerts, with their
 /// fingerprints) under `rules`; returns the inhibiting alert's fingerprint.
 ///
