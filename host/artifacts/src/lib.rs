@@ -118,6 +118,7 @@ mod tests {
             [
                 ("cardinality-guard", PluginKind::Relabeler),
                 ("discord", PluginKind::Notifier),
+                ("email", PluginKind::Notifier),
                 ("http-json", PluginKind::Exporter),
                 ("msteams", PluginKind::Notifier),
                 ("pagerduty", PluginKind::Notifier),
