@@ -20,23 +20,16 @@
 // with what failed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|s| {
-            s.parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number"))
-        })
-        .unwrap_or(default)
-}
+mod support;
+use support::{Conn, Server, env_or, free_port, wait_ready};
+
+const TEXT: &str = "text/plain; version=0.0.4";
 
 struct Workload {
     groups: u64,
@@ -64,57 +57,6 @@ fn body(series: u64, round: u64) -> Vec<u8> {
     b.into_bytes()
 }
 
-/// A keep-alive HTTP/1.1 connection doing PUTs; returns the status.
-struct Conn {
-    stream: BufReader<TcpStream>,
-    host: String,
-}
-
-impl Conn {
-    fn open(host: &str) -> Conn {
-        let s = TcpStream::connect(host).unwrap();
-        s.set_nodelay(true).unwrap();
-        Conn {
-            stream: BufReader::new(s),
-            host: host.to_owned(),
-        }
-    }
-
-    fn put(&mut self, path: &str, body: &[u8]) -> u16 {
-        let head = format!(
-            "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        let s = self.stream.get_mut();
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut line = String::new();
-        self.stream.read_line(&mut line).unwrap();
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut rest = vec![0; length];
-        self.stream.read_exact(&mut rest).unwrap();
-        status
-    }
-}
-
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -123,44 +65,6 @@ fn rss_bytes(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap()
         * 1024
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_ready(host: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(host) {
-            let _ = s.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{host} did not become ready");
-}
-
-struct Server {
-    name: &'static str,
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_pharos() -> Server {
@@ -185,7 +89,7 @@ fn start_pharos() -> Server {
         .spawn()
         .unwrap();
     let host = format!("127.0.0.1:{push}");
-    wait_ready(&host);
+    wait_ready(&host, Duration::from_secs(30));
     Server {
         name: "pharos",
         child,
@@ -212,7 +116,7 @@ fn start_upstream() -> Server {
             )
         });
     let host = format!("127.0.0.1:{port}");
-    wait_ready(&host);
+    wait_ready(&host, Duration::from_secs(30));
     Server {
         name: "pushgateway 1.5.1 (Debian)",
         child,
@@ -233,8 +137,10 @@ fn measure(server: &Server, w: &Workload) -> Figures {
     let mut conn = Conn::open(&server.host);
     for round in 0..2 {
         for g in 0..w.groups {
-            let status = conn.put(
+            let status = conn.send(
+                "PUT",
                 &format!("/metrics/job/bench/instance/g{g}"),
+                TEXT,
                 &body(w.series, round),
             );
             assert_eq!(status, 200, "{}: push refused", server.name);
@@ -258,8 +164,10 @@ fn measure(server: &Server, w: &Workload) -> Figures {
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
                     let g = (i * 7919) % groups;
-                    let status = conn.put(
+                    let status = conn.send(
+                        "PUT",
                         &format!("/metrics/job/bench/instance/g{g}"),
+                        TEXT,
                         &bodies[(i % 8) as usize],
                     );
                     assert_eq!(status, 200, "{name}: push refused");

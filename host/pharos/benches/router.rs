@@ -30,22 +30,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|s| {
-            s.parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number"))
-        })
-        .unwrap_or(default)
-}
+mod support;
+use support::{Conn, Server, env_or, free_port, wait_ready};
+
+const JSON: &str = "application/json";
 
 struct Workload {
     seconds: u64,
@@ -108,81 +103,6 @@ fn batch(first: u64, size: u64, pool: u64, starts_at: &str) -> Vec<u8> {
         .map(|k| alert_json((first + k) % pool, starts_at))
         .collect();
     format!("[{}]", alerts.join(",")).into_bytes()
-}
-
-/// A keep-alive HTTP/1.1 connection doing POSTs; returns the status.
-struct Conn {
-    stream: BufReader<TcpStream>,
-    host: String,
-}
-
-impl Conn {
-    fn open(host: &str) -> Conn {
-        let s = TcpStream::connect(host).unwrap();
-        s.set_nodelay(true).unwrap();
-        Conn {
-            stream: BufReader::new(s),
-            host: host.to_owned(),
-        }
-    }
-
-    fn post(&mut self, path: &str, body: &[u8]) -> u16 {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        let s = self.stream.get_mut();
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut line = String::new();
-        self.stream.read_line(&mut line).unwrap();
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut rest = vec![0; length];
-        self.stream.read_exact(&mut rest).unwrap();
-        status
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_ready(host: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(host) {
-            let _ = s.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{host} did not become ready");
 }
 
 /// A webhook receiver: sends the alert names of each notification it gets, with the
@@ -252,20 +172,6 @@ fn webhook(tx: mpsc::Sender<(String, Instant)>) -> String {
     addr
 }
 
-struct Server {
-    name: &'static str,
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Both routers' routing: alerts named `Latency*` go to the webhook at once
 /// (`group_wait: 0s`); the rest, the ingestion workload, to a receiver without
 /// integrations.
@@ -298,7 +204,7 @@ fn start_pharos(hook: &str) -> Server {
         .spawn()
         .unwrap();
     let host = format!("127.0.0.1:{port}");
-    wait_ready(&host);
+    wait_ready(&host, Duration::from_secs(60));
     Server {
         name: "pharos",
         child,
@@ -338,7 +244,7 @@ fn start_upstream(hook: &str) -> Server {
             )
         });
     let host = format!("127.0.0.1:{port}");
-    wait_ready(&host);
+    wait_ready(&host, Duration::from_secs(60));
     Server {
         name: "alertmanager 0.25.0 (Debian)",
         child,
@@ -369,7 +275,8 @@ fn ingest(server: &Server, w: &Workload) -> f64 {
                     .collect();
                 let mut i = c as usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let status = conn.post("/api/v2/alerts", &bodies[i % bodies.len()]);
+                    let status =
+                        conn.send("POST", "/api/v2/alerts", JSON, &bodies[i % bodies.len()]);
                     assert_eq!(status, 200, "{name}: alerts refused");
                     done.fetch_add(size, Ordering::Relaxed);
                     i += 1;
@@ -401,7 +308,10 @@ fn latency(
             r#"[{{"labels":{{"alertname":"{name}","cluster":"c0","job":"node"}},"annotations":{{"summary":"latency probe"}}}}]"#
         );
         let sent = Instant::now();
-        assert_eq!(conn.post("/api/v2/alerts", body.as_bytes()), 200);
+        assert_eq!(
+            conn.send("POST", "/api/v2/alerts", JSON, body.as_bytes()),
+            200
+        );
         let got = loop {
             let (n, at) = rx
                 .recv_timeout(Duration::from_secs(10))
