@@ -21,13 +21,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Conn, Server, env_or, free_port, wait_ready};
+use support::{Conn, Server, env_or, free_port};
 
 const TEXT: &str = "text/plain; version=0.0.4";
 
@@ -80,22 +80,17 @@ fn start_pharos() -> Server {
         ),
     )
     .unwrap();
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let host = format!("127.0.0.1:{push}");
-    wait_ready(&host, Duration::from_secs(30));
-    Server {
-        name: "pharos",
-        child,
-        host,
-        _dir: dir,
-    }
+    Server::start(
+        "pharos",
+        Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&config)
+            .current_dir(dir.path()),
+        dir,
+        push,
+        Duration::from_secs(30),
+        "",
+    )
 }
 
 fn start_upstream() -> Server {
@@ -104,25 +99,14 @@ fn start_upstream() -> Server {
         .unwrap_or_else(|| PathBuf::from("prometheus-pushgateway"));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(&bin)
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "starting {}: {e} (install Debian's prometheus-pushgateway or set PUSHGATEWAY_BIN)",
-                bin.display()
-            )
-        });
-    let host = format!("127.0.0.1:{port}");
-    wait_ready(&host, Duration::from_secs(30));
-    Server {
-        name: "pushgateway 1.5.1 (Debian)",
-        child,
-        host,
-        _dir: dir,
-    }
+    Server::start(
+        "pushgateway 1.5.1 (Debian)",
+        Command::new(&bin).arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        dir,
+        port,
+        Duration::from_secs(30),
+        "install Debian's prometheus-pushgateway or set PUSHGATEWAY_BIN",
+    )
 }
 
 struct Figures {

@@ -32,13 +32,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
-use support::{Conn, Server, env_or, free_port, wait_ready};
+use support::{Conn, Server, env_or, free_port};
 
 const JSON: &str = "application/json";
 
@@ -195,22 +195,17 @@ fn start_pharos(hook: &str) -> Server {
         ),
     )
     .unwrap();
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let host = format!("127.0.0.1:{port}");
-    wait_ready(&host, Duration::from_secs(60));
-    Server {
-        name: "pharos",
-        child,
-        host,
-        _dir: dir,
-    }
+    Server::start(
+        "pharos",
+        Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&config)
+            .current_dir(dir.path()),
+        dir,
+        port,
+        Duration::from_secs(60),
+        "",
+    )
 }
 
 fn start_upstream(hook: &str) -> Server {
@@ -229,28 +224,21 @@ fn start_upstream(hook: &str) -> Server {
         ),
     )
     .unwrap();
-    let child = Command::new(&bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--storage.path={}", dir.path().join("data").display()))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "starting {}: {e} (install Debian's prometheus-alertmanager or set ALERTMANAGER_BIN)",
-                bin.display()
-            )
-        });
-    let host = format!("127.0.0.1:{port}");
-    wait_ready(&host, Duration::from_secs(60));
-    Server {
-        name: "alertmanager 0.25.0 (Debian)",
-        child,
-        host,
-        _dir: dir,
-    }
+    Server::start(
+        "alertmanager 0.25.0 (Debian)",
+        Command::new(&bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg("--cluster.listen-address="),
+        dir,
+        port,
+        Duration::from_secs(60),
+        "install Debian's prometheus-alertmanager or set ALERTMANAGER_BIN",
+    )
 }
 
 struct Figures {

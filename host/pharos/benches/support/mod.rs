@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The number in environment variable `name`, or `default`.
@@ -50,7 +50,35 @@ pub struct Server {
     pub name: &'static str,
     pub child: Child,
     pub host: String,
-    pub _dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `cmd` with its output discarded and waits until it is ready on
+    /// `127.0.0.1:port`; `dir` (its data) lives as long as the server. `hint` says
+    /// how to get the program when it cannot be started.
+    pub fn start(
+        name: &'static str,
+        cmd: &mut Command,
+        dir: tempfile::TempDir,
+        port: u16,
+        within: Duration,
+        hint: &str,
+    ) -> Server {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e} {hint}"));
+        let host = format!("127.0.0.1:{port}");
+        wait_ready(&host, within);
+        Server {
+            name,
+            child,
+            host,
+            _dir: dir,
+        }
+    }
 }
 
 impl Drop for Server {
