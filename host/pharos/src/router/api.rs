@@ -23,6 +23,7 @@ use crate::config::{LabelMatcher, is_valid_label_name, parse_matcher};
 use crate::web::WebState;
 
 use super::RouterState;
+use super::posted::{self, Refused};
 use super::silences::{self, SetError, Silence, SilenceMatcher};
 use super::store::{Alert, LabelSet, fingerprint_hex};
 use super::tree::inhibited_by;
@@ -176,28 +177,7 @@ pub fn parse_time(s: &str) -> Result<Option<i64>, String> {
     Ok(Some(secs * 1_000 + ms))
 }
 
-/// Reads a JSON object of strings (labels, annotations).
-fn string_map(v: Option<&Value>, what: &str) -> Result<LabelSet, String> {
-    match v {
-        None | Some(Value::Null) => Ok(LabelSet::new()),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(format!(
-                    "json: cannot unmarshal {} into Go struct field Alert.{what} of type string",
-                    crate::config::kind(v)
-                )),
-            })
-            .collect(),
-        Some(other) => Err(format!(
-            "json: cannot unmarshal {} into Go struct field Alert.{what} of type LabelSet",
-            crate::config::kind(other)
-        )),
-    }
-}
-
-fn optional_string(v: Option<&Value>, what: &str) -> Result<String, String> {
+pub(super) fn optional_string(v: Option<&Value>, what: &str) -> Result<String, String> {
     match v {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -208,7 +188,7 @@ fn optional_string(v: Option<&Value>, what: &str) -> Result<String, String> {
     }
 }
 
-fn optional_time(v: Option<&Value>, what: &str) -> Result<Option<i64>, String> {
+pub(super) fn optional_time(v: Option<&Value>, what: &str) -> Result<Option<i64>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => parse_time(s),
@@ -219,83 +199,6 @@ fn optional_time(v: Option<&Value>, what: &str) -> Result<Option<i64>, String> {
     }
 }
 
-/// One posted alert before validation.
-struct Posted {
-    labels: LabelSet,
-    annotations: LabelSet,
-    starts_at: Option<i64>,
-    ends_at: Option<i64>,
-    generator_url: String,
-}
-
-/// Decodes the body as go-swagger does: a shape error refuses the whole body.
-fn decode_alerts(body: &[u8]) -> Result<Vec<Posted>, Box<Response>> {
-    let fail = |reason: String| -> Box<Response> {
-        Box::new(swagger(
-            StatusCode::BAD_REQUEST,
-            400,
-            &format!("parsing alerts body from \"\" failed, because {reason}"),
-        ))
-    };
-    let v: Value = serde_json::from_slice(body).map_err(|e| fail(e.to_string()))?;
-    let Value::Array(items) = v else {
-        return Err(fail(format!(
-            "json: cannot unmarshal {} into Go value of type models.PostableAlerts",
-            crate::config::kind(&v)
-        )));
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::Object(o) = item else {
-            return Err(fail(format!(
-                "json: cannot unmarshal {} into Go value of type models.PostableAlert",
-                crate::config::kind(item)
-            )));
-        };
-        if o.get("labels").is_none_or(Value::is_null) {
-            return Err(Box::new(swagger(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                602,
-                &format!("{i}.labels in body is required"),
-            )));
-        }
-        let posted = (|| {
-            Ok::<_, String>(Posted {
-                labels: string_map(o.get("labels"), "labels")?,
-                annotations: string_map(o.get("annotations"), "annotations")?,
-                starts_at: optional_time(o.get("startsAt"), "startsAt")?,
-                ends_at: optional_time(o.get("endsAt"), "endsAt")?,
-                generator_url: optional_string(o.get("generatorURL"), "generatorURL")?,
-            })
-        })()
-        .map_err(fail)?;
-        out.push(posted);
-    }
-    Ok(out)
-}
-
-/// Upstream's `LabelSet.Validate` with its messages.
-fn validate_set(ls: &LabelSet) -> Result<(), String> {
-    for name in ls.keys() {
-        if !is_valid_label_name(name) {
-            return Err(format!("invalid name {name:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// Upstream's `Alert.Validate`.
-fn validate(a: &Alert) -> Result<(), String> {
-    if a.ends_at < a.starts_at {
-        return Err("start time must be before end time".into());
-    }
-    validate_set(&a.labels).map_err(|e| format!("invalid label set: {e}"))?;
-    if a.labels.is_empty() {
-        return Err("at least one label pair required".into());
-    }
-    validate_set(&a.annotations).map_err(|e| format!("invalid annotations: {e}"))
-}
-
 /// `POST /api/v2/alerts`: the valid alerts are stored even when others are refused;
 /// the refused ones are listed in a 400, joined by `; `, as upstream.
 async fn post_alerts(State(s): State<WebState>, body: Bytes) -> Response {
@@ -303,60 +206,66 @@ async fn post_alerts(State(s): State<WebState>, body: Bytes) -> Response {
         Ok(st) => st,
         Err(r) => return *r,
     };
-    let posted = match decode_alerts(&body) {
+    let posted = match posted::decode(&body) {
         Ok(p) => p,
-        Err(r) => return *r,
+        Err(Refused::Shape(reason)) => {
+            return swagger(
+                StatusCode::BAD_REQUEST,
+                400,
+                &format!("parsing alerts body from \"\" failed, because {reason}"),
+            );
+        }
+        Err(Refused::NoLabels(i)) => {
+            return swagger(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                602,
+                &format!("{i}.labels in body is required"),
+            );
+        }
     };
     let now = state.now_ms();
     let resolve_timeout = state.running().section.resolve_timeout_ms;
     let mut errors = Vec::new();
-    let mut valid = Vec::new();
+    let mut valid = Vec::with_capacity(posted.len());
     for p in posted {
-        // Upstream drops empty-valued labels before fingerprinting.
-        let labels: LabelSet = p
-            .labels
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
         let starts_at = p.starts_at.or(p.ends_at).unwrap_or(now);
         let (ends_at, timeout) = match p.ends_at {
             Some(e) => (e, false),
             None => (now.saturating_add(resolve_timeout), true),
         };
-        let alert = Alert {
-            labels,
-            annotations: p.annotations,
-            starts_at,
-            ends_at,
-            generator_url: p.generator_url,
-            updated_at: now,
-            timeout,
-        };
-        match validate(&alert) {
-            Ok(()) => valid.push(alert),
+        match p.validate(starts_at, ends_at) {
+            Ok(()) => valid.push((p, starts_at, ends_at, timeout)),
             Err(e) => errors.push(e),
         }
     }
-    let metrics = &state.metrics;
-    for _ in &errors {
-        metrics.invalid.inc();
-    }
     let mut stored = Vec::with_capacity(valid.len());
+    let mut resolved = 0;
     {
         let mut store = state.alerts();
-        for a in valid {
-            let status = if a.resolved_at(now) {
-                "resolved"
-            } else {
-                "firing"
+        for (p, starts_at, ends_at, timeout) in valid {
+            // An alert sent before keeps sharing what did not change.
+            let held = store.get(p.fingerprint());
+            let alert = Alert {
+                labels: posted::share(&p.labels, held.map(|h| &h.labels)),
+                annotations: posted::share(&p.annotations, held.map(|h| &h.annotations)),
+                starts_at,
+                ends_at,
+                generator_url: posted::share_str(&p.generator_url, held.map(|h| &h.generator_url)),
+                updated_at: now,
+                timeout,
             };
-            metrics.received.with(&[status]).inc();
-            stored.push(store.put(a, now));
+            resolved += usize::from(alert.resolved_at(now));
+            stored.push(store.put(alert, now));
         }
     }
-    for (fp, alert) in &stored {
-        state.dispatch(*fp, alert);
+    let metrics = &state.metrics;
+    metrics.invalid.add(errors.len() as f64);
+    for (status, n) in [("firing", stored.len() - resolved), ("resolved", resolved)] {
+        if n > 0 {
+            metrics.received.with(&[status]).add(n as f64);
+        }
     }
+    state.dispatch(&stored);
     if errors.is_empty() {
         StatusCode::OK.into_response()
     } else {
@@ -479,7 +388,7 @@ fn view(state: &RouterState, now: i64) -> Vec<Viewed> {
         .collect();
     let silences = state.silences();
     let rules = &running.section.router.inhibit_rules;
-    let sources = alerts.iter().map(|(fp, a)| (*fp, &a.labels));
+    let sources = alerts.iter().map(|(fp, a)| (*fp, &*a.labels));
     let mut out: Vec<Viewed> = alerts
         .iter()
         .map(|(fp, a)| {

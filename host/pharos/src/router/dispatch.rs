@@ -13,7 +13,7 @@
 //! the async [`flush`] runs a flush's pipeline against the [`Notify`] seam. So timers,
 //! dedup and retries are unit-tested on a manual clock with a fake notifier.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -110,6 +110,8 @@ fn needs_update(
 
 /// One aggregation group.
 struct Group {
+    /// Upstream's group key: the route's key and the group labels.
+    key: String,
     route: Arc<RouteConfig>,
     labels: LabelSet,
     alerts: BTreeMap<u64, Alert>,
@@ -119,8 +121,14 @@ struct Group {
     busy: bool,
 }
 
+/// A group's identity: its route ([`Route::id`]) and the fingerprint of its labels
+/// ([`Route::group_fingerprint`]). Finding an alert's group by it allocates nothing;
+/// the key string is built once, when the group is made.
+type GroupId = (usize, u64);
+
 /// A flush to run: a snapshot of a group.
 pub struct Flush {
+    id: GroupId,
     pub key: String,
     pub route: Arc<RouteConfig>,
     pub labels: LabelSet,
@@ -132,7 +140,7 @@ pub struct Flush {
 /// The aggregation groups.
 #[derive(Default)]
 pub struct Dispatcher {
-    groups: HashMap<String, Group>,
+    groups: HashMap<GroupId, Group>,
 }
 
 fn ms(d: crate::config::Duration) -> i64 {
@@ -140,27 +148,39 @@ fn ms(d: crate::config::Duration) -> i64 {
 }
 
 impl Dispatcher {
-    /// Adds (or updates) an alert in every group its routes make.
-    pub fn insert(&mut self, tree: &Route, fp: u64, alert: &Alert, now: i64) {
+    /// Adds (or updates) an alert in every group its routes make. Returns whether a
+    /// group became due earlier than it was (a new group, or an old alert that ends
+    /// a group's wait), so the dispatch loop needs waking.
+    pub fn insert(&mut self, tree: &Route, fp: u64, alert: &Alert, now: i64) -> bool {
+        let mut sooner = false;
         for route in tree.matches(&alert.labels) {
-            let labels = route.group_labels(&alert.labels);
-            let key = format!("{}:{}", route.key, label_set_string(&labels));
+            let id = (route.id, route.group_fingerprint(&alert.labels, fp));
             let wait = ms(route.config.group_wait);
-            let group = self.groups.entry(key).or_insert_with(|| Group {
-                // The route's own settings; `Route::new` left its children out.
-                route: Arc::new(route.config.clone()),
-                labels,
-                alerts: BTreeMap::new(),
-                next_flush: now.saturating_add(wait),
-                flushed: false,
-                busy: false,
+            let group = self.groups.entry(id).or_insert_with(|| {
+                sooner = true;
+                let labels = route.group_labels(&alert.labels);
+                Group {
+                    key: format!("{}:{}", route.key, label_set_string(&labels)),
+                    // The route's own settings; `Route::new` left its children out.
+                    route: Arc::new(route.config.clone()),
+                    labels,
+                    alerts: BTreeMap::new(),
+                    next_flush: now.saturating_add(wait),
+                    flushed: false,
+                    busy: false,
+                }
             });
             // An alert that started longer than group_wait ago is not held back.
-            if !group.flushed && alert.starts_at.saturating_add(wait) < now {
+            if !group.flushed
+                && alert.starts_at.saturating_add(wait) < now
+                && group.next_flush > now
+            {
                 group.next_flush = now;
+                sooner = true;
             }
             group.alerts.insert(fp, alert.clone());
         }
+        sooner
     }
 
     /// The groups of `alerts` under a new routing tree, as a reload rebuilds them. A
@@ -178,10 +198,14 @@ impl Dispatcher {
         for (fp, a) in alerts {
             fresh.insert(tree, fp, a, now);
         }
-        for (key, g) in &self.groups {
-            if let Some(new) = fresh.groups.get_mut(key) {
-                new.busy = g.busy;
-            }
+        let busy: HashSet<&str> = self
+            .groups
+            .values()
+            .filter(|g| g.busy)
+            .map(|g| g.key.as_str())
+            .collect();
+        for g in fresh.groups.values_mut() {
+            g.busy = busy.contains(g.key.as_str());
         }
         fresh
     }
@@ -198,7 +222,7 @@ impl Dispatcher {
     /// Takes the flushes due at `now`; each group's timer moves on by group_interval.
     pub fn due(&mut self, now: i64) -> Vec<Flush> {
         let mut out = Vec::new();
-        for (key, g) in &mut self.groups {
+        for (id, g) in &mut self.groups {
             if g.busy || g.next_flush > now {
                 continue;
             }
@@ -207,7 +231,8 @@ impl Dispatcher {
             g.flushed = true;
             g.busy = true;
             out.push(Flush {
-                key: key.clone(),
+                id: *id,
+                key: g.key.clone(),
                 route: g.route.clone(),
                 labels: g.labels.clone(),
                 alerts: g.alerts.iter().map(|(fp, a)| (*fp, a.clone())).collect(),
@@ -221,7 +246,7 @@ impl Dispatcher {
     /// Ends a flush. After a successful one, the resolved alerts it sent leave the
     /// group unless they changed since; an empty group goes away.
     pub fn done(&mut self, flush: &Flush, ok: bool, now: i64) {
-        let Some(g) = self.groups.get_mut(&flush.key) else {
+        let Some(g) = self.groups.get_mut(&flush.id) else {
             return;
         };
         g.busy = false;
@@ -233,7 +258,7 @@ impl Dispatcher {
             }
         }
         if g.alerts.is_empty() {
-            self.groups.remove(&flush.key);
+            self.groups.remove(&flush.id);
         }
     }
 }
@@ -299,8 +324,8 @@ fn notification(
     now: i64,
 ) -> Notification {
     let firing = alerts.iter().any(|(_, a)| !a.resolved_at(now));
-    let labels: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &a.labels).collect();
-    let notes: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &a.annotations).collect();
+    let labels: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &*a.labels).collect();
+    let notes: Vec<&LabelSet> = alerts.iter().map(|(_, a)| &*a.annotations).collect();
     Notification {
         receiver: receiver.to_owned(),
         status: if firing {
@@ -322,7 +347,7 @@ fn notification(
                     annotations: to_labels(&a.annotations),
                     starts_at_ms: a.starts_at,
                     ends_at_ms: resolved.then_some(a.ends_at),
-                    generator_url: a.generator_url.clone(),
+                    generator_url: a.generator_url.to_string(),
                     fingerprint: fingerprint_hex(*fp),
                 }
             })
@@ -350,7 +375,7 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
     let rules = &p.config.inhibit_rules;
     let mut alerts: Vec<&(u64, Alert)> = {
         let store = p.store.lock().unwrap_or_else(PoisonError::into_inner);
-        let sources: Vec<(u64, LabelSet)> = if rules.is_empty() {
+        let sources: Vec<(u64, Arc<LabelSet>)> = if rules.is_empty() {
             Vec::new()
         } else {
             store
@@ -363,7 +388,13 @@ pub async fn flush(p: &Pipeline<'_>, flush: &Flush) -> bool {
             .alerts
             .iter()
             .filter(|(fp, a)| {
-                inhibited_by(rules, &a.labels, *fp, sources.iter().map(|(f, l)| (*f, l))).is_none()
+                inhibited_by(
+                    rules,
+                    &a.labels,
+                    *fp,
+                    sources.iter().map(|(f, l)| (*f, &**l)),
+                )
+                .is_none()
             })
             .collect()
     };
@@ -655,11 +686,11 @@ mod tests {
         fn post(&mut self, name: &str, ends_at: Option<i64>) {
             let now = self.now();
             let alert = Alert {
-                labels: [("alertname".to_owned(), name.to_owned())].into(),
-                annotations: LabelSet::new(),
+                labels: Arc::new([("alertname".to_owned(), name.to_owned())].into()),
+                annotations: Arc::default(),
                 starts_at: now,
                 ends_at: ends_at.unwrap_or(now + 10_000),
-                generator_url: String::new(),
+                generator_url: Arc::from(""),
                 updated_at: now,
                 timeout: ends_at.is_none(),
             };

@@ -18,6 +18,7 @@ pub mod api;
 pub mod dispatch;
 pub mod nflog;
 pub mod persist;
+pub mod posted;
 pub mod silences;
 pub mod store;
 pub mod tree;
@@ -145,16 +146,24 @@ impl RouterState {
         self
     }
 
-    /// Hands a stored alert to the aggregation groups.
-    pub fn dispatch(&self, fp: u64, alert: &store::Alert) {
+    /// Hands stored alerts (with their fingerprints) to the aggregation groups; the
+    /// dispatch loop is woken only when a group fell due sooner.
+    pub fn dispatch(&self, alerts: &[(u64, store::Alert)]) {
         self.dirty.store(true, Ordering::Relaxed);
         let running = self.running();
         let now = self.now_ms();
-        self.dispatcher
+        let mut dispatcher = self
+            .dispatcher
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(&running.tree, fp, alert, now);
-        self.wake.notify_one();
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut sooner = false;
+        for (fp, alert) in alerts {
+            sooner |= dispatcher.insert(&running.tree, *fp, alert, now);
+        }
+        drop(dispatcher);
+        if sooner {
+            self.wake.notify_one();
+        }
     }
 
     /// Puts back state read from disk, in order (a snapshot, then the journal written
@@ -716,16 +725,16 @@ mod tests {
         let task = tokio::spawn(RouterState::dispatch_loop(state.clone()));
         let now = state.now_ms();
         let alert = store::Alert {
-            labels: [("alertname".to_owned(), "X".to_owned())].into(),
-            annotations: store::LabelSet::new(),
+            labels: Arc::new([("alertname".to_owned(), "X".to_owned())].into()),
+            annotations: Arc::default(),
             starts_at: now,
             ends_at: now + 60_000,
-            generator_url: String::new(),
+            generator_url: Arc::from(""),
             updated_at: now,
             timeout: false,
         };
         let (fp, stored) = state.alerts().put(alert, now);
-        state.dispatch(fp, &stored);
+        state.dispatch(&[(fp, stored)]);
         let mut got = Vec::new();
         for _ in 0..2 {
             let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
@@ -742,11 +751,11 @@ mod tests {
 
     fn alert(name: &str, now: i64) -> store::Alert {
         store::Alert {
-            labels: [("alertname".to_owned(), name.to_owned())].into(),
-            annotations: store::LabelSet::new(),
+            labels: Arc::new([("alertname".to_owned(), name.to_owned())].into()),
+            annotations: Arc::default(),
             starts_at: now,
             ends_at: now + 600_000,
-            generator_url: String::new(),
+            generator_url: Arc::from(""),
             updated_at: now,
             timeout: false,
         }
@@ -788,7 +797,7 @@ mod tests {
         let (state, task, mut rx) = open(&section, &dir);
         let now = state.now_ms();
         let (fp, stored) = state.alerts().put(alert("a", now), now);
-        state.dispatch(fp, &stored);
+        state.dispatch(&[(fp, stored)]);
         let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         let first = first.ok().flatten().map(|(_, n)| n);
         assert_eq!(
@@ -837,7 +846,7 @@ mod tests {
         // A new alert in the group is notified, with the restored one.
         let now = state.now_ms();
         let (fp, stored) = state.alerts().put(alert("b", now), now);
-        state.dispatch(fp, &stored);
+        state.dispatch(&[(fp, stored)]);
         let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert_eq!(next.ok().flatten().map(|(_, n)| n.alerts.len()), Some(2));
         // A graceful stop's snapshot empties the journal; the state loads from it.

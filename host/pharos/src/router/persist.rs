@@ -36,7 +36,7 @@
 use std::fs::File;
 use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -88,11 +88,11 @@ pub struct AlertRecord {
 impl From<&Alert> for AlertRecord {
     fn from(a: &Alert) -> Self {
         AlertRecord {
-            labels: a.labels.clone(),
-            annotations: a.annotations.clone(),
+            labels: LabelSet::clone(&a.labels),
+            annotations: LabelSet::clone(&a.annotations),
             starts_at: a.starts_at,
             ends_at: a.ends_at,
-            generator_url: a.generator_url.clone(),
+            generator_url: a.generator_url.to_string(),
             updated_at: a.updated_at,
             timeout: a.timeout,
         }
@@ -102,11 +102,11 @@ impl From<&Alert> for AlertRecord {
 impl From<AlertRecord> for Alert {
     fn from(a: AlertRecord) -> Self {
         Alert {
-            labels: a.labels,
-            annotations: a.annotations,
+            labels: Arc::new(a.labels),
+            annotations: Arc::new(a.annotations),
             starts_at: a.starts_at,
             ends_at: a.ends_at,
-            generator_url: a.generator_url,
+            generator_url: Arc::from(a.generator_url),
             updated_at: a.updated_at,
             timeout: a.timeout,
         }

@@ -2,6 +2,7 @@
 //! Alertmanager merges re-sent alerts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// An alert's identifying label set. A map rather than [`pharos_model::Labels`]
 /// because upstream keeps labels with empty values, and they change the fingerprint.
@@ -11,11 +12,14 @@ pub type LabelSet = BTreeMap<String, String>;
 /// and value followed by a 0xff byte. Clients (amtool, webhooks' `fingerprint`) see it
 /// as 16 hex digits, so it must be the same function, not merely a good hash.
 pub fn fingerprint(labels: &LabelSet) -> u64 {
+    fingerprint_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// [`fingerprint`] of pairs already sorted by name, without building a [`LabelSet`]:
+/// what the alerts API and the dispatcher hash as they read.
+pub fn fingerprint_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    if labels.is_empty() {
-        return OFFSET;
-    }
     let mut h = OFFSET;
     let mut feed = |bytes: &[u8]| {
         for &b in bytes {
@@ -23,7 +27,7 @@ pub fn fingerprint(labels: &LabelSet) -> u64 {
             h = h.wrapping_mul(PRIME);
         }
     };
-    for (name, value) in labels {
+    for (name, value) in pairs {
         feed(name.as_bytes());
         feed(&[0xff]);
         feed(value.as_bytes());
@@ -37,14 +41,17 @@ pub fn fingerprint_hex(fp: u64) -> String {
     format!("{fp:016x}")
 }
 
-/// One alert, with times in ms since the epoch.
+/// One alert, with times in ms since the epoch. The label sets and the URL are
+/// shared: the store, every group holding the alert and each flush's snapshot point
+/// at one copy, and an alert re-sent unchanged (as Prometheus re-sends every firing
+/// alert each evaluation) reuses the stored copy instead of allocating its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    pub labels: LabelSet,
-    pub annotations: LabelSet,
+    pub labels: Arc<LabelSet>,
+    pub annotations: Arc<LabelSet>,
     pub starts_at: i64,
     pub ends_at: i64,
-    pub generator_url: String,
+    pub generator_url: Arc<str>,
     pub updated_at: i64,
     /// `endsAt` was not sent and was set to arrival + `resolve_timeout`; a later
     /// explicit end time wins over it when merging.
@@ -102,6 +109,11 @@ impl Store {
         (fp, merged)
     }
 
+    /// The alert stored under `fp`.
+    pub fn get(&self, fp: u64) -> Option<&Alert> {
+        self.alerts.get(&fp)
+    }
+
     /// Puts back an alert read from disk: of two versions, the later update wins
     /// (a journal record replayed over a newer snapshot is ignored).
     pub fn restore(&mut self, alert: Alert) {
@@ -147,11 +159,11 @@ mod tests {
 
     fn alert(start: i64, end: i64, updated: i64, timeout: bool, note: &str) -> Alert {
         Alert {
-            labels: labels(&[("alertname", "X")]),
-            annotations: labels(&[("note", note)]),
+            labels: Arc::new(labels(&[("alertname", "X")])),
+            annotations: Arc::new(labels(&[("note", note)])),
             starts_at: start,
             ends_at: end,
-            generator_url: String::new(),
+            generator_url: Arc::from(""),
             updated_at: updated,
             timeout,
         }

@@ -2,12 +2,16 @@
 
 use crate::config::{GroupBy, InhibitRule, LabelMatcher, RouteConfig, matchers_string};
 
-use super::store::LabelSet;
+use super::store::{LabelSet, fingerprint_pairs};
 
 /// A route of the tree with its upstream key (`{}/{team="a"}`), which names the route
 /// in group keys.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The route's position in the tree, depth-first from 0. Upstream's aggregation
+    /// groups belong to a route, not to its key, which two sibling routes with the
+    /// same matchers share.
+    pub id: usize,
     pub key: String,
     pub config: RouteConfig,
     pub children: Vec<Route>,
@@ -22,10 +26,12 @@ fn all_match(matchers: &[LabelMatcher], labels: &LabelSet) -> bool {
 impl Route {
     /// Builds the tree below `config`, computing each route's key.
     pub fn new(config: &RouteConfig) -> Route {
-        Route::build(config, None)
+        Route::build(config, None, &mut 0)
     }
 
-    fn build(config: &RouteConfig, parent: Option<&str>) -> Route {
+    fn build(config: &RouteConfig, parent: Option<&str>, next_id: &mut usize) -> Route {
+        let id = *next_id;
+        *next_id += 1;
         let own = matchers_string(&config.matchers);
         let key = match parent {
             Some(p) => format!("{p}/{own}"),
@@ -34,11 +40,12 @@ impl Route {
         let children = config
             .routes
             .iter()
-            .map(|c| Route::build(c, Some(&key)))
+            .map(|c| Route::build(c, Some(&key), next_id))
             .collect();
         let mut config = config.clone();
         config.routes.clear();
         Route {
+            id,
             key,
             config,
             children,
@@ -65,6 +72,20 @@ impl Route {
             all.push(self);
         }
         all
+    }
+
+    /// Identifies the group an alert with `labels` (fingerprint `fp`) joins on this
+    /// route, as upstream identifies it: by the fingerprint of the group labels,
+    /// computed here without building them.
+    pub fn group_fingerprint(&self, labels: &LabelSet, fp: u64) -> u64 {
+        match &self.config.group_by {
+            GroupBy::All => fp,
+            GroupBy::Labels(names) => fingerprint_pairs(
+                names
+                    .iter()
+                    .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v.as_str()))),
+            ),
+        }
     }
 
     /// The labels an alert is grouped by on this route.
