@@ -615,6 +615,7 @@ async fn retry(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::router::store::fingerprint;
 
     /// Records notifications; fails the first `fail` calls.
     #[derive(Default)]
@@ -929,6 +930,55 @@ mod tests {
         assert!(rebuilt.due(now).is_empty());
         rebuilt.done(&running[0], true, now);
         assert_eq!(rebuilt.due(now).len(), 1);
+    }
+
+    #[test]
+    fn groups_by_route_and_group_labels_and_says_when_to_wake() {
+        // Two sibling routes with the same matchers share a key but not their groups,
+        // as upstream's groups belong to a route.
+        let w = World::new(
+            r#"{"plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+            "route": {"receiver": "r", "group_by": ["alertname"], "group_wait": "30s",
+              "routes": [{"matchers": ["team=\"a\""], "continue": true}, {"matchers": ["team=\"a\""]}]},
+            "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}]}]}"#,
+        );
+        let mut d = Dispatcher::default();
+        let now = w.now();
+        let alert = |name: &str, instance: &str, starts_at: i64| Alert {
+            labels: Arc::new(
+                [("alertname", name), ("instance", instance), ("team", "a")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+            ),
+            annotations: Arc::default(),
+            starts_at,
+            ends_at: now + 60_000,
+            generator_url: Arc::from(""),
+            updated_at: now,
+            timeout: true,
+        };
+        let mut put = |a: &Alert| d.insert(&w.tree, fingerprint(&a.labels), a, now);
+        // New groups (one per route) are due sooner; a second alert of the same groups
+        // changes no timer; an alert older than group_wait ends the wait.
+        assert!(put(&alert("X", "1", now)));
+        assert!(!put(&alert("X", "2", now)));
+        assert!(!put(&alert("X", "1", now)));
+        assert!(put(&alert("X", "3", now - 31_000)));
+        assert!(!put(&alert("X", "4", now - 31_000)));
+        assert!(put(&alert("Y", "1", now)));
+        let due = d.due(now);
+        let keys: Vec<(&str, usize)> = due
+            .iter()
+            .map(|f| (f.key.as_str(), f.alerts.len()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (r#"{}/{team="a"}:{alertname="X"}"#, 4),
+                (r#"{}/{team="a"}:{alertname="X"}"#, 4)
+            ]
+        );
+        assert_eq!(d.next_due(), Some(now + 30_000));
     }
 
     #[test]
