@@ -542,6 +542,34 @@ mod tests {
     }
 
     #[test]
+    fn html_documents_escape_what_actions_print() {
+        let mut set = Templates::with_options(options());
+        set.add(
+            "defs",
+            r#"{{ define "row" }}<td title="{{ . }}">{{ . }}</td>{{ end }}"#,
+        )
+        .unwrap();
+        let html = |text: &str| {
+            set.execute_html(text, &data(), &functions())
+                .unwrap_or_else(|e| format!("ERROR: {e}"))
+        };
+        // Printed values are escaped, in called templates too; literal text is not.
+        assert_eq!(
+            html(r#"<p>{{ "a<b & 'c'" }}</p>{{ template "row" `"x"` }}"#),
+            r#"<p>a&lt;b &amp; &#39;c&#39;</p><td title="&#34;x&#34;">&#34;x&#34;</td>"#
+        );
+        // Not twice when the pipeline escapes or vouches for its HTML itself.
+        assert_eq!(
+            html(
+                r#"{{ "<i>" | html }} {{ html "<i>" }} {{ safeHtml "<b>" }} {{ "<b>" | safeHtml }}"#
+            ),
+            "&lt;i&gt; &lt;i&gt; <b> <b>"
+        );
+        // Text documents are left as they are.
+        assert_eq!(run(r#"{{ "<b>" }}"#), "<b>");
+    }
+
+    #[test]
     fn functions_as_upstream() {
         assert_eq!(
             run(

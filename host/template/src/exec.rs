@@ -49,6 +49,17 @@ pub(crate) fn execute(set: &Templates, tree: &Tree, data: &Value, funcs: &Funcs)
 }
 
 /// Go's error context is the node's source text, shortened.
+/// Whether an action's pipeline ends by escaping for HTML itself (`html`) or by
+/// vouching for its HTML (`safeHtml`), so [`crate::Options::escape_html`] leaves it
+/// alone, as `html/template` does not escape twice. A `safeHtml` value kept in a
+/// variable and printed later is escaped: only the safe direction differs from Go.
+fn ends_escaped(pipe: &Pipe) -> bool {
+    matches!(
+        pipe.cmds.last().and_then(|c| c.args.first()),
+        Some(Operand::Identifier { name, .. }) if name == "html" || name == "safeHtml"
+    )
+}
+
 fn context(node: &dyn fmt::Display) -> String {
     let s = node.to_string();
     if s.len() > 20 {
@@ -134,10 +145,13 @@ impl<'a> State<'a> {
                 self.step(pipe.pos, pipe)?;
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    let s = match v {
+                    let mut s = match v {
                         Value::Nil => "<no value>".to_string(),
                         v => v.to_go_string(),
                     };
+                    if self.set.options.escape_html && !ends_escaped(pipe) {
+                        s = builtins::html_escape(&s);
+                    }
                     self.write(&s, pipe.pos, pipe)?;
                 }
             }

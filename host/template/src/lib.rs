@@ -93,6 +93,12 @@ pub struct Options {
     /// Nested `{{template}}` calls; deeper fails (Go's limit is 100000, far beyond what
     /// the Rust stack of a worker thread bears).
     pub max_depth: usize,
+    /// HTML-escape what actions print, as Go's `html/template` does in HTML text
+    /// (Alertmanager renders an email's `html` with it), unless the action's last
+    /// command is `html` or `safeHtml`. Go escapes by context (attributes, URLs,
+    /// scripts); escaping everything as text is as safe in quoted attributes and text,
+    /// which is where notification templates print.
+    pub escape_html: bool,
 }
 
 impl Default for Options {
@@ -102,6 +108,7 @@ impl Default for Options {
             max_output_bytes: 4 << 20,
             max_steps: 10_000_000,
             max_depth: 200,
+            escape_html: false,
         }
     }
 }
@@ -215,10 +222,27 @@ impl Templates {
     /// Alertmanager expands a notifier's configured fields (`ExecuteTextString`). Empty
     /// text gives empty output.
     pub fn execute_text(&self, text: &str, data: &Value, funcs: &Funcs) -> Result<String, Error> {
+        self.execute_text_with(text, data, funcs, false)
+    }
+
+    /// [`Templates::execute_text`] for an HTML document: what actions print, here and
+    /// in the templates `text` calls, is escaped ([`Options::escape_html`]).
+    pub fn execute_html(&self, text: &str, data: &Value, funcs: &Funcs) -> Result<String, Error> {
+        self.execute_text_with(text, data, funcs, true)
+    }
+
+    fn execute_text_with(
+        &self,
+        text: &str,
+        data: &Value,
+        funcs: &Funcs,
+        escape_html: bool,
+    ) -> Result<String, Error> {
         if text.is_empty() {
             return Ok(String::new());
         }
         let mut set = self.clone();
+        set.options.escape_html = escape_html;
         set.add("", text)?;
         set.check_functions(funcs)?;
         set.execute("", data, funcs)

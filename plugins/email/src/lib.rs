@@ -25,8 +25,10 @@
 //! the first byte, and otherwise the dialogue is in clear text. Not built:
 //! `tls_config.ca_file` (a notifier cannot read files),
 //! `insecure_skip_verify`, client certificates, CRAM-MD5. `html` is rendered
-//! as text, without html/template's contextual escaping (the default template
-//! escapes what it prints).
+//! with what its actions print HTML-escaped, as upstream's html/template escapes
+//! it in text and quoted attributes (pipelines ending in `html` or `safeHtml`
+//! are left as they are); Go's other contexts (scripts, URL filtering) are not
+//! modelled.
 //!
 //! A 4xx reply and connection failures are transient (the router retries), a 5xx
 //! reply is permanent, as is a connection the host refused (the smarthost is not
@@ -323,7 +325,7 @@ impl Email {
             from: from.clone(),
             to,
             text: render(&self.config.text)?,
-            html: render(&self.config.html)?,
+            html: self.templates.render_html(&self.config.html, &data)?,
         })
     }
 
@@ -621,6 +623,19 @@ mod tests {
         assert!(!body.contains("text/plain"), "{body}");
         assert!(r.html.contains("disk &lt;full&gt;"), "{}", r.html);
         assert!(r.html.contains(">a:9100</td>"), "{}", r.html);
+    }
+
+    #[test]
+    fn an_operators_html_is_escaped_and_the_text_part_is_not() {
+        let e = parse(
+            r#"{"to": "a@x", "from": "b@y",
+                "html": "<p>{{ .CommonAnnotations.summary }}</p>{{ safeHtml \"<hr>\" }}",
+                "text": "{{ .CommonAnnotations.summary }}"}"#,
+        )
+        .unwrap();
+        let r = e.render(&notification()).unwrap();
+        assert_eq!(r.html, "<p>disk &lt;full&gt;</p><hr>");
+        assert_eq!(r.text, "disk <full>");
     }
 
     #[test]

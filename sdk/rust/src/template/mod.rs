@@ -197,6 +197,15 @@ impl Templates {
             .map_err(|e| PluginError::permanent(format!("template {text:?}: {e}")))
     }
 
+    /// [`Templates::render`] for an HTML document (an email's `html`): what actions
+    /// print is HTML-escaped, as Alertmanager's `html/template` escapes it, except
+    /// pipelines ending in `html` or `safeHtml`.
+    pub fn render_html(&self, text: &str, data: &Data) -> Result<String, PluginError> {
+        self.set
+            .execute_html(text, &data.0, &self.funcs)
+            .map_err(|e| PluginError::permanent(format!("template {text:?}: {e}")))
+    }
+
     /// Checks that `text` parses and calls only known functions, so that
     /// `configure` can refuse a broken field at once; `field` names it in the
     /// error.
