@@ -281,6 +281,9 @@ pub struct Pipeline<'a> {
     /// running now: each retry reads it, so a send retrying across a reload goes out
     /// with the entry's new settings, and stops if the reload removed the entry.
     pub current_entry: &'a (dyn Fn(&str, usize) -> Option<NotifierConfig> + Send + Sync),
+    /// Turns true when the router stops: a send waiting to retry gives up at once
+    /// (it is not logged as sent, so it goes out again after a restart).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Upstream's `AlertSlice` order: by `job`, then `instance` (alerts having them
@@ -604,7 +607,14 @@ async fn retry(
                 if p.clock.now_ms().saturating_add(backoff) >= deadline {
                     return (Err(e), attempts);
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(backoff.unsigned_abs())).await;
+                let mut stopping = p.stopping.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(backoff.unsigned_abs())) => {}
+                    Ok(_) = stopping.wait_for(|stop| *stop) => {
+                        let message = format!("{}; the router stopped before the next attempt", e.message);
+                        return (Err(NotifyError { message, ..e }), attempts);
+                    }
+                }
                 backoff = (backoff * 2).min(MAX_BACKOFF_MS);
             }
         }
@@ -735,6 +745,7 @@ mod tests {
                         metrics: &self.metrics,
                         external_url: "http://pharos.example:9093",
                         current_entry: &current,
+                        stopping: tokio::sync::watch::channel(false).1,
                     };
                     let ok = flush(&p, &f).await;
                     self.d.done(&f, ok, now);

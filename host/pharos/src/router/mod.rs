@@ -48,6 +48,11 @@ use tree::Route;
 const GC_INTERVAL: Duration = Duration::from_secs(30 * 60);
 const GC_INTERVAL_MS: i64 = 30 * 60 * 1_000;
 
+/// How long a stopping router waits for the notifications being sent. A send is one
+/// plugin call, bounded by the plugin's own timeout; one cut off is not in the log,
+/// so it is sent again after a restart (at least once, as upstream).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// What the router runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Section {
@@ -86,6 +91,8 @@ pub struct RouterState {
     log: Mutex<NotificationLog>,
     /// Wakes the dispatch loop when an alert arrives or the configuration changes.
     wake: tokio::sync::Notify,
+    /// Set when the router stops (see [`RouterState::dispatch_loop`]).
+    stopping: tokio::sync::watch::Sender<bool>,
     notify: Arc<dyn Notify>,
     /// Where silence changes and notification outcomes are made durable; `None`
     /// keeps the state in memory only.
@@ -125,6 +132,7 @@ impl RouterState {
             dispatcher: Mutex::new(Dispatcher::default()),
             log: Mutex::new(NotificationLog::default()),
             wake: tokio::sync::Notify::new(),
+            stopping: tokio::sync::watch::Sender::new(false),
             notify,
             journal: None,
             dirty: AtomicBool::new(false),
@@ -341,10 +349,14 @@ impl RouterState {
     }
 
     /// Runs the groups' flushes as they fall due, each in its own task, until the
-    /// component aborts it. A notify permit left by `notify_one` while flushing is
-    /// kept, so an alert arriving between the check and the wait is not missed.
+    /// router stops ([`RouterState::stop`]); then waits for the flushes running, whose
+    /// retries give up at once. A notify permit left by `notify_one` while flushing is
+    /// kept, so an alert arriving between the check and the wait is not missed. The
+    /// flushes belong to the loop's task: aborting it aborts them.
     async fn dispatch_loop(s: Arc<RouterState>) {
-        loop {
+        let mut flushes = tokio::task::JoinSet::new();
+        let mut stopping = s.stopping.subscribe();
+        while !*stopping.borrow() {
             let now = s.now_ms();
             let due = s
                 .dispatcher
@@ -353,7 +365,8 @@ impl RouterState {
                 .due(now);
             for flush in due {
                 let s = s.clone();
-                tokio::spawn(async move {
+                let stopping = stopping.clone();
+                flushes.spawn(async move {
                     let running = s.running();
                     let current = |receiver: &str, index: usize| {
                         dispatch::notifier_entry(&s.running().section.router, receiver, index)
@@ -370,6 +383,7 @@ impl RouterState {
                         metrics: &s.metrics,
                         external_url: &s.external_url,
                         current_entry: &current,
+                        stopping,
                     };
                     let ok = dispatch::flush(&pipeline, &flush).await;
                     let now = s.now_ms();
@@ -385,19 +399,30 @@ impl RouterState {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .next_due();
-            let wait = next
-                .map(|n| Duration::from_millis(n.saturating_sub(s.now_ms()).max(0).unsigned_abs()));
-            let woken = s.wake.notified();
-            match wait {
-                Some(wait) => {
-                    tokio::select! {
-                        () = woken => {}
-                        () = tokio::time::sleep(wait) => {}
+            let sleep = async {
+                match next {
+                    Some(n) => {
+                        let ms = n.saturating_sub(s.now_ms()).max(0).unsigned_abs();
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
+                    None => std::future::pending().await,
                 }
-                None => woken.await,
+            };
+            tokio::select! {
+                () = s.wake.notified() => {}
+                () = sleep => {}
+                // Finished flushes are reaped as they end.
+                Some(_) = flushes.join_next() => {}
+                Ok(_) = stopping.wait_for(|stop| *stop) => {}
             }
         }
+        while flushes.join_next().await.is_some() {}
+    }
+
+    /// Tells the dispatch loop to stop: no flush starts any more, and running ones
+    /// give up their retries.
+    fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     pub fn alerts(&self) -> MutexGuard<'_, Store> {
@@ -638,11 +663,22 @@ impl Component for Router {
         Ok(())
     }
 
-    /// Stops the timers and writes the last snapshot.
-    async fn stop(self) {
+    /// Stops the timers, lets the notifications being sent finish (for up to
+    /// [`STOP_GRACE`]; none is retried), and writes the last snapshot.
+    async fn stop(mut self) {
         self.gc.abort();
-        self.dispatch.abort();
         self.snapshots.abort();
+        self.state.stop();
+        if tokio::time::timeout(STOP_GRACE, &mut self.dispatch)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                seconds = STOP_GRACE.as_secs(),
+                "notifications still being sent when the router stopped were cut off; they are sent again after a restart"
+            );
+            self.dispatch.abort();
+        }
         self.slot.set(None);
         let state = self.state;
         let _ = tokio::task::spawn_blocking(move || state.persist()).await;
@@ -747,6 +783,62 @@ mod tests {
         let again = tokio::time::timeout(Duration::from_millis(400), rx.recv()).await;
         assert!(again.is_err(), "{again:?}");
         task.abort();
+    }
+
+    /// Fails every send as worth retrying, and says when it was called.
+    struct Failing(tokio::sync::mpsc::UnboundedSender<()>);
+
+    impl Notify for Failing {
+        fn notify<'a>(
+            &'a self,
+            _: Integration<'a>,
+            _: &'a Notification,
+        ) -> BoxFuture<'a, Result<(), NotifyError>> {
+            let _ = self.0.send(());
+            Box::pin(async {
+                Err(NotifyError {
+                    retryable: true,
+                    message: "503".into(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn stopping_ends_retries_and_the_loop_with_nothing_logged_as_sent() {
+        let doc = r#"{"plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
+            "route": {"receiver": "r", "group_wait": "0s", "group_interval": "10m"},
+            "receivers": [{"name": "r", "notifiers": [{"plugin": "hook"}]}]}"#;
+        let config = crate::config::parse(doc).unwrap_or_else(|e| panic!("{e}"));
+        let section = Router::section(&config).unwrap_or_else(|| panic!("no router"));
+        let (tx, mut calls) = tokio::sync::mpsc::unbounded_channel();
+        let state = Arc::new(RouterState::new(
+            section,
+            Arc::new(SystemClock),
+            Arc::new(Metrics::new(RouterSlot::default())),
+            Arc::new(Failing(tx)),
+        ));
+        let task = tokio::spawn(RouterState::dispatch_loop(state.clone()));
+        let now = state.now_ms();
+        let (fp, stored) = state.alerts().put(alert("X", now - 1_000), now);
+        state.dispatch(&[(fp, stored)]);
+        let first = tokio::time::timeout(Duration::from_secs(5), calls.recv()).await;
+        assert!(matches!(first, Ok(Some(()))), "{first:?}");
+        // The send now waits to retry until the group's next flush, 10 minutes away;
+        // stopping ends that wait and the loop at once.
+        state.stop();
+        let ended = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+        let log = state.log.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(log.entries().count(), 0);
+        let history: Vec<&nflog::Sent> = log.history().collect();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].attempts, 1);
+        assert!(
+            history[0].error.contains("the router stopped"),
+            "{}",
+            history[0].error
+        );
     }
 
     fn alert(name: &str, now: i64) -> store::Alert {
