@@ -727,8 +727,11 @@ mod tests {
     use super::*;
     use pharos_plugin_host::Notification;
 
-    /// Forwards every notification to a channel.
-    struct Forward(tokio::sync::mpsc::UnboundedSender<(String, Notification)>);
+    /// Forwards every notification to a channel, then answers with the second field.
+    struct Forward(
+        tokio::sync::mpsc::UnboundedSender<(String, Notification)>,
+        Result<(), NotifyError>,
+    );
 
     impl Notify for Forward {
         fn notify<'a>(
@@ -739,7 +742,8 @@ mod tests {
             let _ = self
                 .0
                 .send((format!("{}/{}", i.receiver, i.index), n.clone()));
-            Box::pin(async { Ok(()) })
+            let answer = self.1.clone();
+            Box::pin(async { answer })
         }
     }
 
@@ -756,7 +760,7 @@ mod tests {
             section.clone(),
             Arc::new(SystemClock),
             metrics,
-            Arc::new(Forward(tx)),
+            Arc::new(Forward(tx, Ok(()))),
         ));
         let task = tokio::spawn(RouterState::dispatch_loop(state.clone()));
         let now = state.now_ms();
@@ -785,25 +789,6 @@ mod tests {
         task.abort();
     }
 
-    /// Fails every send as worth retrying, and says when it was called.
-    struct Failing(tokio::sync::mpsc::UnboundedSender<()>);
-
-    impl Notify for Failing {
-        fn notify<'a>(
-            &'a self,
-            _: Integration<'a>,
-            _: &'a Notification,
-        ) -> BoxFuture<'a, Result<(), NotifyError>> {
-            let _ = self.0.send(());
-            Box::pin(async {
-                Err(NotifyError {
-                    retryable: true,
-                    message: "503".into(),
-                })
-            })
-        }
-    }
-
     #[tokio::test]
     async fn stopping_ends_retries_and_the_loop_with_nothing_logged_as_sent() {
         let doc = r#"{"plugins": [{"name": "hook", "kind": "notifier", "file": "/x.wasm"}],
@@ -816,14 +801,20 @@ mod tests {
             section,
             Arc::new(SystemClock),
             Arc::new(Metrics::new(RouterSlot::default())),
-            Arc::new(Failing(tx)),
+            Arc::new(Forward(
+                tx,
+                Err(NotifyError {
+                    retryable: true,
+                    message: "503".into(),
+                }),
+            )),
         ));
         let task = tokio::spawn(RouterState::dispatch_loop(state.clone()));
         let now = state.now_ms();
         let (fp, stored) = state.alerts().put(alert("X", now - 1_000), now);
         state.dispatch(&[(fp, stored)]);
         let first = tokio::time::timeout(Duration::from_secs(5), calls.recv()).await;
-        assert!(matches!(first, Ok(Some(()))), "{first:?}");
+        assert!(matches!(first, Ok(Some(_))), "{first:?}");
         // The send now waits to retry until the group's next flush, 10 minutes away;
         // stopping ends that wait and the loop at once.
         state.stop();
@@ -867,7 +858,7 @@ mod tests {
             section.clone(),
             Arc::new(SystemClock),
             Arc::new(Metrics::new(RouterSlot::default())),
-            Arc::new(Forward(tx)),
+            Arc::new(Forward(tx, Ok(()))),
         )
         .with_external_url("http://x:9093".into());
         let state = Arc::new(open_state(state, dir));

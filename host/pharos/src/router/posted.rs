@@ -286,14 +286,7 @@ fn string_map(v: Option<&Value>, what: &str) -> Result<LabelSet, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::store::fingerprint;
-
-    fn set(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::router::store::{fingerprint, labels as set};
 
     fn pairs<'a>(p: &'a Posted<'_>) -> Vec<(&'a str, &'a str)> {
         p.labels

@@ -146,16 +146,18 @@ impl Store {
     }
 }
 
+/// A label set from pairs, for tests.
+#[cfg(test)]
+pub fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn alert(start: i64, end: i64, updated: i64, timeout: bool, note: &str) -> Alert {
         Alert {

@@ -156,13 +156,7 @@ pub fn inhibited_by<'a>(
 mod tests {
     use super::*;
     use crate::config::parse;
-
-    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::router::store::labels;
 
     fn router(doc: &str) -> crate::config::RouterConfig {
         match parse(doc).map(|c| c.router) {
