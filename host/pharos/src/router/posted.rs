@@ -135,18 +135,45 @@ fn normalize<'a>(mut pairs: Pairs<'a>) -> Pairs<'a> {
 }
 
 /// A posted alert as read in the one pass; `None` fields were absent or null.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Raw<'a> {
-    #[serde(borrow)]
     labels: Option<Object<'a>>,
-    #[serde(borrow)]
     annotations: Option<Object<'a>>,
-    #[serde(borrow, rename = "startsAt")]
     starts_at: Option<Text<'a>>,
-    #[serde(borrow, rename = "endsAt")]
     ends_at: Option<Text<'a>>,
-    #[serde(borrow, rename = "generatorURL")]
     generator_url: Option<Text<'a>>,
+}
+
+/// Read by hand rather than derived: a derived struct would also accept a JSON array
+/// of its fields and refuse a repeated key, where Go's decoder refuses the array and
+/// keeps the last of the keys.
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Raw<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an alert object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw<'a>, A::Error> {
+                let mut raw = Raw::default();
+                while let Some(key) = map.next_key::<Text<'a>>()? {
+                    match key.0.as_ref() {
+                        "labels" => raw.labels = map.next_value()?,
+                        "annotations" => raw.annotations = map.next_value()?,
+                        "startsAt" => raw.starts_at = map.next_value()?,
+                        "endsAt" => raw.ends_at = map.next_value()?,
+                        "generatorURL" => raw.generator_url = map.next_value()?,
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 impl<'a> Raw<'a> {
@@ -302,6 +329,8 @@ mod tests {
                 "startsAt":"2023-11-14T22:13:20Z","generatorURL":"http://p/"}]"#,
             r#"[{"labels":{"alertname":"X"},"endsAt":"0001-01-01T00:00:00Z","other":[1]}]"#,
             r#"[{"labels":{"alertname":"X"},"annotations":null,"startsAt":null}]"#,
+            // A repeated key: the last one counts, as in Go.
+            r#"[{"labels":{"alertname":"X"},"labels":{"alertname":"Y"}}]"#,
             "[]",
         ];
         for body in bodies {
@@ -342,6 +371,11 @@ mod tests {
         assert_eq!(
             decode(br#"[{"labels":{"a":"b"}},{"annotations":{}}]"#),
             Err(Refused::NoLabels(1))
+        );
+        // An alert written as an array of its fields is not an alert.
+        assert_eq!(
+            shape(r#"[[{"a":"b"}]]"#),
+            "json: cannot unmarshal array into Go value of type models.PostableAlert"
         );
     }
 
