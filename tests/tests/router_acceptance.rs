@@ -84,7 +84,38 @@ fn expect(hook: &Hook, start: &Start, want: &[(f64, f64, &[&str])]) {
             (*from..=to + SLACK).contains(t),
             "notification at {t:.2}s, not in [{from}, {to}]: {shown}"
         );
-        assert_eq!(alerts, expected, "{shown}");
+        assert!(
+            alerts.len() == expected.len()
+                && alerts.iter().zip(*expected).all(|(a, e)| same_alert(a, e)),
+            "{alerts:?} is not {expected:?}: {shown}"
+        );
+    }
+}
+
+/// Whether a [`summary`] line is the one expected: the same but for its times, each
+/// no earlier than expected and up to [`SLACK`] later. A start taken from an
+/// alert's arrival is a little after the moment it was posted at, by as much as the
+/// machine is slow that moment.
+fn same_alert(got: &str, want: &str) -> bool {
+    let times = |line: &str| -> Option<(Vec<f64>, String)> {
+        let mut words: Vec<&str> = line.split(' ').collect();
+        let times = words
+            .get(2)?
+            .split('-')
+            .map(|t| t.parse().ok())
+            .collect::<Option<_>>()?;
+        words.remove(2);
+        Some((times, words.join(" ")))
+    };
+    match (times(got), times(want)) {
+        (Some((g, rest_g)), Some((w, rest_w))) => {
+            rest_g == rest_w
+                && g.len() == w.len()
+                && g.iter()
+                    .zip(&w)
+                    .all(|(g, w)| (w - 1e-9..=w + SLACK + 1e-9).contains(g))
+        }
+        _ => got == want,
     }
 }
 
@@ -108,8 +139,8 @@ fn send_resolved_filter() {
     s.sleep_until(8.0);
     push(&p.base, &s, &[v("v3").active(3.0)]);
     s.sleep_until(13.0);
-    // Alerts posted without startsAt start when they arrive: at 1.0 and 3.0, so the
-    // tenths shown below are those of the arrival (posts take well under 0.1 s).
+    // Alerts posted without startsAt start when they arrive: at 1.0 and 3.0, or a
+    // little later on a slow moment (`same_alert`).
     expect(
         &on,
         &s,
