@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use pharos_sdk::http::{Request, check_url};
+use pharos_sdk::http::{Request, check_secret_url};
 use pharos_sdk::template::{Data, Templates, truncate};
 use pharos_sdk::{AlertStatus, Notification, Notifier, PluginError, config};
 use serde::{Deserialize, Serialize};
@@ -103,13 +103,7 @@ impl Discord {
 impl Notifier for Discord {
     fn configure(text: &str) -> Result<Self, PluginError> {
         let config: Config = config::parse(text)?;
-        if !config.webhook_url.is_empty() && check_url(&config.webhook_url).is_err() {
-            // The URL holds the webhook's token: say what is wrong without repeating it.
-            return Err(config::invalid(
-                "webhook_url",
-                "not an http:// or https:// URL",
-            ));
-        }
+        check_secret_url("webhook_url", &config.webhook_url)?;
         let discord = Discord {
             templates: Templates::load(DEFAULTS, text)?,
             config,

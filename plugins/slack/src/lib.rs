@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use pharos_sdk::http::{Request, Response, check_url};
+use pharos_sdk::http::{Request, Response, check_secret_url};
 use pharos_sdk::template::{Data, Templates, truncate};
 use pharos_sdk::{Notification, Notifier, PluginError, config};
 use serde::{Deserialize, Serialize};
@@ -343,10 +343,7 @@ fn check_answer(response: &Response) -> Result<(), PluginError> {
 impl Notifier for Slack {
     fn configure(text: &str) -> Result<Self, PluginError> {
         let config: Config = config::parse(text)?;
-        if !config.api_url.is_empty() && check_url(&config.api_url).is_err() {
-            // The URL is a secret: say what is wrong without repeating it.
-            return Err(config::invalid("api_url", "not an http:// or https:// URL"));
-        }
+        check_secret_url("api_url", &config.api_url)?;
         let slack = Slack {
             templates: Templates::load(DEFAULTS, text)?,
             config,

@@ -187,6 +187,24 @@ pub fn check_url(url: &str) -> Result<(), HttpError> {
     Url::parse(url).map(|_| ())
 }
 
+/// Checks a configured URL that is a secret (a webhook URL holding its token): unset
+/// (empty) is left to the caller, and a bad one is refused at `field` without
+/// repeating it in the error.
+///
+/// # Errors
+///
+/// `url` is set and not an http:// or https:// URL.
+pub fn check_secret_url(field: &str, url: &str) -> Result<(), crate::PluginError> {
+    if url.is_empty() || check_url(url).is_ok() {
+        Ok(())
+    } else {
+        Err(crate::config::invalid(
+            field,
+            "not an http:// or https:// URL",
+        ))
+    }
+}
+
 /// `GET url` with the default deadline and body cap.
 pub fn get(url: &str) -> Result<Response, HttpError> {
     Request::get(url).send()
