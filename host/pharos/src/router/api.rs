@@ -244,7 +244,8 @@ async fn post_alerts(State(s): State<WebState>, body: Bytes) -> Response {
         let mut store = state.alerts();
         for (p, starts_at, ends_at, timeout) in valid {
             // An alert sent before keeps sharing what did not change.
-            let held = store.get(p.fingerprint());
+            let fp = p.fingerprint();
+            let held = store.get(fp);
             let alert = Alert {
                 labels: posted::share(&p.labels, held.map(|h| &h.labels)),
                 annotations: posted::share(&p.annotations, held.map(|h| &h.annotations)),
@@ -255,7 +256,7 @@ async fn post_alerts(State(s): State<WebState>, body: Bytes) -> Response {
                 timeout,
             };
             resolved += usize::from(alert.resolved_at(now));
-            stored.push(store.put(alert, now));
+            stored.push(store.put_fingerprinted(fp, alert, now));
         }
     }
     let metrics = &state.metrics;

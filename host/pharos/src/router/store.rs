@@ -95,7 +95,14 @@ impl Store {
     /// Stores `alert`, merging it with a stored alert of the same labels when their
     /// activity overlaps, as upstream's provider does. Returns the alert as stored.
     pub fn put(&mut self, alert: Alert, now: i64) -> (u64, Alert) {
-        let fp = fingerprint(&alert.labels);
+        self.put_fingerprinted(fingerprint(&alert.labels), alert, now)
+    }
+
+    /// [`Store::put`] for a caller that hashed the labels already: the alerts API does,
+    /// to find what it holds, and hashing is a visible share of taking an alert in.
+    /// `fp` must be `fingerprint(&alert.labels)`.
+    pub fn put_fingerprinted(&mut self, fp: u64, alert: Alert, now: i64) -> (u64, Alert) {
+        debug_assert_eq!(fp, fingerprint(&alert.labels));
         let merged = match self.alerts.get(&fp) {
             Some(old)
                 if (alert.ends_at > old.starts_at && alert.ends_at < old.ends_at)
