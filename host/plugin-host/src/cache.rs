@@ -20,15 +20,21 @@
 //!   only regular files (no symlinks) of that user that nobody else may write.
 //!   This is the same trust the daemon places in its own binary; do not point
 //!   the cache at a shared or world-writable directory.
+//! - **In memory**, a component is compiled (or read from disk) once while any
+//!   version built from the same bytes is alive: every notifier entry of a
+//!   receiver is its own plugin instance of the same file, and twenty Slack
+//!   receivers would otherwise compile, or map, the same code twenty times.
 
 use crate::error::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -43,7 +49,17 @@ pub struct CompileStats {
     pub cache_writes: u64,
     /// Artifacts found but refused (foreign owner, loose permissions, damaged).
     pub cache_refused: u64,
+    /// Loads that shared a component a live version of the same bytes holds.
+    pub shared: u64,
 }
+
+/// A compiled component. Versions hold it through an `Arc`, and the cache holds
+/// only a `Weak`, so code leaves memory with the last version that runs it.
+pub(crate) struct Compiled(pub Component);
+
+/// The component of one digest, locked while it is compiled so that loads of the
+/// same bytes wait for the first instead of compiling beside it.
+type Slot = Arc<Mutex<Weak<Compiled>>>;
 
 pub(crate) struct Cache {
     dir: Option<TrustedDir>,
@@ -52,6 +68,8 @@ pub(crate) struct Cache {
     hits: AtomicU64,
     writes: AtomicU64,
     refused: AtomicU64,
+    shared: AtomicU64,
+    live: Mutex<HashMap<[u8; 32], Slot>>,
 }
 
 struct TrustedDir {
@@ -98,6 +116,8 @@ impl Cache {
             hits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
+            live: Mutex::new(HashMap::new()),
         })
     }
 
@@ -107,13 +127,41 @@ impl Cache {
             cache_hits: self.hits.load(Ordering::Relaxed),
             cache_writes: self.writes.load(Ordering::Relaxed),
             cache_refused: self.refused.load(Ordering::Relaxed),
+            shared: self.shared.load(Ordering::Relaxed),
         }
     }
 
-    /// The compiled component for `wasm` (whose SHA-256 is `digest`): from the
-    /// cache when a trusted artifact is there, else compiled (and cached).
-    /// Blocking: call it off the async executor.
+    /// The compiled component for `wasm` (whose SHA-256 is `digest`): the one a
+    /// live version already runs, else from the cache directory when a trusted
+    /// artifact is there, else compiled (and cached). Blocking: call it off the
+    /// async executor.
     pub fn component(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<Arc<Compiled>, String> {
+        let slot = {
+            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            // Forget digests nobody runs or is loading (a slot in use is locked).
+            live.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |held| held.strong_count() > 0)
+            });
+            live.entry(*digest).or_default().clone()
+        };
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(compiled) = held.upgrade() {
+            self.shared.fetch_add(1, Ordering::Relaxed);
+            return Ok(compiled);
+        }
+        let compiled = Arc::new(Compiled(self.compile_or_read(engine, wasm, digest)?));
+        *held = Arc::downgrade(&compiled);
+        Ok(compiled)
+    }
+
+    /// The component from the cache directory, or compiled (and written there).
+    fn compile_or_read(
         &self,
         engine: &Engine,
         wasm: &[u8],

@@ -13,7 +13,7 @@
 //! keep their `Arc` to the old version and finish on it.
 
 use crate::bindings::{exporter, notifier, relabeler, wit};
-use crate::cache::{Cache, CompileStats, hex};
+use crate::cache::{Cache, CompileStats, Compiled, hex};
 use crate::egress::Egress;
 use crate::engine::{self, EPOCH_TICK, MAX_MEMORY};
 use crate::error::{Error, ErrorKind};
@@ -316,7 +316,7 @@ impl Runtime {
             Kind::Notifier => &self.inner.notifier,
         };
         let instance_pre = linker
-            .instantiate_pre(&component)
+            .instantiate_pre(&component.0)
             .map_err(|e| refuse(format!("cannot link the component: {e:#}")))?;
         let bind_error = |e: wasmtime::Error| {
             refuse(format!(
@@ -357,6 +357,7 @@ impl Runtime {
             identity,
             engine: self.inner.engine.clone(),
             digest,
+            _component: component,
             origin: spec.origin.clone(),
             settings: Settings::of(&spec),
             limits,
@@ -417,6 +418,8 @@ struct Version {
     identity: Arc<Identity>,
     engine: Engine,
     digest: [u8; 32],
+    /// Held so that other loads of the same bytes share it (see [`crate::cache`]).
+    _component: Arc<Compiled>,
     origin: String,
     settings: Settings,
     limits: Limits,

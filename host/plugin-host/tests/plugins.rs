@@ -798,6 +798,42 @@ async fn the_compile_cache_serves_later_loads() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_of_the_same_bytes_share_one_compiled_component() {
+    let rt = runtime();
+    let a = rt
+        .load(spec("a", Kind::Relabeler, "relabel", "tag=1"))
+        .await
+        .unwrap();
+    let b = rt
+        .load(spec("b", Kind::Relabeler, "relabel", "tag=2"))
+        .await
+        .unwrap();
+    let stats = rt.compile_stats();
+    assert_eq!((stats.compiled, stats.shared), (1, 1));
+    // Each keeps its own configuration.
+    let tagged = |out: Vec<Outcome>| format!("{out:?}");
+    let one = tagged(a.relabel(&[series(&[("__name__", "up")])]).await.unwrap());
+    let two = tagged(b.relabel(&[series(&[("__name__", "up")])]).await.unwrap());
+    assert_ne!(one, two);
+
+    // Different bytes are compiled on their own.
+    let _other = rt
+        .load(spec("c", Kind::Exporter, "misbehave", "mode=ok"))
+        .await
+        .unwrap();
+    assert_eq!(rt.compile_stats().compiled, 2);
+
+    // Once no version runs the code, it leaves memory, and a later load compiles it.
+    drop((a, b));
+    let _d = rt
+        .load(spec("d", Kind::Relabeler, "relabel", "tag=4"))
+        .await
+        .unwrap();
+    let stats = rt.compile_stats();
+    assert_eq!((stats.compiled, stats.shared), (3, 1));
+}
+
 fn poll_once<F: Future + Unpin>(future: &mut F) -> impl Future<Output = Poll<F::Output>> + '_ {
     std::future::poll_fn(move |cx| Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
 }
