@@ -94,14 +94,10 @@ fn to(log: &Log, prefix: &str) -> Vec<Seen> {
         .collect()
 }
 
-/// Starts Pharos with a compiled-plugin cache in `files`, so the five plugins are
-/// compiled once rather than again for each receiver entry's instance, and waits for
-/// it to be ready: compiling five components takes a while on a loaded machine.
-fn start(config: &str, files: &tempfile::TempDir) -> Pharos {
-    let cache = files.path().join("plugin-cache");
-    let cache = cache.display().to_string();
-    let p = Pharos::start_with_config_and_args(config, &["--plugins.cache-dir", &cache])
-        .unwrap_or_else(|e| panic!("{e}"));
+/// Starts Pharos and waits for it to be ready: compiling five components takes a
+/// while on a loaded machine (each receiver entry's instance then shares its plugin's).
+fn start(config: &str) -> Pharos {
+    let p = Pharos::start(config).unwrap_or_else(|e| panic!("{e}"));
     let ready = wait_for(Duration::from_secs(300), || Ok(p.get("/-/ready")?.0 == 200));
     assert!(ready.is_ok(), "not ready: {ready:?}");
     p
@@ -136,7 +132,7 @@ fn every_receiver_plugin_reaches_its_service_and_broken_templates_are_refused() 
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let glob = files.path().join("*.tmpl").display().to_string();
-    let p = start(&config(&mock, &glob, &key.display().to_string()), &files);
+    let p = start(&config(&mock, &glob, &key.display().to_string()));
 
     post(
         &p,

@@ -13,7 +13,9 @@
 //! - relabel cost per series in steady state, for batches of 100 and 1000;
 //! - hot-reload time (alternating two versions whose artifacts are cached:
 //!   load, canary instance, configure, swap);
-//! - compile time of each test guest, without a cache and from a warm cache.
+//! - load time of each test guest and first-party notifier: compiled without a
+//!   cache, with a cold cache, from a warm cache, and shared with a loaded
+//!   version of the same bytes.
 //!
 //! Words after `--` pick the measures whose names start with them (`collect`,
 //! `relabel`, `reload`, `load`), so a profile or a quick check runs only what
@@ -154,8 +156,9 @@ async fn reload_ms(cache: &std::path::Path, wasm: &Arc<[u8]>) -> Result<f64> {
     Ok(median(times))
 }
 
-/// Load time in ms without a cache, with a cold cache (compile and write), and
-/// from the warm cache in a fresh runtime.
+/// Load time in ms without a cache, with a cold cache (compile and write), from
+/// the warm cache in a fresh runtime, and of the same bytes again while a loaded
+/// version runs them (shared in memory: a receiver's notifier entry).
 async fn compile_ms(
     name: &str,
     kind: Kind,
@@ -163,27 +166,49 @@ async fn compile_ms(
     wasm: &[u8],
     rounds: usize,
     cache: &std::path::Path,
-) -> Result<(f64, f64, f64)> {
+) -> Result<[f64; 4]> {
     let timed = |rt: Runtime, s: PluginSpec| async move {
         let started = Instant::now();
-        rt.load(s).await.map_err(|e| e.to_string())?;
-        Ok::<f64, String>(started.elapsed().as_secs_f64() * 1e3)
+        let plugin = rt.load(s).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((started.elapsed().as_secs_f64() * 1e3, plugin))
     };
     let none = Runtime::new(RuntimeOptions::default()).map_err(|e| e.to_string())?;
     let cached = RuntimeOptions {
         cache_dir: Some(cache.to_owned()),
     };
-    let mut results = [Vec::new(), Vec::new(), Vec::new()];
+    let mut results = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
         let wasm = guests::variant(wasm, &format!("compile-{round}"));
-        results[0].push(timed(none.clone(), spec(name, kind, wasm.clone(), config)).await?);
+        let (ms, held) = timed(none.clone(), spec(name, kind, wasm.clone(), config)).await?;
+        results[0].push(ms);
+        let again = format!("{name}-again");
+        results[3].push(
+            timed(none.clone(), spec(&again, kind, wasm.clone(), config))
+                .await?
+                .0,
+        );
+        drop(held);
         let cold = Runtime::new(cached.clone()).map_err(|e| e.to_string())?;
-        results[1].push(timed(cold, spec(name, kind, wasm.clone(), config)).await?);
+        results[1].push(timed(cold, spec(name, kind, wasm.clone(), config)).await?.0);
         let warm = Runtime::new(cached.clone()).map_err(|e| e.to_string())?;
-        results[2].push(timed(warm, spec(name, kind, wasm, config)).await?);
+        results[2].push(timed(warm, spec(name, kind, wasm, config)).await?.0);
     }
-    let [a, b, c] = results;
-    Ok((median(a), median(b), median(c)))
+    Ok(results.map(median))
+}
+
+/// Prints what [`compile_ms`] measured for `what`.
+fn print_loads(what: &str, [none, cold, warm, shared]: [f64; 4]) {
+    println!(
+        "{:<58} {:>9.1} ms",
+        format!("load {what}, no cache (compile)"),
+        none
+    );
+    println!("{:<58} {:>9.1} ms", "  cold cache (compile + write)", cold);
+    println!("{:<58} {:>9.1} ms", "  warm cache (load artifact)", warm);
+    println!(
+        "{:<58} {:>9.1} ms",
+        "  same bytes while loaded (shared)", shared
+    );
 }
 
 /// Whether the measure `name` was asked for: no words (beside the `--bench`
@@ -255,15 +280,8 @@ async fn run() -> Result<()> {
     ] {
         let wasm = guests::guest(name)?;
         let wasm_kib = wasm.len() / 1024;
-        let (none, cold, warm) =
-            compile_ms(name, kind, config, &wasm, 3, &cache.path().join("compile")).await?;
-        println!(
-            "{:<58} {:>9.1} ms",
-            format!("load {name} ({wasm_kib} KiB), no cache (compile)"),
-            none
-        );
-        println!("{:<58} {:>9.1} ms", "  cold cache (compile + write)", cold);
-        println!("{:<58} {:>9.1} ms", "  warm cache (load artifact)", warm);
+        let times = compile_ms(name, kind, config, &wasm, 3, &cache.path().join("compile")).await?;
+        print_loads(&format!("{name} ({wasm_kib} KiB)"), times);
     }
     // First-party notifiers: webhook (HTTP through the host) and email (its own
     // SMTP client and a TLS stack in the component, so the largest plugin).
@@ -279,7 +297,7 @@ async fn run() -> Result<()> {
             continue;
         };
         let kib = first.wasm.len() / 1024;
-        let (none, cold, warm) = compile_ms(
+        let times = compile_ms(
             name,
             Kind::Notifier,
             config,
@@ -288,13 +306,7 @@ async fn run() -> Result<()> {
             &cache.path().join("compile"),
         )
         .await?;
-        println!(
-            "{:<58} {:>9.1} ms",
-            format!("load first-party {name} ({kib} KiB), no cache (compile)"),
-            none
-        );
-        println!("{:<58} {:>9.1} ms", "  cold cache (compile + write)", cold);
-        println!("{:<58} {:>9.1} ms", "  warm cache (load artifact)", warm);
+        print_loads(&format!("first-party {name} ({kib} KiB)"), times);
     }
     // The example exporters in other languages, when scripts/setup has built them.
     // Python and JavaScript components carry their language's runtime, so one
@@ -317,7 +329,7 @@ async fn run() -> Result<()> {
         };
         let kib = wasm.len() / 1024;
         let rounds = if lang == "c" { 3 } else { 1 };
-        let (none, cold, warm) = compile_ms(
+        let times = compile_ms(
             file,
             Kind::Exporter,
             &config,
@@ -326,13 +338,7 @@ async fn run() -> Result<()> {
             &cache.path().join("compile"),
         )
         .await?;
-        println!(
-            "{:<58} {:>9.1} ms",
-            format!("load {lang} example ({kib} KiB), no cache (compile)"),
-            none
-        );
-        println!("{:<58} {:>9.1} ms", "  cold cache (compile + write)", cold);
-        println!("{:<58} {:>9.1} ms", "  warm cache (load artifact)", warm);
+        print_loads(&format!("{lang} example ({kib} KiB)"), times);
     }
     Ok(())
 }
