@@ -1,6 +1,6 @@
 """An SMTP server for the email notifier's black-box tests (aiosmtpd).
 
-    python3 smtp_sink.py PORT OUT [FAIL_FIRST [CERT KEY]]
+    python3 smtp_sink.py PORT OUT [FAIL_FIRST [CERT KEY [CLIENT_CA]]]
 
 Listens on 127.0.0.1:PORT, offers AUTH PLAIN and LOGIN without TLS (user
 `pharos`, password `secret`; authenticating is optional) and appends one JSON
@@ -9,7 +9,9 @@ as received (after the server has undone dot-stuffing). The first FAIL_FIRST
 messages (default 0) are answered `451` at the end of DATA and recorded with
 `"rejected": true`. With CERT and KEY (PEM files) it offers STARTTLS and
 refuses mail before it, and records `"tls": true` for messages that came over
-it. Prints `ready` once it accepts connections, then serves until it is killed.
+it. With CLIENT_CA it also asks for a client certificate (optional) and records
+the common name of one that CLIENT_CA verified as `"client"`. Prints `ready` once
+it accepts connections, then serves until it is killed.
 """
 
 import json
@@ -40,6 +42,7 @@ class Sink:
             "login": login,
             "data": envelope.content.decode("utf-8", "replace"),
             "tls": session.ssl is not None,
+            "client": client_name(session.ssl),
         }
         with self.lock:
             reject = self.fail_left > 0
@@ -50,6 +53,16 @@ class Sink:
         if reject:
             return "451 4.3.0 try again later"
         return "250 OK"
+
+
+def client_name(tls):
+    """The commonName of the client certificate the TLS session verified, if any."""
+    cert = (tls or {}).get("peercert") or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
 
 
 def authenticate(server, session, envelope, mechanism, auth_data):
@@ -71,6 +84,9 @@ def main():
     if len(sys.argv) > 5:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(sys.argv[4], sys.argv[5])
+        if len(sys.argv) > 6:
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(sys.argv[6])
         tls = {"tls_context": context, "require_starttls": True}
     controller = Controller(
         Sink(out, fail_first),

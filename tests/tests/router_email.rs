@@ -20,12 +20,13 @@ struct Sink {
 impl Sink {
     /// Starts the sink; it answers 451 to the first `fail_first` messages.
     fn start(fail_first: u32) -> Sink {
-        Sink::start_with(fail_first, None)
+        Sink::start_with(fail_first, &[])
     }
 
-    /// Starts the sink, with STARTTLS required when `tls` names a certificate
-    /// and key file.
-    fn start_with(fail_first: u32, tls: Option<(&Path, &Path)>) -> Sink {
+    /// Starts the sink, with STARTTLS required when `tls` names a certificate and
+    /// key file, and a client certificate asked for when a third file names the CA
+    /// that verifies it.
+    fn start_with(fail_first: u32, tls: &[&Path]) -> Sink {
         let python = require_tool("python3");
         let probe = Command::new(&python)
             .args(["-c", "import aiosmtpd"])
@@ -45,7 +46,7 @@ impl Sink {
             .arg(port.to_string())
             .arg(&out)
             .arg(fail_first.to_string())
-            .args(tls.map(|(cert, key)| [cert, key]).into_iter().flatten())
+            .args(tls)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -84,6 +85,16 @@ impl Drop for Sink {
 /// A router sending every alert, grouped by `alertname`, to one email receiver;
 /// `allow` is the plugin's allow-list and `entry` the receiver entry's config.
 fn router(allow: &str, entry: &str) -> String {
+    router_entries(allow, &[entry])
+}
+
+/// [`router`] with an email entry for each of `entries` in the receiver.
+fn router_entries(allow: &str, entries: &[&str]) -> String {
+    let notifiers: Vec<String> = entries
+        .iter()
+        .map(|e| format!(r#"{{"plugin": "email", "config": {e}}}"#))
+        .collect();
+    let notifiers = notifiers.join(", ");
     format!(
         r#"{{"web": {{"listen_address": "127.0.0.1:0"}},
             "plugins": [{{"name": "email", "kind": "notifier", "allow_hosts": [{allow}],
@@ -91,7 +102,7 @@ fn router(allow: &str, entry: &str) -> String {
                           "config": {{"from": "Pharos <pharos@example.com>", "require_tls": false}}}}],
             "route": {{"receiver": "mail", "group_by": ["alertname"],
                        "group_wait": "200ms", "group_interval": "10s"}},
-            "receivers": [{{"name": "mail", "notifiers": [{{"plugin": "email", "config": {entry}}}]}}]}}"#
+            "receivers": [{{"name": "mail", "notifiers": [{notifiers}]}}]}}"#
     )
 }
 
@@ -277,13 +288,13 @@ fn a_4xx_reply_is_retried() {
     assert!(sent >= 1.0, "{sent}");
 }
 
-/// With `require_tls` (upstream's default) the plugin upgrades the session with
-/// STARTTLS, verifying the server against the CA the configuration gives;
-/// without that CA the certificate is refused and nothing is sent.
-#[test]
-fn require_tls_upgrades_with_starttls() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+/// A self-signed P-256 certificate for 127.0.0.1 and localhost with the common name
+/// `name`, written to `<name>.pem` and `<name>-key.pem` in `dir`.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
     let made = Command::new(require_tool("openssl"))
         .args([
             "req",
@@ -293,7 +304,7 @@ fn require_tls_upgrades_with_starttls() {
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
         ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
         .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
@@ -307,8 +318,18 @@ fn require_tls_upgrades_with_starttls() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    (cert, key)
+}
+
+/// With `require_tls` (upstream's default) the plugin upgrades the session with
+/// STARTTLS, verifying the server against the CA the configuration gives;
+/// without that CA the certificate is refused and nothing is sent.
+#[test]
+fn require_tls_upgrades_with_starttls() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (cert, key) = self_signed(dir.path(), "server");
     let pem = std::fs::read_to_string(&cert).unwrap_or_default();
-    let sink = Sink::start_with(0, Some((&cert, &key)));
+    let sink = Sink::start_with(0, &[&cert, &key]);
     let host = format!("127.0.0.1:{}", sink.port);
     let entry = |ca: &str| {
         format!(
@@ -343,4 +364,45 @@ fn require_tls_upgrades_with_starttls() {
         attempts[0]["rcpt_tos"],
         serde_json::json!(["ops@example.com"])
     );
+}
+
+/// `tls_config` as alertmanager.yml writes it: `ca_file`, `cert_file` and `key_file`
+/// (read by the host, since a plugin cannot read files) verify the server and present
+/// a client certificate the server verifies; `insecure_skip_verify` sends over TLS to
+/// a server no configured CA vouches for.
+#[test]
+fn tls_config_files_client_certificates_and_skip_verify() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (cert, key) = self_signed(dir.path(), "server");
+    let (client_cert, client_key) = self_signed(dir.path(), "pharos-client");
+    let sink = Sink::start_with(0, &[&cert, &key, &client_cert]);
+    let host = format!("127.0.0.1:{}", sink.port);
+    let path = |p: &Path| Value::String(p.display().to_string());
+    let files = format!(
+        r#"{{"to": "files@example.com", "smarthost": "{host}", "require_tls": true,
+             "tls_config": {{"ca_file": {}, "cert_file": {}, "key_file": {}}}}}"#,
+        path(&cert),
+        path(&client_cert),
+        path(&client_key)
+    );
+    let skip = format!(
+        r#"{{"to": "skip@example.com", "smarthost": "{host}", "require_tls": true,
+             "tls_config": {{"insecure_skip_verify": true}}}}"#
+    );
+    let p = start(&router_entries(&format!(r#""{host}""#), &[&files, &skip]));
+    post(&p, r#"[{"labels": {"alertname": "DiskFull"}}]"#);
+    wait_for(Duration::from_secs(15), || Ok(sink.attempts().len() >= 2))
+        .unwrap_or_else(|e| panic!("not two emails: {e}; log: {:?}", p.log_lines()));
+    let attempts = sink.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    let to = |rcpt: &str| {
+        attempts
+            .iter()
+            .find(|a| a["rcpt_tos"][0] == rcpt)
+            .unwrap_or_else(|| panic!("nothing to {rcpt}: {attempts:?}"))
+    };
+    assert_eq!(to("files@example.com")["tls"], true);
+    assert_eq!(to("files@example.com")["client"], "pharos-client");
+    assert_eq!(to("skip@example.com")["tls"], true);
+    assert_eq!(to("skip@example.com")["client"], Value::Null);
 }

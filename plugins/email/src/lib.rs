@@ -13,8 +13,11 @@
 //! (`auth_password_file` is read by the host, as every top-level `<key>_file`),
 //! `auth_identity`, `headers`, `html` (default
 //! `{{ template "email.default.html" . }}`), `text` (default empty),
-//! `require_tls` (default `true`), `tls_config` (`server_name`, and `ca`: PEM
-//! certificates to trust instead of Mozilla's roots). `to`, `from`, header
+//! `require_tls` (default `true`), `tls_config` (`ca_file`: certificates to
+//! trust instead of Mozilla's roots; `cert_file` and `key_file`: a client
+//! certificate; `server_name`; `insecure_skip_verify`). The host reads every
+//! `<key>_file` of the configuration into `<key>`, so the plugin receives `ca`,
+//! `cert` and `key` as PEM text, which may also be given inline. `to`, `from`, header
 //! values, `html` and `text` are templates (the SDK's Alertmanager templates;
 //! the defaults are in `default.tmpl`); the `Subject` header defaults to
 //! `{{ template "email.default.subject" . }}`. The smarthost's host must be in
@@ -23,8 +26,8 @@
 //! TLS as upstream: `require_tls` makes the plugin upgrade with STARTTLS after
 //! EHLO (and fail if the server does not offer it), port 465 speaks TLS from
 //! the first byte, and otherwise the dialogue is in clear text. Not built:
-//! `tls_config.ca_file` (a notifier cannot read files),
-//! `insecure_skip_verify`, client certificates, CRAM-MD5. `html` is rendered
+//! CRAM-MD5 (`auth_secret`), and `tls_config`'s `min_version` and `max_version`.
+//! `html` is rendered
 //! with what its actions print HTML-escaped, as upstream's html/template escapes
 //! it in text and quoted attributes (pipelines ending in `html` or `safeHtml`
 //! are left as they are); Go's other contexts (scripts, URL filtering) are not
@@ -78,16 +81,20 @@ struct Config {
     tls_config: TlsConfig,
 }
 
-/// Upstream's `tls_config`, as far as a notifier without files can take it.
+/// Upstream's `tls_config`, with the files read by the host (see the module
+/// documentation).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TlsConfig {
-    /// PEM CA certificates to trust instead of Mozilla's roots (Pharos's
-    /// stand-in for `ca_file`).
+    /// PEM CA certificates to trust instead of Mozilla's roots (`ca_file`).
     #[serde(default)]
     ca: String,
+    /// PEM client certificate chain (`cert_file`).
     #[serde(default)]
-    ca_file: String,
+    cert: String,
+    /// PEM private key of `cert` (`key_file`).
+    #[serde(default)]
+    key: String,
     /// The name the certificate must hold; the smarthost's host by default.
     #[serde(default)]
     server_name: String,
@@ -249,25 +256,19 @@ impl Email {
             })?;
         }
         let t = &config.tls_config;
-        if !t.ca_file.is_empty() {
-            return Err(config::invalid(
-                "tls_config.ca_file",
-                "a notifier plugin cannot read files; put the PEM certificates in tls_config.ca",
-            ));
-        }
-        if t.insecure_skip_verify {
-            return Err(config::invalid(
-                "tls_config.insecure_skip_verify",
-                "not supported: trust the server's CA with tls_config.ca instead",
-            ));
-        }
         if !t.server_name.is_empty() && !tls::valid_server_name(&t.server_name) {
             return Err(config::invalid(
                 "tls_config.server_name",
                 format!("{:?} is not a host name or address", t.server_name),
             ));
         }
-        let tls = tls::config(&t.ca).map_err(|e| config::invalid("tls_config.ca", e))?;
+        let tls = tls::config(tls::Settings {
+            ca: &t.ca,
+            cert: &t.cert,
+            key: &t.key,
+            insecure_skip_verify: t.insecure_skip_verify,
+        })
+        .map_err(|(key, e)| config::invalid(key, e))?;
         for (key, text) in [
             ("from", &config.from),
             ("to", &config.to),
@@ -546,17 +547,19 @@ mod tests {
             assert!(e.reason().contains(part), "{json}: {}", e.reason());
         };
         refused(r#"{"smarthost": "mx", "require_tls": false}"#, "host:port");
-        refused(r#"{"tls_config": {"ca_file": "/ca.pem"}}"#, "tls_config.ca");
-        refused(
-            r#"{"tls_config": {"insecure_skip_verify": true}}"#,
-            "not supported",
-        );
+        parse(r#"{"tls_config": {"insecure_skip_verify": true}}"#).unwrap();
+        refused(r#"{"tls_config": {"cert": "x"}}"#, "go together");
         refused(r#"{"tls_config": {"server_name": "a b"}}"#, "server_name");
         refused(
             r#"{"tls_config": {"ca": "nothing"}}"#,
             "holds no certificate",
         );
+        // The host reads files; one that reached the plugin was not meant for it.
         refused(r#"{"tls_config": {"cert_file": "/c"}}"#, "unknown field");
+        refused(
+            r#"{"tls_config": {"min_version": "TLS12"}}"#,
+            "unknown field",
+        );
         parse(r#"{"smarthost": "mx:465", "tls_config": {"server_name": "mx.example"}}"#).unwrap();
         refused(
             r#"{"headers": {"subject": "a", "Subject": "b"}}"#,

@@ -1,36 +1,139 @@
 //! TLS to the smarthost (STARTTLS, or TLS from the first byte on port 465):
 //! rustls with the pure-Rust RustCrypto provider, verifying the server against
-//! Mozilla's roots or the CA certificates the configuration gives.
+//! Mozilla's roots or the CA certificates the configuration gives, and offering
+//! a client certificate when the configuration holds one.
 
 use crate::smtp::Failure;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-/// Client settings: trust `ca_pem`'s certificates if any, else Mozilla's roots.
-pub fn config(ca_pem: &str) -> Result<Arc<ClientConfig>, String> {
+/// Upstream's `tls_config` as the plugin receives it: the host has read
+/// `ca_file`, `cert_file` and `key_file` into `ca`, `cert` and `key`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Settings<'a> {
+    /// PEM CA certificates to trust instead of Mozilla's roots.
+    pub ca: &'a str,
+    /// PEM client certificate chain, offered when the server asks for one.
+    pub cert: &'a str,
+    /// PEM private key of `cert`.
+    pub key: &'a str,
+    /// Accept any server certificate (the handshake's signatures are still checked).
+    pub insecure_skip_verify: bool,
+}
+
+/// The client configuration for `settings`. Errors name the setting at fault.
+pub fn config(settings: Settings<'_>) -> Result<Arc<ClientConfig>, (&'static str, String)> {
+    let provider = Arc::new(rustls_rustcrypto::provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("tls_config", format!("no TLS version available: {e}")))?;
+    // A CA that cannot be read is refused even when nothing will be verified, as
+    // upstream reads `ca_file` before it looks at `insecure_skip_verify`.
+    let roots = roots(settings.ca).map_err(|e| ("tls_config.ca", e))?;
+    let builder = if settings.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(
+                provider.signature_verification_algorithms,
+            )))
+    } else {
+        builder.with_root_certificates(roots)
+    };
+    let config = match (settings.cert.trim(), settings.key.trim()) {
+        ("", "") => builder.with_no_client_auth(),
+        ("", _) | (_, "") => {
+            return Err((
+                "tls_config",
+                "cert_file and key_file go together: give both or neither".to_owned(),
+            ));
+        }
+        (cert, key) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ("tls_config.cert", format!("not PEM certificates: {e}")))?;
+            if chain.is_empty() {
+                return Err(("tls_config.cert", "holds no certificate".to_owned()));
+            }
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|e| ("tls_config.key", format!("not a PEM private key: {e}")))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                (
+                    "tls_config.key",
+                    format!("not usable with the certificate: {e}"),
+                )
+            })?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// `ca_pem`'s certificates if any, else Mozilla's roots.
+fn roots(ca_pem: &str) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     if ca_pem.trim().is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    } else {
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            let cert = cert.map_err(|e| format!("not PEM certificates: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
-        }
-        if roots.is_empty() {
-            return Err("holds no certificate".to_owned());
-        }
+        return Ok(roots);
     }
-    let config = ClientConfig::builder_with_provider(Arc::new(rustls_rustcrypto::provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("no TLS version available: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("not PEM certificates: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no certificate".to_owned());
+    }
+    Ok(roots)
+}
+
+/// `insecure_skip_verify`: any certificate is taken for any name, as Go's
+/// `InsecureSkipVerify` does. The server must still sign the handshake with the
+/// key of the certificate it sent, so the session is encrypted to whoever holds
+/// it; only who that is goes unchecked.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 /// Whether `name` can be checked against a certificate (a DNS name or an IP address).
@@ -77,17 +180,53 @@ mod tests {
 
     #[test]
     fn roots_come_from_the_configuration_or_mozilla() {
-        assert!(config("").is_ok());
-        let e = config("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+        let ca = |ca| {
+            config(Settings {
+                ca,
+                ..Settings::default()
+            })
             .err()
-            .unwrap_or_default();
-        assert!(e.starts_with("not PEM certificates"), "{e}");
-        assert_eq!(
-            config("no pem here").err().unwrap_or_default(),
-            "holds no certificate"
-        );
+            .unwrap_or_default()
+        };
+        assert!(config(Settings::default()).is_ok());
+        let e = ca("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
+        assert_eq!(e.0, "tls_config.ca");
+        assert!(e.1.starts_with("not PEM certificates"), "{e:?}");
+        assert_eq!(ca("no pem here").1, "holds no certificate");
         assert!(valid_server_name("mail.example.com"));
         assert!(valid_server_name("127.0.0.1"));
         assert!(!valid_server_name("not a name"));
+    }
+
+    #[test]
+    fn skip_verify_and_client_certificates() {
+        let skip = Settings {
+            insecure_skip_verify: true,
+            ..Settings::default()
+        };
+        assert!(config(skip).is_ok());
+        let unreadable_ca = Settings {
+            ca: "no pem here",
+            ..skip
+        };
+        assert_eq!(
+            config(unreadable_ca).err().unwrap_or_default().0,
+            "tls_config.ca"
+        );
+        let client = |cert, key| {
+            config(Settings {
+                cert,
+                key,
+                ..Settings::default()
+            })
+            .err()
+            .unwrap_or_default()
+        };
+        assert!(client("x", "").1.contains("go together"));
+        assert!(client("", "x").1.contains("go together"));
+        assert_eq!(client("no pem", "no pem").0, "tls_config.cert");
+        let cert = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        let e = client(cert, "no pem");
+        assert_eq!(e.0, "tls_config.key", "{e:?}");
     }
 }

@@ -160,9 +160,10 @@ fn merged_config(base: &serde_json::Value, entry: &serde_json::Value) -> serde_j
 const TEMPLATES_KEY: &str = "__templates";
 
 /// What a notifier instance is configured with besides its merged settings:
-/// - each top-level `<key>_file` (alertmanager.yml's way of keeping a secret such as
-///   `routing_key_file` or `bot_token_file` out of the document) becomes `<key>` with
-///   the file's contents, trimmed — plugins cannot read files; giving both is an error;
+/// - each `<key>_file`, at the top or in a nested object such as `tls_config`
+///   (alertmanager.yml's way of keeping a secret such as `routing_key_file` out of the
+///   document, or of pointing at `tls_config.ca_file`), becomes `<key>` with the file's
+///   contents, trimmed — plugins cannot read files; giving both is an error;
 /// - the router's template files go under [`TEMPLATES_KEY`] when there are any.
 ///
 /// Files are read when the instance is (re)loaded: on a configuration reload or the
@@ -174,6 +175,32 @@ fn notifier_config(
     let serde_json::Value::Object(map) = &mut config else {
         return Ok(config);
     };
+    read_files(map, "")?;
+    if !templates.is_empty() {
+        map.insert(
+            TEMPLATES_KEY.to_string(),
+            serde_json::Value::Array(
+                templates
+                    .iter()
+                    .map(|t| serde_json::json!({"name": t.name, "text": t.text}))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(config)
+}
+
+/// Replaces each `<key>_file` of `map` and of the objects in it by `<key>` with the
+/// file's trimmed contents. `at` is the path of `map`, for errors (`tls_config.`).
+fn read_files(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<(), String> {
+    for (key, value) in map.iter_mut() {
+        if let serde_json::Value::Object(inner) = value {
+            read_files(inner, &format!("{at}{key}."))?;
+        }
+    }
     let files: Vec<(String, String)> = map
         .iter()
         .filter_map(|(k, v)| {
@@ -188,25 +215,14 @@ fn notifier_config(
         }
         if map.get(&key).is_some_and(|v| v != "" && !v.is_null()) {
             return Err(format!(
-                "at most one of {key} and {key}_file must be configured"
+                "at most one of {at}{key} and {at}{key}_file must be configured"
             ));
         }
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {key}_file {path}: {e}"))?;
+            .map_err(|e| format!("cannot read {at}{key}_file {path}: {e}"))?;
         map.insert(key, serde_json::Value::String(text.trim().to_string()));
     }
-    if !templates.is_empty() {
-        map.insert(
-            TEMPLATES_KEY.to_string(),
-            serde_json::Value::Array(
-                templates
-                    .iter()
-                    .map(|t| serde_json::json!({"name": t.name, "text": t.text}))
-                    .collect(),
-            ),
-        );
-    }
-    Ok(config)
+    Ok(())
 }
 
 /// Each notifier entry of a receiver is its own instance of its plugin, configured with
@@ -648,6 +664,19 @@ mod tests {
         assert_eq!(
             notifier_config(serde_json::json!({"url": "u"}), &[]).unwrap(),
             serde_json::json!({"url": "u"})
+        );
+        // Nested objects too: `tls_config.ca_file`, named by its path in errors.
+        let nested = serde_json::json!({"tls_config": {"ca_file": key.display().to_string(),
+            "server_name": "mx"}});
+        assert_eq!(
+            notifier_config(nested, &[]).unwrap(),
+            serde_json::json!({"tls_config": {"ca": "s3cret", "server_name": "mx"}})
+        );
+        let missing = serde_json::json!({"tls_config": {"cert_file": "/nonexistent/cert.pem"}});
+        assert!(
+            notifier_config(missing, &[])
+                .unwrap_err()
+                .starts_with("cannot read tls_config.cert_file /nonexistent/cert.pem: ")
         );
     }
 }
