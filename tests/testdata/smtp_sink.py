@@ -2,9 +2,10 @@
 
     python3 smtp_sink.py PORT OUT [FAIL_FIRST [CERT KEY [CLIENT_CA]]]
 
-Listens on 127.0.0.1:PORT, offers AUTH PLAIN and LOGIN without TLS (user
-`pharos`, password `secret`; authenticating is optional) and appends one JSON
-line per delivery attempt to OUT: the envelope, the login used and the message
+Listens on 127.0.0.1:PORT, offers AUTH CRAM-MD5, PLAIN and LOGIN without TLS
+(user `pharos`, password `secret`, CRAM-MD5 secret `shared`; authenticating is
+optional) and appends one JSON line per delivery attempt to OUT: the envelope,
+the login used, `"cram_md5": true` when it was by CRAM-MD5, and the message
 as received (after the server has undone dot-stuffing). The first FAIL_FIRST
 messages (default 0) are answered `451` at the end of DATA and recorded with
 `"rejected": true`. With CERT and KEY (PEM files) it offers STARTTLS and
@@ -14,14 +15,23 @@ the common name of one that CLIENT_CA verified as `"client"`. Prints `ready` onc
 it accepts connections, then serves until it is killed.
 """
 
+import hmac
 import json
 import logging
+import os
 import ssl
 import sys
 import threading
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
+
+
+class CramMd5Login:
+    """The auth_data of a CRAM-MD5 login: the user name."""
+
+    def __init__(self, login):
+        self.login = login
 
 
 class Sink:
@@ -35,12 +45,14 @@ class Sink:
             f.write(json.dumps(entry) + "\n")
 
     async def handle_DATA(self, server, session, envelope):
-        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, (LoginPassword, CramMd5Login)) else None
         entry = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "login": login,
             "data": envelope.content.decode("utf-8", "replace"),
+            "cram_md5": isinstance(auth, CramMd5Login),
             "tls": session.ssl is not None,
             "client": client_name(session.ssl),
         }
@@ -53,6 +65,20 @@ class Sink:
         if reject:
             return "451 4.3.0 try again later"
         return "250 OK"
+
+
+    async def auth_CRAM__MD5(self, server, args):  # aiosmtpd: "__" is "-"
+        """RFC 2195: the client answers a challenge with its name and the
+        HMAC-MD5 of the challenge keyed with the shared secret."""
+        challenge = f"<{os.getpid()}.{threading.get_ident()}@sink>".encode()
+        answer = await server.challenge_auth(challenge)
+        if answer is MISSING:  # challenge_auth has answered the client already
+            return AuthResult(success=False, handled=True)
+        user, _, digest = answer.decode("utf-8", "replace").partition(" ")
+        expected = hmac.new(b"shared", challenge, "md5").hexdigest()
+        ok = user == "pharos" and hmac.compare_digest(digest, expected)
+        # handled=False: aiosmtpd answers a failure with 535 itself.
+        return AuthResult(success=ok, handled=False, auth_data=CramMd5Login(user.encode()))
 
 
 def client_name(tls):

@@ -190,6 +190,8 @@ fn an_alert_is_delivered_as_an_email() {
         serde_json::json!(["ops@example.com", "dev@example.com"])
     );
     assert_eq!(m["login"], "pharos");
+    // The sink lists CRAM-MD5 first; without auth_secret the plugin passes it over.
+    assert_eq!(m["cram_md5"], false);
     let data = m["data"].as_str().unwrap_or("");
     let (headers, body) = split_message(data);
     assert_eq!(
@@ -405,4 +407,42 @@ fn tls_config_files_client_certificates_and_skip_verify() {
     assert_eq!(to("files@example.com")["client"], "pharos-client");
     assert_eq!(to("skip@example.com")["tls"], true);
     assert_eq!(to("skip@example.com")["client"], Value::Null);
+}
+
+/// `auth_secret` (here from `auth_secret_file`, read by the host) logs in with
+/// CRAM-MD5 when the server lists it first, as upstream; a wrong secret is refused
+/// by the server and nothing is sent for that entry.
+#[test]
+fn cram_md5_with_auth_secret() {
+    let sink = Sink::start(0);
+    let host = format!("127.0.0.1:{}", sink.port);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "shared\n").unwrap_or_else(|e| panic!("{e}"));
+    let right = format!(
+        r#"{{"to": "right@example.com", "smarthost": "{host}", "auth_username": "pharos",
+             "auth_secret_file": {}}}"#,
+        Value::String(secret.display().to_string())
+    );
+    let wrong = format!(
+        r#"{{"to": "wrong@example.com", "smarthost": "{host}", "auth_username": "pharos",
+             "auth_secret": "guess"}}"#
+    );
+    let p = start(&router_entries(&format!(r#""{host}""#), &[&right, &wrong]));
+    post(&p, r#"[{"labels": {"alertname": "DiskFull"}}]"#);
+    wait_for(Duration::from_secs(15), || {
+        Ok(!sink.attempts().is_empty()
+            && p.log_lines()
+                .iter()
+                .any(|l| l.contains("notify failed") && l.contains("AUTH CRAM-MD5")))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}; log: {:?}", sink.attempts(), p.log_lines()));
+    let attempts = sink.attempts();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(
+        attempts[0]["rcpt_tos"],
+        serde_json::json!(["right@example.com"])
+    );
+    assert_eq!(attempts[0]["login"], "pharos");
+    assert_eq!(attempts[0]["cram_md5"], true);
 }

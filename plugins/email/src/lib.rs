@@ -11,7 +11,7 @@
 //! The keys are upstream's: `to`, `from`, `smarthost` (`host:port`, required to
 //! send), `hello` (default `localhost`), `auth_username`, `auth_password`
 //! (`auth_password_file` is read by the host, as every top-level `<key>_file`),
-//! `auth_identity`, `headers`, `html` (default
+//! `auth_identity`, `auth_secret` (CRAM-MD5), `headers`, `html` (default
 //! `{{ template "email.default.html" . }}`), `text` (default empty),
 //! `require_tls` (default `true`), `tls_config` (`ca_file`: certificates to
 //! trust instead of Mozilla's roots; `cert_file` and `key_file`: a client
@@ -26,7 +26,9 @@
 //! TLS as upstream: `require_tls` makes the plugin upgrade with STARTTLS after
 //! EHLO (and fail if the server does not offer it), port 465 speaks TLS from
 //! the first byte, and otherwise the dialogue is in clear text. Not built:
-//! CRAM-MD5 (`auth_secret`), and `tls_config`'s `min_version` and `max_version`.
+//! `tls_config`'s `min_version` and `max_version`. AUTH uses the first
+//! mechanism the server lists that the configuration can serve, as upstream:
+//! CRAM-MD5 with `auth_secret`, PLAIN or LOGIN with `auth_password`.
 //! `html` is rendered
 //! with what its actions print HTML-escaped, as upstream's html/template escapes
 //! it in text and quoted attributes (pipelines ending in `html` or `safeHtml`
@@ -69,6 +71,8 @@ struct Config {
     auth_password: String,
     #[serde(default)]
     auth_identity: String,
+    #[serde(default)]
+    auth_secret: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
     #[serde(default = "default_html")]
@@ -419,11 +423,16 @@ impl Email {
     ) -> Result<(), PluginError> {
         let c = &self.config;
         if !c.auth_username.is_empty() && client.extension("AUTH").is_some() {
-            let authenticated =
-                client.authenticate(&c.auth_identity, &c.auth_username, &c.auth_password)?;
+            let authenticated = client.authenticate(&smtp::Credentials {
+                identity: &c.auth_identity,
+                username: &c.auth_username,
+                password: &c.auth_password,
+                secret: &c.auth_secret,
+            })?;
             if !authenticated {
                 return Err(PluginError::permanent(format!(
-                    "{}: none of the server's AUTH mechanisms ({}) is PLAIN or LOGIN",
+                    "{}: none of the server's AUTH mechanisms ({}) can be used: CRAM-MD5 \
+                     needs auth_secret, PLAIN and LOGIN need auth_password",
                     c.smarthost,
                     client.extension("AUTH").unwrap_or("")
                 )));

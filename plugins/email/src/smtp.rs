@@ -1,11 +1,14 @@
 //! A small SMTP client (RFC 5321) over any byte stream: EHLO (HELO when the
-//! server does not know EHLO), AUTH PLAIN and LOGIN (RFC 4954), MAIL, RCPT,
-//! DATA with dot-stuffing, QUIT.
+//! server does not know EHLO), AUTH CRAM-MD5 (RFC 2195), PLAIN and LOGIN
+//! (RFC 4954), MAIL, RCPT, DATA with dot-stuffing, QUIT.
 //!
 //! Errors say whether a retry may help: a 4xx reply and a broken or refused
 //! connection are transient, a 5xx reply (and a reply that makes no sense at
 //! that point of the dialogue) is permanent.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit, Mac};
 use pharos_sdk::PluginError;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
@@ -138,13 +141,15 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Authenticates with the first mechanism the server lists that the
-    /// client knows (PLAIN, LOGIN). `Ok(false)`: none of them is offered.
-    pub fn authenticate(
-        &mut self,
-        identity: &str,
-        username: &str,
-        password: &str,
-    ) -> Result<bool, Failure> {
+    /// credentials can serve, as upstream chooses: CRAM-MD5 with a secret, PLAIN
+    /// and LOGIN with a password. `Ok(false)`: none of them.
+    pub fn authenticate(&mut self, credentials: &Credentials<'_>) -> Result<bool, Failure> {
+        let Credentials {
+            identity,
+            username,
+            password,
+            secret,
+        } = *credentials;
         let offered: Vec<String> = self
             .extension("AUTH")
             .unwrap_or("")
@@ -153,23 +158,29 @@ impl<S: Read + Write> Client<S> {
             .collect();
         for mechanism in offered {
             match mechanism.as_str() {
-                "PLAIN" => {
-                    let token = base64(format!("{identity}\0{username}\0{password}").as_bytes());
+                "CRAM-MD5" if !secret.is_empty() => {
+                    let reply = self.command_expect("AUTH CRAM-MD5", "AUTH CRAM-MD5", &[334])?;
+                    let challenge = reply
+                        .lines
+                        .first()
+                        .and_then(|line| BASE64.decode(line.trim()).ok())
+                        .ok_or_else(|| Failure::Protocol {
+                            step: "AUTH CRAM-MD5".to_owned(),
+                            detail: format!("the challenge is not base64: {}", reply.text()),
+                        })?;
+                    let answer = format!("{username} {}", cram_md5(secret, &challenge));
+                    self.command_expect("AUTH CRAM-MD5 answer", &BASE64.encode(answer), &[235])?;
+                    return Ok(true);
+                }
+                "PLAIN" if !password.is_empty() => {
+                    let token = BASE64.encode(format!("{identity}\0{username}\0{password}"));
                     self.command_expect("AUTH PLAIN", &format!("AUTH PLAIN {token}"), &[235])?;
                     return Ok(true);
                 }
-                "LOGIN" => {
+                "LOGIN" if !password.is_empty() => {
                     self.command_expect("AUTH LOGIN", "AUTH LOGIN", &[334])?;
-                    self.command_expect(
-                        "AUTH LOGIN username",
-                        &base64(username.as_bytes()),
-                        &[334],
-                    )?;
-                    self.command_expect(
-                        "AUTH LOGIN password",
-                        &base64(password.as_bytes()),
-                        &[235],
-                    )?;
+                    self.command_expect("AUTH LOGIN username", &BASE64.encode(username), &[334])?;
+                    self.command_expect("AUTH LOGIN password", &BASE64.encode(password), &[235])?;
                     return Ok(true);
                 }
                 _ => {}
@@ -316,26 +327,32 @@ pub fn dot_stuff(message: &str) -> String {
     out
 }
 
-/// Standard base64 with padding (RFC 4648), as AUTH wants it.
-pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// What AUTH may use: upstream's `auth_identity`, `auth_username`,
+/// `auth_password` and `auth_secret`.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub identity: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub secret: &'a str,
+}
+
+/// The CRAM-MD5 digest of `challenge` (RFC 2195): HMAC-MD5 keyed with the shared
+/// secret, in lower-case hex.
+fn cram_md5(secret: &str, challenge: &[u8]) -> String {
+    use std::fmt::Write as _;
+    // HMAC takes a key of any length, so this cannot fail.
+    let Ok(mut mac) = Hmac::<md5::Md5>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(challenge);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 #[cfg(test)]
@@ -386,7 +403,7 @@ mod tests {
         c.hello("pharos.example").unwrap();
         assert_eq!(c.extension("size"), Some("1000"));
         assert_eq!(c.extension("STARTTLS"), None);
-        assert!(c.authenticate("", "u", "p").unwrap());
+        assert!(c.authenticate(&with_password("", "u", "p")).unwrap());
         assert!(written(c).contains("AUTH LOGIN\r\n"));
     }
 
@@ -397,7 +414,7 @@ mod tests {
         );
         let mut c = Client::open(s).unwrap();
         c.hello("h").unwrap();
-        assert!(c.authenticate("id", "user", "pw").unwrap());
+        assert!(c.authenticate(&with_password("id", "user", "pw")).unwrap());
         c.send(
             "a@x",
             &["b@y".to_owned(), "c@z".to_owned()],
@@ -432,7 +449,7 @@ mod tests {
             server("220 mx\n250-mx\n250 AUTH LOGIN\n334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n235 ok\n");
         let mut c = Client::open(s).unwrap();
         c.hello("h").unwrap();
-        assert!(c.authenticate("", "user", "pw").unwrap());
+        assert!(c.authenticate(&with_password("", "user", "pw")).unwrap());
         assert_eq!(written(c), "EHLO h\r\nAUTH LOGIN\r\ndXNlcg==\r\ncHc=\r\n");
     }
 
@@ -442,7 +459,7 @@ mod tests {
         let mut c = Client::open(s).unwrap();
         c.hello("h").unwrap();
         assert_eq!(c.extension("AUTH"), None);
-        assert!(!c.authenticate("", "u", "p").unwrap());
+        assert!(!c.authenticate(&with_password("", "u", "p")).unwrap());
         assert_eq!(written(c), "EHLO h\r\nHELO h\r\n");
     }
 
@@ -496,12 +513,68 @@ mod tests {
         assert_eq!(dot_stuff("."), "..\r\n.\r\n");
     }
 
+    fn with_password<'a>(
+        identity: &'a str,
+        username: &'a str,
+        password: &'a str,
+    ) -> Credentials<'a> {
+        Credentials {
+            identity,
+            username,
+            password,
+            secret: "",
+        }
+    }
+
     #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    fn cram_md5_answers_rfc_2195s_example() {
+        // RFC 2195's example: user "tim", secret "tanstaaftanstaaf".
+        let challenge = b"<1896.697170952@postoffice.reston.mci.net>";
+        assert_eq!(
+            cram_md5("tanstaaftanstaaf", challenge),
+            "b913a602c7eda7a495b4e6e7334d3890"
+        );
+        let mut c = Client::open(server(
+            "220 mx\n250-mx\n250 AUTH CRAM-MD5 PLAIN\n\
+             334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\n235 ok\n",
+        ))
+        .unwrap();
+        c.hello("h").unwrap();
+        let tim = Credentials {
+            identity: "",
+            username: "tim",
+            password: "pw",
+            secret: "tanstaaftanstaaf",
+        };
+        assert!(c.authenticate(&tim).unwrap());
+        assert_eq!(
+            written(c),
+            "EHLO h\r\nAUTH CRAM-MD5\r\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n"
+        );
+    }
+
+    #[test]
+    fn mechanisms_the_credentials_cannot_serve_are_passed_over() {
+        // No secret: CRAM-MD5 is skipped for the next the server lists.
+        let mut c =
+            Client::open(server("220 mx\n250-mx\n250 AUTH CRAM-MD5 PLAIN\n235 ok\n")).unwrap();
+        c.hello("h").unwrap();
+        let password_only = Credentials {
+            identity: "",
+            username: "u",
+            password: "p",
+            secret: "",
+        };
+        assert!(c.authenticate(&password_only).unwrap());
+        assert!(written(c).contains("AUTH PLAIN AHUAcA==\r\n"));
+        // No password: PLAIN and LOGIN cannot be used.
+        let mut c = Client::open(server("220 mx\n250-mx\n250 AUTH PLAIN LOGIN\n")).unwrap();
+        c.hello("h").unwrap();
+        let secret_only = Credentials {
+            password: "",
+            secret: "s",
+            ..password_only
+        };
+        assert!(!c.authenticate(&secret_only).unwrap());
     }
 }
