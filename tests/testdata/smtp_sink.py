@@ -10,7 +10,7 @@ as received (after the server has undone dot-stuffing). The first FAIL_FIRST
 messages (default 0) are answered `451` at the end of DATA and recorded with
 `"rejected": true`. With CERT and KEY (PEM files) it offers STARTTLS and
 refuses mail before it, and records `"tls": true` for messages that came over
-it. With CLIENT_CA it also asks for a client certificate (optional) and records
+it, with `"tls_version"`. With CLIENT_CA it also asks for a client certificate (optional) and records
 the common name of one that CLIENT_CA verified as `"client"`. Prints `ready` once
 it accepts connections, then serves until it is killed.
 """
@@ -55,6 +55,7 @@ class Sink:
             "cram_md5": isinstance(auth, CramMd5Login),
             "tls": session.ssl is not None,
             "client": client_name(session.ssl),
+            "tls_version": tls_version(session.ssl),
         }
         with self.lock:
             reject = self.fail_left > 0
@@ -79,6 +80,12 @@ class Sink:
         ok = user == "pharos" and hmac.compare_digest(digest, expected)
         # handled=False: aiosmtpd answers a failure with 535 itself.
         return AuthResult(success=ok, handled=False, auth_data=CramMd5Login(user.encode()))
+
+
+def tls_version(tls):
+    """The TLS session's protocol version (`TLSv1.3`), if any."""
+    ssl_object = (tls or {}).get("ssl_object")
+    return ssl_object.version() if ssl_object else None
 
 
 def client_name(tls):

@@ -371,7 +371,8 @@ fn require_tls_upgrades_with_starttls() {
 /// `tls_config` as alertmanager.yml writes it: `ca_file`, `cert_file` and `key_file`
 /// (read by the host, since a plugin cannot read files) verify the server and present
 /// a client certificate the server verifies; `insecure_skip_verify` sends over TLS to
-/// a server no configured CA vouches for.
+/// a server no configured CA vouches for; `max_version` and `min_version` bound the
+/// version each entry speaks.
 #[test]
 fn tls_config_files_client_certificates_and_skip_verify() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
@@ -382,14 +383,15 @@ fn tls_config_files_client_certificates_and_skip_verify() {
     let path = |p: &Path| Value::String(p.display().to_string());
     let files = format!(
         r#"{{"to": "files@example.com", "smarthost": "{host}", "require_tls": true,
-             "tls_config": {{"ca_file": {}, "cert_file": {}, "key_file": {}}}}}"#,
+             "tls_config": {{"ca_file": {}, "cert_file": {}, "key_file": {},
+                             "max_version": "TLS12"}}}}"#,
         path(&cert),
         path(&client_cert),
         path(&client_key)
     );
     let skip = format!(
         r#"{{"to": "skip@example.com", "smarthost": "{host}", "require_tls": true,
-             "tls_config": {{"insecure_skip_verify": true}}}}"#
+             "tls_config": {{"insecure_skip_verify": true, "min_version": "TLS13"}}}}"#
     );
     let p = start(&router_entries(&format!(r#""{host}""#), &[&files, &skip]));
     post(&p, r#"[{"labels": {"alertname": "DiskFull"}}]"#);
@@ -405,6 +407,8 @@ fn tls_config_files_client_certificates_and_skip_verify() {
     };
     assert_eq!(to("files@example.com")["tls"], true);
     assert_eq!(to("files@example.com")["client"], "pharos-client");
+    assert_eq!(to("files@example.com")["tls_version"], "TLSv1.2");
+    assert_eq!(to("skip@example.com")["tls_version"], "TLSv1.3");
     assert_eq!(to("skip@example.com")["tls"], true);
     assert_eq!(to("skip@example.com")["client"], Value::Null);
 }

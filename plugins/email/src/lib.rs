@@ -25,8 +25,9 @@
 //!
 //! TLS as upstream: `require_tls` makes the plugin upgrade with STARTTLS after
 //! EHLO (and fail if the server does not offer it), port 465 speaks TLS from
-//! the first byte, and otherwise the dialogue is in clear text. Not built:
-//! `tls_config`'s `min_version` and `max_version`. AUTH uses the first
+//! the first byte, and otherwise the dialogue is in clear text;
+//! `tls_config.min_version` and `max_version` bound the versions (TLS 1.2 and
+//! 1.3: rustls speaks no older one). AUTH uses the first
 //! mechanism the server lists that the configuration can serve, as upstream:
 //! CRAM-MD5 with `auth_secret`, PLAIN or LOGIN with `auth_password`.
 //! `html` is rendered
@@ -104,6 +105,10 @@ struct TlsConfig {
     server_name: String,
     #[serde(default)]
     insecure_skip_verify: bool,
+    #[serde(default)]
+    min_version: String,
+    #[serde(default)]
+    max_version: String,
 }
 
 fn default_hello() -> String {
@@ -271,6 +276,8 @@ impl Email {
             cert: &t.cert,
             key: &t.key,
             insecure_skip_verify: t.insecure_skip_verify,
+            min_version: &t.min_version,
+            max_version: &t.max_version,
         })
         .map_err(|(key, e)| config::invalid(key, e))?;
         for (key, text) in [
@@ -565,10 +572,8 @@ mod tests {
         );
         // The host reads files; one that reached the plugin was not meant for it.
         refused(r#"{"tls_config": {"cert_file": "/c"}}"#, "unknown field");
-        refused(
-            r#"{"tls_config": {"min_version": "TLS12"}}"#,
-            "unknown field",
-        );
+        parse(r#"{"tls_config": {"min_version": "TLS12", "max_version": "TLS13"}}"#).unwrap();
+        refused(r#"{"tls_config": {"min_version": "TLS11"}}"#, "min_version");
         parse(r#"{"smarthost": "mx:465", "tls_config": {"server_name": "mx.example"}}"#).unwrap();
         refused(
             r#"{"headers": {"subject": "a", "Subject": "b"}}"#,

@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    StreamOwned,
+    StreamOwned, SupportedProtocolVersion,
 };
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -27,13 +27,18 @@ pub struct Settings<'a> {
     pub key: &'a str,
     /// Accept any server certificate (the handshake's signatures are still checked).
     pub insecure_skip_verify: bool,
+    /// Upstream's `min_version` and `max_version` (`TLS12`, `TLS13`); empty for
+    /// no bound.
+    pub min_version: &'a str,
+    pub max_version: &'a str,
 }
 
 /// The client configuration for `settings`. Errors name the setting at fault.
 pub fn config(settings: Settings<'_>) -> Result<Arc<ClientConfig>, (&'static str, String)> {
     let provider = Arc::new(rustls_rustcrypto::provider());
+    let versions = versions(settings.min_version, settings.max_version)?;
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| ("tls_config", format!("no TLS version available: {e}")))?;
     // A CA that cannot be read is refused even when nothing will be verified, as
     // upstream reads `ca_file` before it looks at `insecure_skip_verify`.
@@ -73,6 +78,35 @@ pub fn config(settings: Settings<'_>) -> Result<Arc<ClientConfig>, (&'static str
         }
     };
     Ok(Arc::new(config))
+}
+
+/// The versions from `min` to `max` (upstream's names). rustls speaks TLS 1.2 and
+/// 1.3 only, so `TLS10` and `TLS11` are refused rather than quietly raised.
+fn versions(
+    min: &str,
+    max: &str,
+) -> Result<Vec<&'static SupportedProtocolVersion>, (&'static str, String)> {
+    const KNOWN: [(&str, &SupportedProtocolVersion); 2] = [
+        ("TLS12", &rustls::version::TLS12),
+        ("TLS13", &rustls::version::TLS13),
+    ];
+    let position = |key: &'static str, name: &str, default: usize| match name {
+        "" => Ok(default),
+        "TLS10" | "TLS11" => Err((key, format!("{name} is not supported: TLS12 is the oldest"))),
+        _ => KNOWN
+            .iter()
+            .position(|(n, _)| *n == name)
+            .ok_or_else(|| (key, format!("unknown TLS version {name:?}: TLS12 or TLS13"))),
+    };
+    let from = position("tls_config.min_version", min, 0)?;
+    let to = position("tls_config.max_version", max, KNOWN.len() - 1)?;
+    if from > to {
+        return Err((
+            "tls_config.max_version",
+            format!("{max} is below min_version {min}"),
+        ));
+    }
+    Ok(KNOWN[from..=to].iter().map(|(_, v)| *v).collect())
 }
 
 /// `ca_pem`'s certificates if any, else Mozilla's roots.
@@ -196,6 +230,23 @@ mod tests {
         assert!(valid_server_name("mail.example.com"));
         assert!(valid_server_name("127.0.0.1"));
         assert!(!valid_server_name("not a name"));
+    }
+
+    #[test]
+    fn version_bounds() {
+        let names = |min, max| {
+            versions(min, max).map(|v| {
+                v.iter()
+                    .map(|v| format!("{:?}", v.version))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(names("", "").unwrap(), ["TLSv1_2", "TLSv1_3"]);
+        assert_eq!(names("TLS13", "").unwrap(), ["TLSv1_3"]);
+        assert_eq!(names("", "TLS12").unwrap(), ["TLSv1_2"]);
+        assert!(names("TLS10", "").unwrap_err().1.contains("not supported"));
+        assert_eq!(names("", "TLS14").unwrap_err().0, "tls_config.max_version");
+        assert!(names("TLS13", "TLS12").unwrap_err().1.contains("below"));
     }
 
     #[test]
