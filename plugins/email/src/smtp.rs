@@ -389,6 +389,13 @@ mod tests {
         }
     }
 
+    /// A client that has read the greeting and said EHLO (or HELO) as `h`.
+    fn greeted(s: Scripted) -> Client<Scripted> {
+        let mut c = Client::open(s).unwrap();
+        c.hello("h").unwrap();
+        c
+    }
+
     fn written(c: Client<Scripted>) -> String {
         String::from_utf8_lossy(&c.stream.into_inner().written).into_owned()
     }
@@ -412,8 +419,7 @@ mod tests {
         let s = server(
             "220 mx\n250-mx\n250 AUTH PLAIN\n235 ok\n250 ok\n250 ok\n251 forwarded\n354 go on\n250 queued\n",
         );
-        let mut c = Client::open(s).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(s);
         assert!(c.authenticate(&with_password("id", "user", "pw")).unwrap());
         c.send(
             "a@x",
@@ -430,15 +436,13 @@ mod tests {
 
     #[test]
     fn starttls_hands_the_connection_over_and_forgets_extensions() {
-        let mut c = Client::open(server("220 mx\n250-mx\n250 STARTTLS\n220 go ahead\n")).unwrap();
-        c.hello("h").unwrap();
+        let c = greeted(server("220 mx\n250-mx\n250 STARTTLS\n220 go ahead\n"));
         assert_eq!(c.extension("starttls"), Some(""));
         let c = c.starttls(Ok).unwrap();
         assert_eq!(c.extension("STARTTLS"), None);
         assert_eq!(written(c), "EHLO h\r\nSTARTTLS\r\n");
 
-        let mut c = Client::open(server("220 mx\n250 mx\n454 not now\n")).unwrap();
-        c.hello("h").unwrap();
+        let c = greeted(server("220 mx\n250 mx\n454 not now\n"));
         let e = PluginError::from(c.starttls(Ok).err().unwrap());
         assert!(matches!(e, PluginError::Transient(_)), "{e:?}");
     }
@@ -447,8 +451,7 @@ mod tests {
     fn login_answers_both_challenges() {
         let s =
             server("220 mx\n250-mx\n250 AUTH LOGIN\n334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n235 ok\n");
-        let mut c = Client::open(s).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(s);
         assert!(c.authenticate(&with_password("", "user", "pw")).unwrap());
         assert_eq!(written(c), "EHLO h\r\nAUTH LOGIN\r\ndXNlcg==\r\ncHc=\r\n");
     }
@@ -456,8 +459,7 @@ mod tests {
     #[test]
     fn helo_when_ehlo_is_unknown_and_no_auth_offered() {
         let s = server("220 mx\n502 what\n250 hi\n");
-        let mut c = Client::open(s).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(s);
         assert_eq!(c.extension("AUTH"), None);
         assert!(!c.authenticate(&with_password("", "u", "p")).unwrap());
         assert_eq!(written(c), "EHLO h\r\nHELO h\r\n");
@@ -465,16 +467,14 @@ mod tests {
 
     #[test]
     fn reply_codes_decide_transient_or_permanent() {
-        let mut c = Client::open(server("220 mx\n250 mx\n451 try later\n")).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(server("220 mx\n250 mx\n451 try later\n"));
         let e = PluginError::from(c.send("a@x", &[], "x").unwrap_err());
         assert_eq!(
             e,
             PluginError::transient("MAIL FROM: the server answered 451 try later")
         );
 
-        let mut c = Client::open(server("220 mx\n250 mx\n250 ok\n550 no such user\n")).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(server("220 mx\n250 mx\n250 ok\n550 no such user\n"));
         let e = PluginError::from(c.send("a@x", &["b@y".to_owned()], "x").unwrap_err());
         assert_eq!(
             e,
@@ -534,12 +534,10 @@ mod tests {
             cram_md5("tanstaaftanstaaf", challenge),
             "b913a602c7eda7a495b4e6e7334d3890"
         );
-        let mut c = Client::open(server(
+        let mut c = greeted(server(
             "220 mx\n250-mx\n250 AUTH CRAM-MD5 PLAIN\n\
              334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\n235 ok\n",
-        ))
-        .unwrap();
-        c.hello("h").unwrap();
+        ));
         let tim = Credentials {
             identity: "",
             username: "tim",
@@ -556,9 +554,7 @@ mod tests {
     #[test]
     fn mechanisms_the_credentials_cannot_serve_are_passed_over() {
         // No secret: CRAM-MD5 is skipped for the next the server lists.
-        let mut c =
-            Client::open(server("220 mx\n250-mx\n250 AUTH CRAM-MD5 PLAIN\n235 ok\n")).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(server("220 mx\n250-mx\n250 AUTH CRAM-MD5 PLAIN\n235 ok\n"));
         let password_only = Credentials {
             identity: "",
             username: "u",
@@ -568,8 +564,7 @@ mod tests {
         assert!(c.authenticate(&password_only).unwrap());
         assert!(written(c).contains("AUTH PLAIN AHUAcA==\r\n"));
         // No password: PLAIN and LOGIN cannot be used.
-        let mut c = Client::open(server("220 mx\n250-mx\n250 AUTH PLAIN LOGIN\n")).unwrap();
-        c.hello("h").unwrap();
+        let mut c = greeted(server("220 mx\n250-mx\n250 AUTH PLAIN LOGIN\n"));
         let secret_only = Credentials {
             password: "",
             secret: "s",
